@@ -1,0 +1,122 @@
+//! The `tabssl` command line: `tabssl sql` runs SQL with the tabssl functions registered,
+//! `tabssl models` lists the model registry, `tabssl bench` measures a model.
+
+mod bench;
+mod output;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::OutputFormat;
+
+use crate::options::{Provider, TabsslOptions};
+
+/// Self-supervised learning for tabular data, inside SQL.
+#[derive(Debug, Parser)]
+#[command(name = "tabssl", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run SQL statements (several per file or string; CREATE EXTERNAL TABLE, SET, COPY work).
+    Sql(SqlArgs),
+    /// List the models in the registry.
+    Models(CommonArgs),
+    /// Measure rows/s of a model per provider and batch size on synthetic rows.
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Model registry directory [default: $TABSSL_MODELS, else ./models].
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+    /// Execution provider for models: cpu, cuda or auto.
+    #[arg(long, value_name = "PROVIDER")]
+    provider: Option<Provider>,
+    /// CUDA device ordinal.
+    #[arg(long, value_name = "N")]
+    device_id: Option<usize>,
+    /// ONNX Runtime intra-op threads per session [default: cores / partitions].
+    #[arg(long, value_name = "N")]
+    intra_threads: Option<usize>,
+    /// DataFusion target partitions [default: cores].
+    #[arg(long, value_name = "N")]
+    partitions: Option<usize>,
+    /// DataFusion batch size in rows.
+    #[arg(long, value_name = "ROWS")]
+    batch_size: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    /// SQL to run (repeatable; runs before files).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+    /// File of SQL statements to run (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl CommonArgs {
+    fn options(&self) -> TabsslOptions {
+        let mut options = TabsslOptions::default();
+        if let Some(dir) = &self.models {
+            options.models_dir = dir.display().to_string();
+        }
+        if let Some(provider) = self.provider {
+            options.provider = provider;
+        }
+        if let Some(device) = self.device_id {
+            options.device_id = device;
+        }
+        if let Some(threads) = self.intra_threads {
+            options.intra_threads = threads;
+        }
+        options
+    }
+
+    fn context(&self) -> datafusion::prelude::SessionContext {
+        let mut config = datafusion::prelude::SessionConfig::new();
+        if let Some(partitions) = self.partitions {
+            config = config.with_target_partitions(partitions.max(1));
+        }
+        if let Some(rows) = self.batch_size {
+            config = config.with_batch_size(rows.max(1));
+        }
+        // On the command line, `SELECT * FROM 'file.parquet'` reads files directly.
+        crate::new_context_with_config(config, self.options()).enable_url_table()
+    }
+}
+
+/// Runs the command line and returns the process exit code. Errors go to stderr.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format).await,
+        Command::Models(common) => {
+            let statement = "SELECT name, layout, inputs, output, width, provider, manifest, description, error \
+                             FROM tabssl_models()";
+            sql::run(&common.context(), &[statement.to_string()], &[], common.format).await
+        }
+        Command::Bench(args) => bench::run(&args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The model manifest: what a model expects, what it returns, and how it was made.
+//!
+//! A manifest is `<name>.json` beside `<name>.onnx`, or the same JSON stored in the ONNX
+//! file's `metadata_props` under [`METADATA_KEY`]. Every field is optional: what the
+//! graph itself says (input names, types, widths) is used where the manifest is silent,
+//! and where both speak they must agree.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Key of the ONNX `metadata_props` entry that may hold the manifest JSON.
+pub const METADATA_KEY: &str = "tabssl.manifest";
+
+/// A model's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// One line on what the model is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The graph inputs in the order SQL arguments bind to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<InputSpec>>,
+    /// The graph output used as the embedding or prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+    /// How raw columns are turned into the network's input (free-form, for people).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<serde_json::Value>,
+    /// How the model was trained: data, method, parameters, metrics (free-form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+}
+
+/// One graph input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The graph input's name.
+    pub name: String,
+    /// Element type: `float32`, `float64`, `int64`, `int32`, `string` or `bool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// For a packed `[batch, d]` input: the SQL columns, in order, that fill it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+}
+
+/// The graph output that tabssl returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// The graph output's name (default: the first output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Width D of the `[batch, D]` output, needed when the graph leaves it dynamic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+}
+
+impl Manifest {
+    /// Parses a manifest from JSON text; `origin` names where it came from in errors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`] naming the JSON problem.
+    pub fn parse(text: &str, model: &str, origin: &Path) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::InvalidModel {
+            model: model.to_string(),
+            path: origin.to_path_buf(),
+            message: format!("manifest is not valid: {e}"),
+        })
+    }
+
+    /// Reads and parses a manifest file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when unreadable, [`Error::InvalidModel`] when malformed.
+    pub fn read(path: &Path, model: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, model, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let text = r#"{"description": "d",
+            "inputs": [{"name": "x", "dtype": "float32", "columns": ["a", "b"]}],
+            "output": {"name": "embedding", "width": 8},
+            "training": {"method": "vime", "epochs": 3}}"#;
+        let manifest = Manifest::parse(text, "m", Path::new("m.json")).expect("valid manifest");
+        assert_eq!(manifest.output.and_then(|o| o.width), Some(8));
+        assert_eq!(manifest.inputs.map(|i| i[0].columns.clone()), Some(Some(vec!["a".into(), "b".into()])));
+    }
+
+    #[test]
+    fn rejects_unknown_fields_naming_them() {
+        let err = Manifest::parse(r#"{"ouput": {}}"#, "m", Path::new("m.json")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `ouput`"), "{err}");
+    }
+}

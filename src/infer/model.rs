@@ -1,0 +1,202 @@
+//! A loaded model (graph spec, manifest, session pool) and the process-wide cache of them.
+//!
+//! Models are cached per (file, manifest, provider, device, threads): every partition and
+//! every query of the process shares one [`LoadedModel`]. Replacing the `.onnx` or `.json`
+//! file on disk changes the key, so the next query loads the new version.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use arrow::array::ArrayRef;
+use arrow::buffer::NullBuffer;
+
+use super::manifest::{METADATA_KEY, Manifest};
+use super::registry::{ModelFiles, ModelRegistry};
+use super::runtime::{ActiveProvider, runtime};
+use super::session::{SessionConfig, SessionPool};
+use super::spec::{Arguments, ModelSpec};
+use super::tensors::{build_inputs, compact, output_values, row_validity};
+use crate::options::InferenceSettings;
+use crate::{Error, Result};
+
+/// Where a model's manifest came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// `<name>.json` beside the model.
+    File,
+    /// The ONNX file's `metadata_props`.
+    Metadata,
+    /// No manifest: everything comes from the graph.
+    None,
+}
+
+impl ManifestSource {
+    /// Lowercase name for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Metadata => "onnx metadata",
+            Self::None => "none",
+        }
+    }
+}
+
+/// A model ready to run.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The model's files.
+    pub files: ModelFiles,
+    /// The manifest, if any.
+    pub manifest: Option<Manifest>,
+    /// Where the manifest came from.
+    pub manifest_source: ManifestSource,
+    /// What the model takes and returns.
+    pub spec: ModelSpec,
+    pool: SessionPool,
+}
+
+/// Size and modification time: enough to notice a replaced file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    onnx: FileStamp,
+    manifest: Option<FileStamp>,
+    settings: InferenceSettings,
+}
+
+static CACHE: LazyLock<Mutex<HashMap<CacheKey, Arc<LoadedModel>>>> = LazyLock::new(Mutex::default);
+
+/// Returns model `name` from the registry in `settings`, loading it on first use.
+///
+/// # Errors
+/// Unknown or path-like names, unloadable files, manifests that disagree with the graph,
+/// unavailable providers.
+pub fn load_model(settings: &InferenceSettings, name: &str) -> Result<Arc<LoadedModel>> {
+    let files = ModelRegistry::new(&settings.models_dir).locate(name)?;
+    let key = CacheKey {
+        onnx: FileStamp::of(&files.onnx)?,
+        manifest: files.manifest.as_deref().map(FileStamp::of).transpose()?,
+        settings: settings.clone(),
+    };
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(model) = cache.get(&key) {
+        return Ok(Arc::clone(model));
+    }
+    let model = Arc::new(LoadedModel::open(files, settings)?);
+    // Drop older versions of the same file under the same settings.
+    cache.retain(|k, _| k.onnx.path != key.onnx.path || k.settings != key.settings);
+    cache.insert(key, Arc::clone(&model));
+    Ok(model)
+}
+
+impl LoadedModel {
+    fn open(files: ModelFiles, settings: &InferenceSettings) -> Result<Self> {
+        let runtime = runtime(settings.provider)?;
+        let config = SessionConfig {
+            model: files.name.clone(),
+            path: files.onnx.clone(),
+            provider: settings.provider,
+            device_id: settings.device_id,
+            intra_threads: settings.intra_threads,
+            max_sessions: settings.max_sessions,
+        };
+        let (pool, first) = SessionPool::open(runtime, config)?;
+        let invalid = |message: String| Error::InvalidModel {
+            model: files.name.clone(),
+            path: files.onnx.clone(),
+            message,
+        };
+        let (manifest, manifest_source) = match &files.manifest {
+            Some(path) => (Some(Manifest::read(path, &files.name)?), ManifestSource::File),
+            None => match first.metadata().ok().and_then(|m| m.custom(METADATA_KEY)) {
+                Some(text) => (Some(Manifest::parse(&text, &files.name, &files.onnx)?), ManifestSource::Metadata),
+                None => (None, ManifestSource::None),
+            },
+        };
+        let spec = ModelSpec::from_graph(first.inputs(), first.outputs(), manifest.as_ref()).map_err(|m| {
+            let origin = match manifest_source {
+                ManifestSource::File => " (checked against its manifest)",
+                ManifestSource::Metadata => " (checked against the manifest in its metadata)",
+                ManifestSource::None => "",
+            };
+            invalid(format!("{m}{origin}"))
+        })?;
+        pool.give(first);
+        Ok(Self { files, manifest, manifest_source, spec, pool })
+    }
+
+    /// The provider the model really runs on.
+    pub fn active_provider(&self) -> ActiveProvider {
+        self.pool.active_provider()
+    }
+
+    /// Runs the model over one batch of SQL arguments (the model name already removed).
+    ///
+    /// Returns the row-major output values of the valid rows and the batch's validity
+    /// (`None` when every row is valid).
+    ///
+    /// # Errors
+    /// [`Error::Inference`] naming the model and the failing rows.
+    pub fn infer(&self, arguments: Arguments, args: &[ArrayRef], batch_rows: usize) -> Result<(Vec<f32>, Option<NullBuffer>)> {
+        let validity = row_validity(args);
+        let compacted;
+        let args = match &validity {
+            Some(validity) => {
+                compacted = compact(args, validity)?;
+                compacted.as_slice()
+            }
+            None => args,
+        };
+        let rows = args.first().map_or(0, |a| a.len());
+        let mut values = Vec::with_capacity(rows * self.spec.width);
+        let chunk = self.spec.fixed_batch.unwrap_or(rows).max(1);
+        let mut offset = 0;
+        while offset < rows {
+            let n = chunk.min(rows - offset);
+            let padded = self.spec.fixed_batch.unwrap_or(n);
+            let failed = |message: String| {
+                let original = |i: usize| validity.as_ref().map_or(Some(i), |v| v.valid_indices().nth(i));
+                Error::Inference {
+                    model: self.files.name.clone(),
+                    first_row: original(offset).unwrap_or(offset),
+                    end_row: original(offset + n - 1).map_or(offset + n, |last| last + 1),
+                    batch_rows,
+                    message,
+                }
+            };
+            let inputs = build_inputs(&self.spec, arguments, args, offset, n, padded).map_err(failed)?;
+            let chunk_values = self
+                .pool
+                .with_session(|session| {
+                    let outputs = session.run(inputs).map_err(|e| e.to_string())?;
+                    let output = outputs
+                        .get(&self.spec.output)
+                        .ok_or_else(|| format!("the run returned no output '{}'", self.spec.output))?;
+                    output_values(output, &self.spec, n)
+                })?
+                .map_err(failed)?;
+            values.extend_from_slice(&chunk_values);
+            offset += n;
+        }
+        Ok((values, validity))
+    }
+}

@@ -1,0 +1,11 @@
+//! The `tabssl` command-line tool; see `tabssl --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    tabssl::cli::run(tabssl::cli::Cli::parse()).await
+}

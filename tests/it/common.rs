@@ -1,0 +1,152 @@
+//! Shared helpers: contexts over the fixture registry, the Adult table, reference outputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type, Int64Type};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tabssl::TabsslOptions;
+
+/// Tolerance for comparing against Python onnxruntime outputs.
+pub const TOLERANCE: f32 = 1e-5;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_models() -> PathBuf {
+    repo().join("tests/fixtures/models")
+}
+
+pub fn bad_models() -> PathBuf {
+    repo().join("tests/fixtures/bad_models")
+}
+
+/// The Adult training CSV from the shared data folder.
+pub fn adult_csv() -> PathBuf {
+    let dir = std::env::var_os("TABSSL_ADULT_DIR")
+        .map_or_else(|| repo().join("../shared/data/adult"), PathBuf::from);
+    let path = dir.join("adult.data.csv");
+    assert!(
+        path.is_file(),
+        "UCI Adult not found at {}: these tests need ../shared/data/adult (or TABSSL_ADULT_DIR)",
+        path.display()
+    );
+    path
+}
+
+/// A context over `models` with tabssl registered.
+pub fn context_with(models: &Path, config: SessionConfig) -> SessionContext {
+    let mut options = TabsslOptions::default();
+    options.models_dir = models.display().to_string();
+    tabssl::new_context_with_config(config, options)
+}
+
+pub fn context(models: &Path) -> SessionContext {
+    context_with(models, SessionConfig::new())
+}
+
+/// Registers the Adult training split as table `adult` (`?` read as NULL).
+pub async fn register_adult(ctx: &SessionContext) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION '{}' \
+         OPTIONS ('format.has_header' 'true', 'format.null_regex' '\\?')",
+        adult_csv().display()
+    );
+    run(ctx, &sql).await;
+}
+
+/// Runs SQL and collects the result, panicking with the error text on failure.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    match ctx.sql(sql).await {
+        Ok(df) => df.collect().await.unwrap_or_else(|e| panic!("{sql}\nfailed: {e}")),
+        Err(e) => panic!("{sql}\nfailed to plan: {e}"),
+    }
+}
+
+/// Runs SQL expected to fail and returns the error text (plan or execution).
+pub async fn error_of(ctx: &SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Err(e) => e.to_string(),
+        Ok(df) => match df.collect().await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("expected an error from {sql}"),
+        },
+    }
+}
+
+/// A row key as the fixture script writes it: raw CSV text, NULL as None.
+pub type Key = Vec<Option<String>>;
+
+/// Reference outputs of `model` computed by Python onnxruntime: key -> output.
+pub fn reference(model: &str) -> HashMap<Key, Option<Vec<f32>>> {
+    let path = repo().join(format!("tests/fixtures/reference/{model}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("reference line is JSON");
+            let key = value["key"]
+                .as_array()
+                .expect("key array")
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let output = value["output"]
+                .as_array()
+                .map(|values| values.iter().map(|v| v.as_f64().expect("number") as f32).collect());
+            (key, output)
+        })
+        .collect()
+}
+
+/// Text of cell `row` of an Int64 / Utf8 column, as the CSV holds it.
+pub fn cell_text(column: &dyn Array, row: usize) -> Option<String> {
+    if column.is_null(row) {
+        return None;
+    }
+    Some(match column.data_type() {
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Utf8 => column.as_string::<i32>().value(row).to_string(),
+        DataType::Utf8View => column.as_string_view().value(row).to_string(),
+        other => panic!("unexpected key column type {other}"),
+    })
+}
+
+/// The values of one row of an embedding (FixedSizeList<Float32>) or prediction column.
+pub fn output_row(column: &dyn Array, row: usize) -> Option<Vec<f32>> {
+    if column.is_null(row) {
+        return None;
+    }
+    Some(match column.data_type() {
+        DataType::FixedSizeList(_, _) => column
+            .as_fixed_size_list()
+            .value(row)
+            .as_primitive::<Float32Type>()
+            .values()
+            .to_vec(),
+        DataType::Float32 => vec![column.as_primitive::<Float32Type>().value(row)],
+        other => panic!("unexpected output type {other}"),
+    })
+}
+
+/// Every row of a result as (key of the first `key_columns` columns, output of column
+/// `output`), in result order.
+pub fn rows(batches: &[RecordBatch], key_columns: usize, output: usize) -> Vec<(Key, Option<Vec<f32>>)> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let key = (0..key_columns).map(|c| cell_text(batch.column(c).as_ref(), row)).collect();
+            out.push((key, output_row(batch.column(output).as_ref(), row)));
+        }
+    }
+    out
+}
+
+pub fn assert_close(actual: &[f32], expected: &[f32], context: &str) {
+    assert_eq!(actual.len(), expected.len(), "{context}: width");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let scale = e.abs().max(1.0);
+        assert!((a - e).abs() <= TOLERANCE * scale, "{context}: element {i} is {a}, expected {e}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests, compiled into one binary so the dependency tree links once.
+
+mod cli;
+mod common;
+mod concurrency;
+mod determinism;
+mod embed;
+mod errors;
+mod provider;
+mod sql_files;
+mod synthetic;
