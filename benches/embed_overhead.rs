@@ -26,7 +26,14 @@ use tabssl::infer::udf::{InferenceKind, InferenceUdf};
 use tabssl::{InferenceSettings, Provider, TabsslOptions};
 
 const ROWS: usize = 8192;
-const FEATURES: [&str; 6] = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"];
+const FEATURES: [&str; 6] = [
+    "age",
+    "fnlwgt",
+    "education-num",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+];
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
@@ -57,11 +64,16 @@ fn bench_embed(c: &mut Criterion) {
     // Direct ONNX Runtime on the same rows, same library, same thread count.
     let runtime = tabssl::infer::runtime::runtime(Provider::Cpu).expect("ONNX Runtime");
     let (mut builder, _) = runtime.session_builder(Provider::Cpu, 0, 1).expect("builder");
-    let mut session = builder.commit_from_file(models_dir().join("mlp_packed.onnx")).expect("session");
+    let mut session = builder
+        .commit_from_file(models_dir().join("mlp_packed.onnx"))
+        .expect("session");
     let mut packed = vec![0f32; ROWS * FEATURES.len()];
     for (j, column) in columns.iter().enumerate() {
         let column = arrow::compute::cast(column, &DataType::Float32).expect("cast");
-        let values = column.as_any().downcast_ref::<arrow::array::Float32Array>().expect("f32");
+        let values = column
+            .as_any()
+            .downcast_ref::<arrow::array::Float32Array>()
+            .expect("f32");
         for (i, v) in values.values().iter().enumerate() {
             packed[i * FEATURES.len() + j] = *v;
         }
@@ -72,8 +84,16 @@ fn bench_embed(c: &mut Criterion) {
     let mut args = vec![ColumnarValue::Scalar("mlp_packed".into())];
     args.extend(columns.iter().map(|c| ColumnarValue::Array(Arc::clone(c))));
     let mut arg_fields = vec![Arc::new(Field::new("model", DataType::Utf8, false))];
-    arg_fields.extend(FEATURES.iter().map(|n| Arc::new(Field::new(*n, DataType::Int64, false))));
-    let return_field = Arc::new(Field::new("embed", DataType::new_fixed_size_list(DataType::Float32, 8, true), true));
+    arg_fields.extend(
+        FEATURES
+            .iter()
+            .map(|n| Arc::new(Field::new(*n, DataType::Int64, false))),
+    );
+    let return_field = Arc::new(Field::new(
+        "embed",
+        DataType::new_fixed_size_list(DataType::Float32, 8, true),
+        true,
+    ));
     let config = Arc::new(ConfigOptions::default());
 
     let mut group = c.benchmark_group("embed_8192_rows");
@@ -112,18 +132,27 @@ fn bench_sql(c: &mut Criterion) {
     let mut options = TabsslOptions::default();
     options.models_dir = models_dir().display().to_string();
     let ctx = tabssl::new_context_with_config(SessionConfig::new().with_target_partitions(2), options);
-    let table = MemTable::try_new(batches[0].schema(), vec![batches[..BATCHES / 2].to_vec(), batches[BATCHES / 2..].to_vec()])
-        .expect("table");
+    let table = MemTable::try_new(
+        batches[0].schema(),
+        vec![batches[..BATCHES / 2].to_vec(), batches[BATCHES / 2..].to_vec()],
+    )
+    .expect("table");
     ctx.register_table("people", Arc::new(table)).expect("register");
     let sql = format!(
         "SELECT embed('mlp_packed', {}) AS e FROM people",
-        FEATURES.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+        FEATURES
+            .iter()
+            .map(|f| format!("\"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut group = c.benchmark_group("sql_end_to_end");
     group.throughput(Throughput::Elements((ROWS * BATCHES) as u64));
     group.sample_size(20);
     group.bench_function("select_embed_131072_rows_2_partitions", |b| {
-        b.iter(|| runtime.block_on(async { black_box(ctx.sql(&sql).await.expect("plan").collect().await.expect("run")) }));
+        b.iter(|| {
+            runtime.block_on(async { black_box(ctx.sql(&sql).await.expect("plan").collect().await.expect("run")) })
+        });
     });
     group.finish();
 }

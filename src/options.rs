@@ -69,7 +69,9 @@ impl ConfigField for Provider {
     }
 
     fn set(&mut self, _key: &str, value: &str) -> datafusion::error::Result<()> {
-        *self = value.parse().map_err(|e: crate::Error| DataFusionError::Configuration(e.to_string()))?;
+        *self = value
+            .parse()
+            .map_err(|e: crate::Error| DataFusionError::Configuration(e.to_string()))?;
         Ok(())
     }
 }

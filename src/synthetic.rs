@@ -23,17 +23,47 @@ const BATCH_ROWS: usize = 8192;
 const MAX_ROWS: i64 = 50_000_000;
 
 const WORKCLASS: [&str; 7] = [
-    "Private", "Self-emp-not-inc", "Local-gov", "State-gov", "Self-emp-inc", "Federal-gov", "Without-pay",
+    "Private",
+    "Self-emp-not-inc",
+    "Local-gov",
+    "State-gov",
+    "Self-emp-inc",
+    "Federal-gov",
+    "Without-pay",
 ];
 const EDUCATION: [&str; 16] = [
-    "Preschool", "1st-4th", "5th-6th", "7th-8th", "9th", "10th", "11th", "12th", "HS-grad", "Some-college",
-    "Assoc-voc", "Assoc-acdm", "Bachelors", "Masters", "Prof-school", "Doctorate",
+    "Preschool",
+    "1st-4th",
+    "5th-6th",
+    "7th-8th",
+    "9th",
+    "10th",
+    "11th",
+    "12th",
+    "HS-grad",
+    "Some-college",
+    "Assoc-voc",
+    "Assoc-acdm",
+    "Bachelors",
+    "Masters",
+    "Prof-school",
+    "Doctorate",
 ];
 const OCCUPATION_MANUAL: [&str; 6] = [
-    "Craft-repair", "Machine-op-inspct", "Transport-moving", "Handlers-cleaners", "Farming-fishing", "Other-service",
+    "Craft-repair",
+    "Machine-op-inspct",
+    "Transport-moving",
+    "Handlers-cleaners",
+    "Farming-fishing",
+    "Other-service",
 ];
 const OCCUPATION_OFFICE: [&str; 6] = [
-    "Prof-specialty", "Exec-managerial", "Adm-clerical", "Sales", "Tech-support", "Protective-serv",
+    "Prof-specialty",
+    "Exec-managerial",
+    "Adm-clerical",
+    "Sales",
+    "Tech-support",
+    "Protective-serv",
 ];
 const RACE: [&str; 5] = ["White", "Black", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other"];
 const COUNTRY: [&str; 6] = ["United-States", "Mexico", "Philippines", "Germany", "Canada", "India"];
@@ -74,7 +104,10 @@ struct RowRng {
 
 impl RowRng {
     fn new(seed: u64, row: u64) -> Self {
-        Self { key: splitmix64(seed ^ splitmix64(row)), counter: 0 }
+        Self {
+            key: splitmix64(seed ^ splitmix64(row)),
+            counter: 0,
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -138,7 +171,11 @@ fn person(seed: u64, row: u64) -> Person {
     let male = rng.uniform() < 0.67;
     let married = rng.uniform() < sigmoid(1.2 * stage + 0.3 * standing);
     let office = rng.uniform() < sigmoid(1.5 * standing);
-    let occupation = if office { rng.pick(&OCCUPATION_OFFICE) } else { rng.pick(&OCCUPATION_MANUAL) };
+    let occupation = if office {
+        rng.pick(&OCCUPATION_OFFICE)
+    } else {
+        rng.pick(&OCCUPATION_MANUAL)
+    };
     let relationship = match (married, male) {
         (true, true) => "Husband",
         (true, false) => "Wife",
@@ -160,14 +197,32 @@ fn person(seed: u64, row: u64) -> Person {
     } else {
         0
     };
-    let capital_loss = if rng.uniform() < 0.04 { (1_000.0 + rng.uniform() * 1_500.0).round() as i64 } else { 0 };
+    let capital_loss = if rng.uniform() < 0.04 {
+        (1_000.0 + rng.uniform() * 1_500.0).round() as i64
+    } else {
+        0
+    };
     let fnlwgt = (190_000.0 * (0.45 * rng.normal()).exp()).round() as i64;
     let workclass = (rng.uniform() >= 0.056).then(|| {
-        if rng.uniform() < 0.7 { WORKCLASS[0] } else { rng.pick(&WORKCLASS[1..]) }
+        if rng.uniform() < 0.7 {
+            WORKCLASS[0]
+        } else {
+            rng.pick(&WORKCLASS[1..])
+        }
     });
     let occupation = (rng.uniform() >= 0.057).then_some(occupation);
-    let race = if rng.uniform() < 0.85 { RACE[0] } else { rng.pick(&RACE[1..]) };
-    let country = (rng.uniform() >= 0.018).then(|| if rng.uniform() < 0.9 { COUNTRY[0] } else { rng.pick(&COUNTRY[1..]) });
+    let race = if rng.uniform() < 0.85 {
+        RACE[0]
+    } else {
+        rng.pick(&RACE[1..])
+    };
+    let country = (rng.uniform() >= 0.018).then(|| {
+        if rng.uniform() < 0.9 {
+            COUNTRY[0]
+        } else {
+            rng.pick(&COUNTRY[1..])
+        }
+    });
     Person {
         age,
         workclass,
@@ -193,7 +248,9 @@ fn person(seed: u64, row: u64) -> Person {
 pub fn synthetic_batch(seed: u64, start: u64, end: u64) -> arrow::error::Result<RecordBatch> {
     let people: Vec<Person> = (start..end).map(|row| person(seed, row)).collect();
     let ints = |f: fn(&Person) -> i64| -> ArrayRef { Arc::new(people.iter().map(f).collect::<Int64Array>()) };
-    let texts = |f: fn(&Person) -> Option<&'static str>| -> ArrayRef { Arc::new(people.iter().map(f).collect::<StringArray>()) };
+    let texts = |f: fn(&Person) -> Option<&'static str>| -> ArrayRef {
+        Arc::new(people.iter().map(f).collect::<StringArray>())
+    };
     let ids: ArrayRef = Arc::new((start..end).map(|r| r as i64).collect::<Int64Array>());
     RecordBatch::try_new(
         synthetic_schema(),
@@ -235,7 +292,10 @@ impl TableFunctionImpl for SyntheticTableFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         if exprs.is_empty() || exprs.len() > 2 {
-            return plan_err!("tabssl_synthetic(rows[, seed]) takes 1 or 2 integer arguments, got {}", exprs.len());
+            return plan_err!(
+                "tabssl_synthetic(rows[, seed]) takes 1 or 2 integer arguments, got {}",
+                exprs.len()
+            );
         }
         let rows = literal_int(exprs.first(), "rows")?.unwrap_or(0);
         if !(0..=MAX_ROWS).contains(&rows) {
@@ -273,12 +333,19 @@ mod tests {
     fn label_follows_the_latent_structure() {
         let batch = synthetic_batch(1, 0, 20_000).expect("batch");
         let education = batch.column(5).as_any().downcast_ref::<Int64Array>().expect("ints");
-        let class = batch.column(15).as_any().downcast_ref::<StringArray>().expect("strings");
+        let class = batch
+            .column(15)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
         let rate = |keep: &dyn Fn(i64) -> bool| {
             let rows: Vec<usize> = (0..batch.num_rows()).filter(|&i| keep(education.value(i))).collect();
             rows.iter().filter(|&&i| class.value(i) == ">50K").count() as f64 / rows.len() as f64
         };
         let (low, high) = (rate(&|e| e <= 9), rate(&|e| e >= 13));
-        assert!(high > low + 0.2, "income rate should rise with education: {low} vs {high}");
+        assert!(
+            high > low + 0.2,
+            "income rate should rise with education: {low} vs {high}"
+        );
     }
 }

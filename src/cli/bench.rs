@@ -88,7 +88,11 @@ fn embeddings(batches: &[RecordBatch]) -> Vec<Option<Vec<f32>>> {
     for batch in batches {
         let column = batch.column(0).as_fixed_size_list();
         for row in 0..column.len() {
-            out.push(column.is_valid(row).then(|| column.value(row).as_primitive::<Float32Type>().values().to_vec()));
+            out.push(
+                column
+                    .is_valid(row)
+                    .then(|| column.value(row).as_primitive::<Float32Type>().values().to_vec()),
+            );
         }
     }
     out
@@ -126,7 +130,9 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         batches.push(synthetic_batch(1, start, end)?);
         start = end;
     }
-    let partitions = args.partitions.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let partitions = args
+        .partitions
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut split = vec![Vec::new(); partitions.max(1)];
     for (i, batch) in batches.into_iter().enumerate() {
         split[i % partitions.max(1)].push(batch);
@@ -134,8 +140,16 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
     let table = Arc::new(MemTable::try_new(crate::synthetic::synthetic_schema(), split)?);
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "model {}, {} synthetic rows, {partitions} partitions, best of {}", args.model, args.rows, args.repeat)?;
-    writeln!(out, "{:<10} {:>10} {:>10} {:>14}", "provider", "batch", "seconds", "rows/s")?;
+    writeln!(
+        out,
+        "model {}, {} synthetic rows, {partitions} partitions, best of {}",
+        args.model, args.rows, args.repeat
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:>10} {:>10} {:>14}",
+        "provider", "batch", "seconds", "rows/s"
+    )?;
     let mut reference: Option<(Provider, Vec<Option<Vec<f32>>>)> = None;
     let mut agreement = Vec::new();
     for &provider in &args.providers {
@@ -144,9 +158,17 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         let call = format!(
             "embed('{}', {})",
             args.model,
-            columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+            columns
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let ordered = ctx.sql(&format!("SELECT {call} FROM bench_rows ORDER BY id")).await?.collect().await?;
+        let ordered = ctx
+            .sql(&format!("SELECT {call} FROM bench_rows ORDER BY id"))
+            .await?
+            .collect()
+            .await?;
         let values = embeddings(&ordered);
         let settings = InferenceSettings::from_config(ctx.state().config().options());
         let active = load_model(&settings, &args.model)?.active_provider();
@@ -160,7 +182,12 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
                 ctx.sql(&sql).await?.collect().await?;
                 best = best.min(started.elapsed().as_secs_f64());
             }
-            writeln!(out, "{:<10} {batch_size:>10} {best:>10.4} {:>14.0}", active.to_string(), args.rows as f64 / best)?;
+            writeln!(
+                out,
+                "{:<10} {batch_size:>10} {best:>10.4} {:>14.0}",
+                active.to_string(),
+                args.rows as f64 / best
+            )?;
         }
         match &reference {
             None => reference = Some((provider, values)),
@@ -173,7 +200,10 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
             Some(d) => {
                 let verdict = if d <= AGREEMENT { "agree" } else { "DISAGREE" };
                 disagree |= d > AGREEMENT;
-                writeln!(out, "{other} vs {first}: max relative difference {d:.2e} ({verdict}, tolerance {AGREEMENT:.0e})")?;
+                writeln!(
+                    out,
+                    "{other} vs {first}: max relative difference {d:.2e} ({verdict}, tolerance {AGREEMENT:.0e})"
+                )?;
             }
             None => {
                 disagree = true;
@@ -182,7 +212,9 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     if disagree {
-        return Err(DataFusionError::Execution("providers disagree beyond the tolerance".into()));
+        return Err(DataFusionError::Execution(
+            "providers disagree beyond the tolerance".into(),
+        ));
     }
     Ok(())
 }

@@ -37,7 +37,13 @@ pub struct ResultWriter<W: Write> {
 impl<W: Write> ResultWriter<W> {
     /// A writer for results of `schema` into `out`.
     pub fn new(format: OutputFormat, schema: SchemaRef, out: W) -> Self {
-        Self { format, schema, out, table: Vec::new(), rows: 0 }
+        Self {
+            format,
+            schema,
+            out,
+            table: Vec::new(),
+            rows: 0,
+        }
     }
 
     /// Writes (or, for tables, keeps) one batch.
@@ -49,7 +55,10 @@ impl<W: Write> ResultWriter<W> {
             OutputFormat::Csv => {
                 if batch.num_rows() > 0 {
                     let batch = nested_as_text(batch)?;
-                    arrow::csv::WriterBuilder::new().with_header(first).build(&mut self.out).write(&batch)?;
+                    arrow::csv::WriterBuilder::new()
+                        .with_header(first)
+                        .build(&mut self.out)
+                        .write(&batch)?;
                 }
             }
             OutputFormat::Json => {
@@ -75,7 +84,10 @@ impl<W: Write> ResultWriter<W> {
             }
             OutputFormat::Csv if self.rows == 0 => {
                 let empty = nested_as_text(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
-                arrow::csv::WriterBuilder::new().with_header(true).build(&mut self.out).write(&empty)?;
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut self.out)
+                    .write(&empty)?;
             }
             OutputFormat::Json if self.rows == 0 => writeln!(self.out, "[]")?,
             OutputFormat::Json => writeln!(self.out, "]")?,

@@ -96,12 +96,15 @@ mod tests {
             "training": {"method": "vime", "epochs": 3}}"#;
         let manifest = Manifest::parse(text, "m", Path::new("m.json")).expect("valid manifest");
         assert_eq!(manifest.output.and_then(|o| o.width), Some(8));
-        assert_eq!(manifest.inputs.map(|i| i[0].columns.clone()), Some(Some(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            manifest.inputs.map(|i| i[0].columns.clone()),
+            Some(Some(vec!["a".into(), "b".into()]))
+        );
     }
 
     #[test]
     fn rejects_unknown_fields_naming_them() {
-        let err = Manifest::parse(r#"{"ouput": {}}"#, "m", Path::new("m.json")).unwrap_err();
+        let err = Manifest::parse(r#"{"ouput": {}}"#, "m", Path::new("m.json")).expect_err("an error is expected");
         assert!(err.to_string().contains("unknown field `ouput`"), "{err}");
     }
 }

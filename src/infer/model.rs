@@ -128,7 +128,10 @@ impl LoadedModel {
         let (manifest, manifest_source) = match &files.manifest {
             Some(path) => (Some(Manifest::read(path, &files.name)?), ManifestSource::File),
             None => match first.metadata().ok().and_then(|m| m.custom(METADATA_KEY)) {
-                Some(text) => (Some(Manifest::parse(&text, &files.name, &files.onnx)?), ManifestSource::Metadata),
+                Some(text) => (
+                    Some(Manifest::parse(&text, &files.name, &files.onnx)?),
+                    ManifestSource::Metadata,
+                ),
                 None => (None, ManifestSource::None),
             },
         };
@@ -141,7 +144,13 @@ impl LoadedModel {
             invalid(format!("{m}{origin}"))
         })?;
         pool.give(first);
-        Ok(Self { files, manifest, manifest_source, spec, pool })
+        Ok(Self {
+            files,
+            manifest,
+            manifest_source,
+            spec,
+            pool,
+        })
     }
 
     /// The provider the model really runs on.
@@ -156,7 +165,12 @@ impl LoadedModel {
     ///
     /// # Errors
     /// [`Error::Inference`] naming the model and the failing rows.
-    pub fn infer(&self, arguments: Arguments, args: &[ArrayRef], batch_rows: usize) -> Result<(Vec<f32>, Option<NullBuffer>)> {
+    pub fn infer(
+        &self,
+        arguments: Arguments,
+        args: &[ArrayRef],
+        batch_rows: usize,
+    ) -> Result<(Vec<f32>, Option<NullBuffer>)> {
         let validity = row_validity(args);
         let compacted;
         let args = match &validity {

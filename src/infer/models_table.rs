@@ -95,8 +95,13 @@ impl TableFunctionImpl for ModelsTableFunction {
         }
         let settings = InferenceSettings::from_config(args.session().config_options());
         let registry = ModelRegistry::new(&settings.models_dir);
-        let rows: Vec<Row> = registry.names()?.iter().map(|name| describe(&settings, &registry, name)).collect();
-        let strings = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
+        let rows: Vec<Row> = registry
+            .names()?
+            .iter()
+            .map(|name| describe(&settings, &registry, name))
+            .collect();
+        let strings =
+            |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
         let columns: Vec<ArrayRef> = vec![
             strings(|r| Some(r.name.as_str())),
             strings(|r| Some(r.path.as_str())),

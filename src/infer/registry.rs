@@ -93,9 +93,7 @@ impl ModelRegistry {
 /// Accepts `[A-Za-z0-9_][A-Za-z0-9_.-]*` without `..`: never a path.
 fn validate_name(name: &str, dir: &Path) -> Result<()> {
     let mut chars = name.chars();
-    let plain = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    let plain = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !name.contains("..")
         && name.len() <= 128;
@@ -116,8 +114,18 @@ mod tests {
     #[test]
     fn rejects_path_like_names_before_touching_the_disk() {
         let registry = ModelRegistry::new("/definitely/not/here");
-        for name in ["../etc/passwd", "a/b", "/abs", "..", "a..b", "", ".hidden", "a\\b", "x y"] {
-            let err = registry.locate(name).unwrap_err();
+        for name in [
+            "../etc/passwd",
+            "a/b",
+            "/abs",
+            "..",
+            "a..b",
+            "",
+            ".hidden",
+            "a\\b",
+            "x y",
+        ] {
+            let err = registry.locate(name).expect_err("an error is expected");
             assert!(matches!(err, Error::InvalidModelName { .. }), "{name:?}: {err}");
         }
     }
@@ -130,12 +138,17 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), b"x").expect("write");
         let registry = ModelRegistry::new(dir.path());
         assert_eq!(registry.names().expect("names"), ["a", "b"]);
-        let err = registry.locate("c").unwrap_err().to_string();
+        let err = registry.locate("c").expect_err("an error is expected").to_string();
         assert!(err.contains("available models: a, b"), "{err}");
     }
 
     #[test]
     fn missing_directory_has_no_models() {
-        assert!(ModelRegistry::new("/definitely/not/here").names().expect("names").is_empty());
+        assert!(
+            ModelRegistry::new("/definitely/not/here")
+                .names()
+                .expect("names")
+                .is_empty()
+        );
     }
 }

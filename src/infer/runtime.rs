@@ -134,15 +134,16 @@ impl Runtime {
         }
         match self.register_cuda(builder, device_id) {
             Ok(builder) => Ok((builder, ActiveProvider::Cuda(device_id))),
-            Err((reason, builder)) if provider == Provider::Auto => {
+            Err(failure) if provider == Provider::Auto => {
+                let (reason, builder) = *failure;
                 if !AUTO_FALLBACK_WARNED.swap(true, Ordering::Relaxed) {
                     log::warn!("tabssl.provider = 'auto': CUDA is not available ({reason}); running on the CPU");
                 }
                 Ok((builder, ActiveProvider::Cpu))
             }
-            Err((reason, _)) => Err(Error::ProviderUnavailable {
+            Err(failure) => Err(Error::ProviderUnavailable {
                 provider: format!("cuda (device {device_id})"),
-                reason,
+                reason: failure.0,
             }),
         }
     }
@@ -152,25 +153,29 @@ impl Runtime {
         &self,
         builder: SessionBuilder,
         device_id: usize,
-    ) -> std::result::Result<SessionBuilder, (String, SessionBuilder)> {
+    ) -> std::result::Result<SessionBuilder, Box<(String, SessionBuilder)>> {
         if !ep::CUDA::is_available().unwrap_or(false) {
-            let device = if nvidia_device_visible() { "" } else { "no NVIDIA device is visible, and " };
-            return Err((
+            let device = if nvidia_device_visible() {
+                ""
+            } else {
+                "no NVIDIA device is visible, and "
+            };
+            return Err(Box::new((
                 format!(
                     "{device}the loaded ONNX Runtime ({}) was built without the CUDA execution provider; \
                      on a GPU machine install onnxruntime-gpu=={ORT_VERSION} or point ORT_DYLIB_PATH at its library",
                     self.library.display()
                 ),
                 builder,
-            ));
+            )));
         }
         let Ok(device) = i32::try_from(device_id) else {
-            return Err((format!("device id {device_id} is out of range"), builder));
+            return Err(Box::new((format!("device id {device_id} is out of range"), builder)));
         };
         let cuda = ep::CUDA::default().with_device_id(device).build().error_on_failure();
         builder.with_execution_providers([cuda]).map_err(|e| {
             let reason = e.to_string();
-            (reason, e.recover())
+            Box::new((reason, e.recover()))
         })
     }
 }
@@ -213,10 +218,7 @@ fn locate_library(flavor: Flavor) -> Result<PathBuf> {
     } else {
         match fetch_wheel(flavor, &cache) {
             Ok(path) => return Ok(path),
-            Err(why) => tried.push(format!(
-                "fetching {}=={ORT_VERSION} with pip: {why}",
-                flavor.package()
-            )),
+            Err(why) => tried.push(format!("fetching {}=={ORT_VERSION} with pip: {why}", flavor.package())),
         }
     }
 
@@ -335,15 +337,29 @@ fn fetch_wheel(flavor: Flavor, cache: &Path) -> std::result::Result<PathBuf, Str
 fn download_and_unpack(flavor: Flavor, staging: &Path) -> std::result::Result<(), String> {
     let wheels = staging.join("wheel");
     let requirement = format!("{}=={ORT_VERSION}", flavor.package());
-    log::warn!("fetching {requirement} with pip (once; cached under {})", cache_dir().display());
+    log::warn!(
+        "fetching {requirement} with pip (once; cached under {})",
+        cache_dir().display()
+    );
     let status = Command::new(python())
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+        ])
         .arg(&wheels)
         .arg(&requirement)
         .status()
         .map_err(|e| format!("could not run {} -m pip: {e}", python()))?;
     if !status.success() {
-        return Err(format!("`{} -m pip download {requirement}` failed ({status})", python()));
+        return Err(format!(
+            "`{} -m pip download {requirement}` failed ({status})",
+            python()
+        ));
     }
     let status = Command::new(python())
         .args([

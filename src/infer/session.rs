@@ -60,7 +60,10 @@ impl SessionPool {
             runtime,
             config,
             active,
-            state: Mutex::new(PoolState { idle: Vec::new(), created: 1 }),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                created: 1,
+            }),
             returned: Condvar::new(),
         };
         Ok((pool, session))
@@ -82,8 +85,14 @@ impl SessionPool {
     /// # Errors
     /// Errors from creating a new session when the pool must grow.
     pub fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R> {
-        let mut borrowed = Borrowed { pool: self, session: Some(self.take()?) };
-        let session = borrowed.session.as_mut().ok_or_else(|| Error::RuntimeUnavailable("session pool lost a session".into()))?;
+        let mut borrowed = Borrowed {
+            pool: self,
+            session: Some(self.take()?),
+        };
+        let session = borrowed
+            .session
+            .as_mut()
+            .ok_or_else(|| Error::RuntimeUnavailable("session pool lost a session".into()))?;
         Ok(f(session))
     }
 

@@ -181,20 +181,35 @@ impl ModelSpec {
                         }
                     };
                     batch_dims.push(dims[0]);
-                    columns.push(ColumnInput { name: outlet.name().to_string(), dtype, rank });
+                    columns.push(ColumnInput {
+                        name: outlet.name().to_string(),
+                        dtype,
+                        rank,
+                    });
                 }
                 InputLayout::PerColumn(columns)
             }
         };
         let fixed_batch = fixed_batch(&batch_dims)?;
         let (output, output_dtype, width) = output_of(outputs, manifest)?;
-        Ok(Self { layout, output, output_dtype, width, fixed_batch })
+        Ok(Self {
+            layout,
+            output,
+            output_dtype,
+            width,
+            fixed_batch,
+        })
     }
 
     /// Human-readable list of the expected SQL arguments after the model name.
     pub fn expected_arguments(&self) -> String {
         match &self.layout {
-            InputLayout::Packed { name, dtype, width, columns } => format!(
+            InputLayout::Packed {
+                name,
+                dtype,
+                width,
+                columns,
+            } => format!(
                 "{width} numeric arguments ({}) packed into input '{name}' {}[batch, {width}], \
                  or one list argument of length {width}",
                 columns.join(", "),
@@ -225,7 +240,11 @@ impl ModelSpec {
         match &self.layout {
             InputLayout::Packed { width, columns, .. } => {
                 if arg_types.len() == *width {
-                    if let Some((i, dt)) = arg_types.iter().enumerate().find(|(_, dt)| !ElementType::Float32.accepts(dt)) {
+                    if let Some((i, dt)) = arg_types
+                        .iter()
+                        .enumerate()
+                        .find(|(_, dt)| !ElementType::Float32.accepts(dt))
+                    {
                         return Err(format!(
                             "argument {} ({}) has type {dt}, expected a numeric type; expected {}",
                             i + 2,
@@ -266,14 +285,19 @@ impl ModelSpec {
 /// Whether `dt` is a numeric list that can hold `width` values.
 fn list_fits(dt: &DataType, width: usize) -> bool {
     match dt {
-        DataType::FixedSizeList(field, n) => usize::try_from(*n).is_ok_and(|n| n == width) && field.data_type().is_numeric(),
+        DataType::FixedSizeList(field, n) => {
+            usize::try_from(*n).is_ok_and(|n| n == width) && field.data_type().is_numeric()
+        }
         DataType::List(field) | DataType::LargeList(field) => field.data_type().is_numeric(),
         _ => false,
     }
 }
 
 /// Graph inputs in binding order, each with the manifest's declared dtype.
-fn order_inputs<'a>(inputs: &'a [Outlet], manifest: Option<&Manifest>) -> Result<Vec<(&'a Outlet, Option<String>)>, String> {
+fn order_inputs<'a>(
+    inputs: &'a [Outlet],
+    manifest: Option<&Manifest>,
+) -> Result<Vec<(&'a Outlet, Option<String>)>, String> {
     let Some(specs) = manifest.and_then(|m| m.inputs.as_ref()) else {
         return Ok(inputs.iter().map(|outlet| (outlet, None)).collect());
     };
@@ -306,7 +330,10 @@ fn order_inputs<'a>(inputs: &'a [Outlet], manifest: Option<&Manifest>) -> Result
 
 /// The packed layout, when the graph's only input is a float `[batch, d]` tensor with
 /// d > 1 or the manifest lists its columns.
-fn packed_input(ordered: &[(&Outlet, Option<String>)], manifest: Option<&Manifest>) -> Result<Option<(InputLayout, i64)>, String> {
+fn packed_input(
+    ordered: &[(&Outlet, Option<String>)],
+    manifest: Option<&Manifest>,
+) -> Result<Option<(InputLayout, i64)>, String> {
     let [(outlet, spec_dtype)] = ordered else {
         return Ok(None);
     };
@@ -318,7 +345,10 @@ fn packed_input(ordered: &[(&Outlet, Option<String>)], manifest: Option<&Manifes
     let dtype = ElementType::from_ort(ty);
     let [batch, d] = dims.as_slice() else {
         return match manifest_columns {
-            Some(_) => Err(format!("manifest lists columns for input '{}' but its shape is {dims:?}, not [batch, d]", outlet.name())),
+            Some(_) => Err(format!(
+                "manifest lists columns for input '{}' but its shape is {dims:?}, not [batch, d]",
+                outlet.name()
+            )),
             None => Ok(None),
         };
     };
@@ -326,7 +356,10 @@ fn packed_input(ordered: &[(&Outlet, Option<String>)], manifest: Option<&Manifes
         return Ok(None);
     }
     let Some(dtype) = dtype.filter(|t| t.is_float()) else {
-        return Err(format!("packed input '{}' has element type {ty:?}; expected float32 or float64", outlet.name()));
+        return Err(format!(
+            "packed input '{}' has element type {ty:?}; expected float32 or float64",
+            outlet.name()
+        ));
     };
     check_dtype(outlet.name(), dtype, spec_dtype.as_deref())?;
     let width = match (usize::try_from(*d).ok(), &manifest_columns) {
@@ -347,7 +380,12 @@ fn packed_input(ordered: &[(&Outlet, Option<String>)], manifest: Option<&Manifes
         }
     };
     let columns = manifest_columns.unwrap_or_else(|| (0..width).map(|i| format!("x[{i}]")).collect());
-    let layout = InputLayout::Packed { name: outlet.name().to_string(), dtype, width, columns };
+    let layout = InputLayout::Packed {
+        name: outlet.name().to_string(),
+        dtype,
+        width,
+        columns,
+    };
     Ok(Some((layout, *batch)))
 }
 
@@ -363,7 +401,10 @@ fn check_dtype(name: &str, graph: ElementType, manifest: Option<&str>) -> Result
 
 /// The common fixed batch size of all inputs, if the graph fixes one.
 fn fixed_batch(dims: &[i64]) -> Result<Option<usize>, String> {
-    let fixed: Vec<usize> = dims.iter().filter_map(|&d| usize::try_from(d).ok().filter(|&d| d > 0)).collect();
+    let fixed: Vec<usize> = dims
+        .iter()
+        .filter_map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect();
     match fixed.split_first() {
         None => Ok(None),
         Some((first, rest)) if rest.iter().all(|d| d == first) && fixed.len() == dims.len() => Ok(Some(*first)),
@@ -377,22 +418,36 @@ fn output_of(outputs: &[Outlet], manifest: Option<&Manifest>) -> Result<(String,
     let names: Vec<&str> = outputs.iter().map(Outlet::name).collect();
     let outlet = match spec.and_then(|s| s.name.as_deref()) {
         Some(name) => outputs.iter().find(|o| o.name() == name).ok_or_else(|| {
-            format!("manifest output '{name}' is not an output of the graph (graph outputs: {})", names.join(", "))
+            format!(
+                "manifest output '{name}' is not an output of the graph (graph outputs: {})",
+                names.join(", ")
+            )
         })?,
         None => outputs.first().ok_or("the graph has no outputs")?,
     };
     let (ty, dims) = tensor_of(outlet)?;
-    let dtype = ElementType::from_ort(ty)
-        .filter(|t| t.is_float())
-        .ok_or_else(|| format!("output '{}' has element type {ty:?}; expected float32 or float64", outlet.name()))?;
+    let dtype = ElementType::from_ort(ty).filter(|t| t.is_float()).ok_or_else(|| {
+        format!(
+            "output '{}' has element type {ty:?}; expected float32 or float64",
+            outlet.name()
+        )
+    })?;
     let graph_width = match dims.as_slice() {
         [_] => Some(1),
         [_, d] => usize::try_from(*d).ok(),
-        _ => return Err(format!("output '{}' has shape {dims:?}; expected [batch, D] or [batch]", outlet.name())),
+        _ => {
+            return Err(format!(
+                "output '{}' has shape {dims:?}; expected [batch, D] or [batch]",
+                outlet.name()
+            ));
+        }
     };
     let width = match (graph_width, spec.and_then(|s| s.width)) {
         (Some(g), Some(m)) if g != m => {
-            return Err(format!("manifest says output '{}' has width {m} but the graph says {g}", outlet.name()));
+            return Err(format!(
+                "manifest says output '{}' has width {m} but the graph says {g}",
+                outlet.name()
+            ));
         }
         (Some(w), _) | (None, Some(w)) => w,
         (None, None) => {
@@ -437,12 +492,17 @@ mod tests {
         .expect("spec");
         assert_eq!(spec.width, 8);
         assert_eq!(spec.fixed_batch, None);
-        assert_eq!(spec.bind(&[DataType::Int64, DataType::Float64, DataType::UInt8]), Ok(Arguments::Columns));
+        assert_eq!(
+            spec.bind(&[DataType::Int64, DataType::Float64, DataType::UInt8]),
+            Ok(Arguments::Columns)
+        );
         let list = DataType::new_fixed_size_list(DataType::Float32, 3, true);
         assert_eq!(spec.bind(&[list]), Ok(Arguments::Vector));
-        let err = spec.bind(&[DataType::Int64, DataType::Utf8, DataType::Int64]).unwrap_err();
+        let err = spec
+            .bind(&[DataType::Int64, DataType::Utf8, DataType::Int64])
+            .expect_err("an error is expected");
         assert!(err.contains("argument 3 (x[1]) has type Utf8"), "{err}");
-        let err = spec.bind(&[DataType::Int64]).unwrap_err();
+        let err = spec.bind(&[DataType::Int64]).expect_err("an error is expected");
         assert!(err.contains("expected 3 numeric arguments"), "{err}");
     }
 
@@ -454,18 +514,35 @@ mod tests {
         ];
         let manifest = Manifest {
             inputs: Some(vec![
-                InputSpec { name: "workclass".into(), dtype: Some("string".into()), columns: None },
-                InputSpec { name: "age".into(), dtype: None, columns: None },
+                InputSpec {
+                    name: "workclass".into(),
+                    dtype: Some("string".into()),
+                    columns: None,
+                },
+                InputSpec {
+                    name: "age".into(),
+                    dtype: None,
+                    columns: None,
+                },
             ]),
             ..Manifest::default()
         };
-        let spec =
-            ModelSpec::from_graph(&inputs, &[tensor("e", TensorElementType::Float32, &[-1, 4])], Some(&manifest)).expect("spec");
-        let InputLayout::PerColumn(columns) = &spec.layout else { panic!("expected per-column layout") };
+        let spec = ModelSpec::from_graph(
+            &inputs,
+            &[tensor("e", TensorElementType::Float32, &[-1, 4])],
+            Some(&manifest),
+        )
+        .expect("spec");
+        let InputLayout::PerColumn(columns) = &spec.layout else {
+            panic!("expected per-column layout")
+        };
         assert_eq!(columns[0].name, "workclass");
         assert_eq!(columns[0].rank, 2);
-        assert_eq!(spec.bind(&[DataType::Utf8View, DataType::Int32]), Ok(Arguments::Columns));
-        let err = spec.bind(&[DataType::Int32, DataType::Utf8]).unwrap_err();
+        assert_eq!(
+            spec.bind(&[DataType::Utf8View, DataType::Int32]),
+            Ok(Arguments::Columns)
+        );
+        let err = spec.bind(&[DataType::Int32, DataType::Utf8]).expect_err("an error is expected");
         assert!(err.contains("input 'workclass' is string"), "{err}");
     }
 
@@ -485,20 +562,37 @@ mod tests {
     fn manifest_disagreements_are_reported() {
         let inputs = [tensor("x", TensorElementType::Float32, &[-1, 3])];
         let outputs = [tensor("e", TensorElementType::Float32, &[-1, 8])];
-        let wrong_width = Manifest { output: Some(OutputSpec { name: None, width: Some(16) }), ..Manifest::default() };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_width)).unwrap_err();
+        let wrong_width = Manifest {
+            output: Some(OutputSpec {
+                name: None,
+                width: Some(16),
+            }),
+            ..Manifest::default()
+        };
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_width)).expect_err("an error is expected");
         assert!(err.contains("width 16 but the graph says 8"), "{err}");
         let wrong_name = Manifest {
-            inputs: Some(vec![InputSpec { name: "features".into(), dtype: None, columns: None }]),
+            inputs: Some(vec![InputSpec {
+                name: "features".into(),
+                dtype: None,
+                columns: None,
+            }]),
             ..Manifest::default()
         };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_name)).unwrap_err();
-        assert!(err.contains("'features' is not an input of the graph (graph inputs: x)"), "{err}");
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_name)).expect_err("an error is expected");
+        assert!(
+            err.contains("'features' is not an input of the graph (graph inputs: x)"),
+            "{err}"
+        );
         let wrong_columns = Manifest {
-            inputs: Some(vec![InputSpec { name: "x".into(), dtype: None, columns: Some(vec!["a".into()]) }]),
+            inputs: Some(vec![InputSpec {
+                name: "x".into(),
+                dtype: None,
+                columns: Some(vec!["a".into()]),
+            }]),
             ..Manifest::default()
         };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_columns)).unwrap_err();
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_columns)).expect_err("an error is expected");
         assert!(err.contains("lists 1 columns"), "{err}");
     }
 
@@ -517,7 +611,7 @@ mod tests {
             &[tensor("y", TensorElementType::Float32, &[-1, -1])],
             None,
         )
-        .unwrap_err();
+        .expect_err("an error is expected");
         assert!(err.contains("dynamic width"), "{err}");
     }
 }

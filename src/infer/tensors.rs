@@ -100,7 +100,11 @@ pub fn build_inputs(
             .iter()
             .zip(args)
             .map(|(input, arg)| {
-                let shape = if input.rank == 1 { vec![padded_rows as i64] } else { vec![padded_rows as i64, 1] };
+                let shape = if input.rank == 1 {
+                    vec![padded_rows as i64]
+                } else {
+                    vec![padded_rows as i64, 1]
+                };
                 let arg = slice(arg);
                 let value = match input.dtype {
                     ElementType::Float32 => tensor_value((shape, primitive_values::<Float32Type>(&arg, padded_rows)?))?,
@@ -139,7 +143,10 @@ fn string_value(arg: &ArrayRef, shape: Vec<i64>, padded_rows: usize) -> Result<S
 }
 
 /// Values of a numeric argument cast to `T`, padded with zeros.
-fn primitive_values<T: arrow::datatypes::ArrowPrimitiveType>(arg: &ArrayRef, padded_rows: usize) -> Result<Vec<T::Native>, String> {
+fn primitive_values<T: arrow::datatypes::ArrowPrimitiveType>(
+    arg: &ArrayRef,
+    padded_rows: usize,
+) -> Result<Vec<T::Native>, String> {
     let cast_arg = cast(arg, &T::DATA_TYPE).map_err(|e| e.to_string())?;
     let mut data = cast_arg.as_primitive::<T>().values().to_vec();
     data.resize(padded_rows, T::Native::default());
@@ -168,9 +175,8 @@ fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
         }
         Arguments::Vector => {
             let list_type = DataType::FixedSizeList(Arc::new(Field::new_list_field(T::DATA_TYPE, true)), width as i32);
-            let list = cast(&args[0].slice(offset, rows), &list_type).map_err(|e| {
-                format!("the list argument must hold exactly {width} numbers per row: {e}")
-            })?;
+            let list = cast(&args[0].slice(offset, rows), &list_type)
+                .map_err(|e| format!("the list argument must hold exactly {width} numbers per row: {e}"))?;
             let list = list.as_fixed_size_list();
             let start = list.value_offset(0) as usize;
             let values = list.values().as_primitive::<T>().values();
@@ -217,7 +223,12 @@ pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize) -> Result<
 ///
 /// # Errors
 /// Arrow errors when building the array.
-pub fn embedding_array(values: Vec<f32>, width: usize, total_rows: usize, validity: Option<NullBuffer>) -> Result<FixedSizeListArray, ArrowError> {
+pub fn embedding_array(
+    values: Vec<f32>,
+    width: usize,
+    total_rows: usize,
+    validity: Option<NullBuffer>,
+) -> Result<FixedSizeListArray, ArrowError> {
     let values = match &validity {
         None => values,
         Some(validity) => scatter(&values, width, total_rows, validity),

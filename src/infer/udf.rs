@@ -120,22 +120,35 @@ impl ScalarUDFImpl for InferenceUdf {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        plan_err!("{}: the return type depends on the model; use return_field_from_args", self.name())
+        plan_err!(
+            "{}: the return type depends on the model; use return_field_from_args",
+            self.name()
+        )
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let Some((_, features)) = args.arg_fields.split_first() else {
-            return plan_err!("{}(model, col, ...) needs a model name and at least one column", self.name());
+            return plan_err!(
+                "{}(model, col, ...) needs a model name and at least one column",
+                self.name()
+            );
         };
         let arg_types: Vec<DataType> = features.iter().map(|f| f.data_type().clone()).collect();
         let name = args.scalar_arguments.first().copied().flatten();
         let (model, _) = self.model_for(name, &arg_types)?;
-        Ok(Arc::new(Field::new(self.name(), self.output_type(model.spec.width)?, true)))
+        Ok(Arc::new(Field::new(
+            self.name(),
+            self.output_type(model.spec.width)?,
+            true,
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let Some((name, features)) = args.args.split_first() else {
-            return exec_err!("{}(model, col, ...) needs a model name and at least one column", self.name());
+            return exec_err!(
+                "{}(model, col, ...) needs a model name and at least one column",
+                self.name()
+            );
         };
         let name = match name {
             ColumnarValue::Scalar(value) => Some(value),
@@ -187,7 +200,10 @@ static EMBED_DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(
         "embed(model, col1[, col2, ...])",
     )
     .with_argument("model", "Model name in the registry, as a string literal.")
-    .with_argument("col1, ...", "Feature columns in the model's input order (see tabssl_models()).")
+    .with_argument(
+        "col1, ...",
+        "Feature columns in the model's input order (see tabssl_models()).",
+    )
     .with_sql_example("SELECT age, embed('adult_pca', age, workclass) AS e FROM adult;")
     .build()
 });
@@ -200,7 +216,10 @@ static PREDICT_DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::ne
         "predict(model, col1[, col2, ...])",
     )
     .with_argument("model", "Model name in the registry, as a string literal.")
-    .with_argument("col1, ...", "Feature columns in the model's input order (see tabssl_models()).")
+    .with_argument(
+        "col1, ...",
+        "Feature columns in the model's input order (see tabssl_models()).",
+    )
     .with_sql_example("SELECT predict('income_head', age, hours) AS p FROM adult;")
     .build()
 });

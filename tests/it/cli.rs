@@ -62,7 +62,14 @@ fn runs_a_file_of_statements_including_set_and_copy() {
 fn formats_results_as_csv_json_and_ndjson() {
     let models = fixture_models();
     let sql = "SELECT 1 AS id, embed('percol', 30.0, 13, 'Private', 'Male') AS e";
-    let base = ["sql", "-c", sql, "--models", models.to_str().expect("utf-8 path"), "--format"];
+    let base = [
+        "sql",
+        "-c",
+        sql,
+        "--models",
+        models.to_str().expect("utf-8 path"),
+        "--format",
+    ];
     let csv = stdout(&tabssl(&[&base[..], &["csv"]].concat()));
     assert!(csv.starts_with("id,e\n1,\"["), "{csv}");
     let json = stdout(&tabssl(&[&base[..], &["json"]].concat()));
@@ -78,7 +85,13 @@ fn formats_results_as_csv_json_and_ndjson() {
 #[test]
 fn lists_models() {
     let models = fixture_models();
-    let out = stdout(&tabssl(&["models", "--models", models.to_str().expect("utf-8 path"), "--format", "csv"]));
+    let out = stdout(&tabssl(&[
+        "models",
+        "--models",
+        models.to_str().expect("utf-8 path"),
+        "--format",
+        "csv",
+    ]));
     for name in ["income_head", "mlp_batch4", "mlp_packed", "percol"] {
         assert!(out.contains(&format!("\n{name},")), "{name} missing from {out}");
     }
@@ -87,17 +100,32 @@ fn lists_models() {
 
 #[test]
 fn errors_go_to_stderr_with_a_failing_exit_code() {
-    let output = tabssl(&["sql", "-c", "SELECT embed('nope', 1)", "--models", "tests/fixtures/models"]);
+    let output = tabssl(&[
+        "sql",
+        "-c",
+        "SELECT embed('nope', 1)",
+        "--models",
+        "tests/fixtures/models",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("Error:") && stderr.contains("available models"), "{stderr}");
+    assert!(
+        stderr.contains("Error:") && stderr.contains("available models"),
+        "{stderr}"
+    );
     assert!(output.stdout.is_empty());
 }
 
 #[test]
 fn models_dir_comes_from_the_environment_when_no_flag_is_given() {
     let output = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .args(["sql", "-c", "SELECT name FROM tabssl_models() ORDER BY name", "--format", "csv"])
+        .args([
+            "sql",
+            "-c",
+            "SELECT name FROM tabssl_models() ORDER BY name",
+            "--format",
+            "csv",
+        ])
         .env("TABSSL_MODELS", fixture_models())
         .current_dir(repo())
         .output()
@@ -108,7 +136,13 @@ fn models_dir_comes_from_the_environment_when_no_flag_is_given() {
 fn without_runtime(cache: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tabssl"));
     command
-        .args(["sql", "-c", "SELECT embed('mlp_packed', 1, 2, 3, 4, 5, 6)", "--models", "tests/fixtures/models"])
+        .args([
+            "sql",
+            "-c",
+            "SELECT embed('mlp_packed', 1, 2, 3, 4, 5, 6)",
+            "--models",
+            "tests/fixtures/models",
+        ])
         .current_dir(repo())
         .env_remove("ORT_DYLIB_PATH")
         .env("TABSSL_CACHE_DIR", cache)
@@ -123,7 +157,13 @@ fn missing_runtime_error_says_what_was_tried() {
     let output = without_runtime(cache.path()).output().expect("tabssl runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in ["ORT_DYLIB_PATH: not set", "cache", "installed Python package", "TABSSL_ORT_FETCH=0", "fix:"] {
+    for expected in [
+        "ORT_DYLIB_PATH: not set",
+        "cache",
+        "installed Python package",
+        "TABSSL_ORT_FETCH=0",
+        "fix:",
+    ] {
         assert!(stderr.contains(expected), "{expected:?} missing from: {stderr}");
     }
     let output = without_runtime(cache.path())
@@ -131,5 +171,8 @@ fn missing_runtime_error_says_what_was_tried() {
         .output()
         .expect("tabssl runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("ORT_DYLIB_PATH is set to /nonexistent/libonnxruntime.so but no such file"), "{stderr}");
+    assert!(
+        stderr.contains("ORT_DYLIB_PATH is set to /nonexistent/libonnxruntime.so but no such file"),
+        "{stderr}"
+    );
 }

@@ -25,8 +25,7 @@ pub fn bad_models() -> PathBuf {
 
 /// The Adult training CSV from the shared data folder.
 pub fn adult_csv() -> PathBuf {
-    let dir = std::env::var_os("TABSSL_ADULT_DIR")
-        .map_or_else(|| repo().join("../shared/data/adult"), PathBuf::from);
+    let dir = std::env::var_os("TABSSL_ADULT_DIR").map_or_else(|| repo().join("../shared/data/adult"), PathBuf::from);
     let path = dir.join("adult.data.csv");
     assert!(
         path.is_file(),
@@ -136,7 +135,9 @@ pub fn rows(batches: &[RecordBatch], key_columns: usize, output: usize) -> Vec<(
     let mut out = Vec::new();
     for batch in batches {
         for row in 0..batch.num_rows() {
-            let key = (0..key_columns).map(|c| cell_text(batch.column(c).as_ref(), row)).collect();
+            let key = (0..key_columns)
+                .map(|c| cell_text(batch.column(c).as_ref(), row))
+                .collect();
             out.push((key, output_row(batch.column(output).as_ref(), row)));
         }
     }
@@ -147,6 +148,9 @@ pub fn assert_close(actual: &[f32], expected: &[f32], context: &str) {
     assert_eq!(actual.len(), expected.len(), "{context}: width");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let scale = e.abs().max(1.0);
-        assert!((a - e).abs() <= TOLERANCE * scale, "{context}: element {i} is {a}, expected {e}");
+        assert!(
+            (a - e).abs() <= TOLERANCE * scale,
+            "{context}: element {i} is {a}, expected {e}"
+        );
     }
 }

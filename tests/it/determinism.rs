@@ -5,8 +5,15 @@ use datafusion::prelude::SessionConfig;
 use crate::common::{Key, context_with, fixture_models, register_adult, rows, run};
 
 /// The result as a sorted multiset of (key, output bits), so any row order compares equal.
-async fn canonical(batch_size: usize, partitions: usize, sql: &str, key_columns: usize) -> Vec<(Key, Option<Vec<u32>>)> {
-    let config = SessionConfig::new().with_batch_size(batch_size).with_target_partitions(partitions);
+async fn canonical(
+    batch_size: usize,
+    partitions: usize,
+    sql: &str,
+    key_columns: usize,
+) -> Vec<(Key, Option<Vec<u32>>)> {
+    let config = SessionConfig::new()
+        .with_batch_size(batch_size)
+        .with_target_partitions(partitions);
     let ctx = context_with(&fixture_models(), config);
     register_adult(&ctx).await;
     let batches = run(&ctx, sql).await;

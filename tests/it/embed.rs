@@ -3,14 +3,17 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type};
 
-use crate::common::{
-    assert_close, context, fixture_models, output_row, reference, register_adult, repo, rows, run,
-};
+use crate::common::{assert_close, context, fixture_models, output_row, reference, register_adult, repo, rows, run};
 
 const MLP_COLUMNS: &str = r#"age, fnlwgt, "education-num", "capital-gain", "capital-loss", "hours-per-week""#;
 
 /// Checks every result row whose key the reference holds; returns how many matched.
-fn check_against_reference(model: &str, batches: &[arrow::array::RecordBatch], key_columns: usize, output: usize) -> usize {
+fn check_against_reference(
+    model: &str,
+    batches: &[arrow::array::RecordBatch],
+    key_columns: usize,
+    output: usize,
+) -> usize {
     let expected = reference(model);
     let mut matched = 0;
     for (key, actual) in rows(batches, key_columns, output) {
@@ -22,7 +25,11 @@ fn check_against_reference(model: &str, batches: &[arrow::array::RecordBatch], k
             (actual, expected) => panic!("{model} {key:?}: got {actual:?}, expected {expected:?}"),
         }
     }
-    assert!(matched >= expected.len(), "{model}: only {matched} of {} reference rows found", expected.len());
+    assert!(
+        matched >= expected.len(),
+        "{model}: only {matched} of {} reference rows found",
+        expected.len()
+    );
     matched
 }
 
@@ -48,10 +55,16 @@ async fn per_column_encoder_with_strings_matches_and_nulls_propagate() {
     let matched = check_against_reference("percol", &batches, 4, 4);
     assert!(matched >= 1_500);
     let result_rows = rows(&batches, 4, 4);
-    let null_inputs = result_rows.iter().filter(|(key, _)| key.iter().any(Option::is_none)).count();
+    let null_inputs = result_rows
+        .iter()
+        .filter(|(key, _)| key.iter().any(Option::is_none))
+        .count();
     let null_outputs = result_rows.iter().filter(|(_, out)| out.is_none()).count();
     assert_eq!(null_inputs, 1_836, "Adult rows with an unknown workclass");
-    assert_eq!(null_outputs, null_inputs, "exactly the rows with a NULL input get a NULL embedding");
+    assert_eq!(
+        null_outputs, null_inputs,
+        "exactly the rows with a NULL input get a NULL embedding"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +77,10 @@ async fn predict_returns_float32_matching_python() {
     check_against_reference("income_head", &batches, 6, 6);
     for batch in &batches {
         let p = batch.column(6).as_primitive::<Float32Type>();
-        assert!(p.values().iter().all(|v| (0.0..=1.0).contains(v)), "sigmoid outputs lie in [0, 1]");
+        assert!(
+            p.values().iter().all(|v| (0.0..=1.0).contains(v)),
+            "sigmoid outputs lie in [0, 1]"
+        );
     }
 }
 
@@ -76,9 +92,16 @@ async fn output_type_is_known_at_plan_time() {
         .await
         .expect("plans");
     let schema = df.schema();
-    assert_eq!(schema.field(0).data_type(), &DataType::new_fixed_size_list(DataType::Float32, 8, true));
+    assert_eq!(
+        schema.field(0).data_type(),
+        &DataType::new_fixed_size_list(DataType::Float32, 8, true)
+    );
     assert_eq!(schema.field(1).data_type(), &DataType::Float32);
-    let batches = run(&ctx, "SELECT arrow_typeof(embed('percol', 30.0, 13, 'Private', 'Male')) AS t").await;
+    let batches = run(
+        &ctx,
+        "SELECT arrow_typeof(embed('percol', 30.0, 13, 'Private', 'Male')) AS t",
+    )
+    .await;
     let t = batches[0].column(0).as_string::<i32>().value(0).to_string();
     assert_eq!(t, "FixedSizeList(4 x Float32)");
 }
@@ -118,7 +141,10 @@ async fn list_argument_equals_separate_columns() {
     );
     for batch in run(&ctx, &sql).await {
         for row in 0..batch.num_rows() {
-            assert_eq!(output_row(batch.column(0).as_ref(), row), output_row(batch.column(1).as_ref(), row));
+            assert_eq!(
+                output_row(batch.column(0).as_ref(), row),
+                output_row(batch.column(1).as_ref(), row)
+            );
         }
     }
 }
@@ -137,7 +163,10 @@ async fn nan_and_infinity_pass_through_without_panic() {
     assert!(nan_row.iter().any(|v| v.is_nan()), "NaN propagates: {nan_row:?}");
     let inf_row = output_row(batches[0].column(1).as_ref(), 0).expect("not null");
     assert!(inf_row.iter().any(|v| !v.is_finite()), "Inf propagates: {inf_row:?}");
-    assert!(batches[0].column(2).is_null(0), "a NULL argument gives a NULL embedding");
+    assert!(
+        batches[0].column(2).is_null(0),
+        "a NULL argument gives a NULL embedding"
+    );
 }
 
 #[tokio::test]
@@ -149,8 +178,18 @@ async fn shipped_adult_pca_embeds_every_complete_adult_row() {
                      workclass, education, "marital-status", occupation, relationship, race, sex, "native-country") AS e
         FROM adult)"#;
     let batches = run(&ctx, sql).await;
-    let n = batches[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0);
-    let embedded = batches[0].column(1).as_primitive::<arrow::datatypes::Int64Type>().value(0);
+    let n = batches[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
+    let embedded = batches[0]
+        .column(1)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
     assert_eq!(n, 32_561);
-    assert_eq!(n - embedded, 2_399, "rows with a missing value (see the Adult README) get NULL");
+    assert_eq!(
+        n - embedded,
+        2_399,
+        "rows with a missing value (see the Adult README) get NULL"
+    );
 }

@@ -14,34 +14,59 @@ async fn plan_error(models: &std::path::Path, sql: &str) -> String {
 async fn unknown_model_lists_the_available_ones() {
     let err = plan_error(&fixture_models(), "SELECT embed('nope', 1)").await;
     assert!(err.contains("unknown model \"nope\""), "{err}");
-    assert!(err.contains("available models: income_head, mlp_batch4, mlp_packed, percol"), "{err}");
+    assert!(
+        err.contains("available models: income_head, mlp_batch4, mlp_packed, percol"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn path_like_names_are_rejected() {
     for name in ["../models/adult_pca", "/etc/passwd", "a/b", "..", "x..y"] {
         let err = plan_error(&fixture_models(), &format!("SELECT embed('{name}', 1)")).await;
-        assert!(err.contains("invalid model name") && err.contains("not a path"), "{name}: {err}");
+        assert!(
+            err.contains("invalid model name") && err.contains("not a path"),
+            "{name}: {err}"
+        );
     }
 }
 
 #[tokio::test]
 async fn wrong_arity_lists_expected_inputs() {
     let err = plan_error(&fixture_models(), "SELECT embed('mlp_packed', 1, 2)").await;
-    assert!(err.contains("expected 6 numeric arguments (age, fnlwgt, education-num"), "{err}");
+    assert!(
+        err.contains("expected 6 numeric arguments (age, fnlwgt, education-num"),
+        "{err}"
+    );
     assert!(err.contains("got 2 (Int64, Int64)"), "{err}");
     let err = plan_error(&fixture_models(), "SELECT embed('percol', 1.0, 2)").await;
-    assert!(err.contains("expected 4 arguments: age float32, education_num int64, workclass string, sex string"), "{err}");
+    assert!(
+        err.contains("expected 4 arguments: age float32, education_num int64, workclass string, sex string"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn wrong_types_name_the_argument() {
-    let err = plan_error(&fixture_models(), "SELECT embed('percol', 'old', 13, 'Private', 'Male')").await;
-    assert!(err.contains("argument 2 has type Utf8 but input 'age' is float32"), "{err}");
+    let err = plan_error(
+        &fixture_models(),
+        "SELECT embed('percol', 'old', 13, 'Private', 'Male')",
+    )
+    .await;
+    assert!(
+        err.contains("argument 2 has type Utf8 but input 'age' is float32"),
+        "{err}"
+    );
     let err = plan_error(&fixture_models(), "SELECT embed('percol', 30, 13.5, 'Private', 'Male')").await;
-    assert!(err.contains("input 'education_num' is int64"), "floats never silently become integers: {err}");
+    assert!(
+        err.contains("input 'education_num' is int64"),
+        "floats never silently become integers: {err}"
+    );
     let err = plan_error(&fixture_models(), "SELECT embed('mlp_packed', 1, 2, 3, 'x', 5, 6)").await;
-    assert!(err.contains("argument 5 (capital-gain) has type Utf8, expected a numeric type"), "{err}");
+    assert!(
+        err.contains("argument 5 (capital-gain) has type Utf8, expected a numeric type"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -49,7 +74,10 @@ async fn model_name_must_be_a_literal() {
     let ctx = context(&fixture_models());
     run(&ctx, "CREATE TABLE t AS VALUES ('mlp_packed', 1)").await;
     let err = error_of(&ctx, "SELECT embed(column1, column2) FROM t").await;
-    assert!(err.contains("first argument must be the model name as a string literal"), "{err}");
+    assert!(
+        err.contains("first argument must be the model name as a string literal"),
+        "{err}"
+    );
     let err = plan_error(&fixture_models(), "SELECT embed()").await;
     assert!(err.contains("embed"), "{err}");
 }
@@ -64,15 +92,24 @@ async fn predict_refuses_wide_outputs() {
 async fn unloadable_files_are_clear_errors() {
     for name in ["garbage", "truncated"] {
         let err = plan_error(&bad_models(), &format!("SELECT embed('{name}', 1)")).await;
-        assert!(err.contains(&format!("model \"{name}\"")) && err.contains("ONNX Runtime cannot load it"), "{err}");
+        assert!(
+            err.contains(&format!("model \"{name}\"")) && err.contains("ONNX Runtime cannot load it"),
+            "{err}"
+        );
     }
 }
 
 #[tokio::test]
 async fn manifests_that_disagree_with_the_graph_are_reported() {
     let cases = [
-        ("wide_manifest", "manifest says output 'embedding' has width 16 but the graph says 8"),
-        ("renamed_input", "manifest input 'features' is not an input of the graph (graph inputs: x)"),
+        (
+            "wide_manifest",
+            "manifest says output 'embedding' has width 16 but the graph says 8",
+        ),
+        (
+            "renamed_input",
+            "manifest input 'features' is not an input of the graph (graph inputs: x)",
+        ),
         ("broken_manifest", "unknown field `ouput`"),
     ];
     for (name, expected) in cases {

@@ -18,7 +18,10 @@ async fn explicit_cuda_without_a_gpu_is_an_error_with_the_reason() {
     let ctx = context(&fixture_models());
     run(&ctx, "SET tabssl.provider = 'cuda'").await;
     let err = error_of(&ctx, QUERY).await;
-    assert!(err.contains("execution provider \"cuda (device 0)\" is not available"), "{err}");
+    assert!(
+        err.contains("execution provider \"cuda (device 0)\" is not available"),
+        "{err}"
+    );
     assert!(err.contains("CUDA execution provider"), "{err}");
 }
 
@@ -28,10 +31,15 @@ async fn auto_falls_back_to_cpu_with_the_same_numbers() {
     let cpu = run(&ctx, QUERY).await;
     run(&ctx, "SET tabssl.provider = 'auto'").await;
     let auto = run(&ctx, QUERY).await;
-    assert_eq!(output_row(cpu[0].column(0).as_ref(), 0), output_row(auto[0].column(0).as_ref(), 0));
+    assert_eq!(
+        output_row(cpu[0].column(0).as_ref(), 0),
+        output_row(auto[0].column(0).as_ref(), 0)
+    );
     if !gpu_visible() {
         let listing = run(&ctx, "SELECT provider FROM tabssl_models() WHERE name = 'mlp_packed'").await;
-        let provider = arrow::array::AsArray::as_string::<i32>(listing[0].column(0)).value(0).to_string();
+        let provider = arrow::array::AsArray::as_string::<i32>(listing[0].column(0))
+            .value(0)
+            .to_string();
         assert_eq!(provider, "cpu");
     }
 }

@@ -12,9 +12,16 @@ async fn same_rows_for_any_partitioning_and_adult_like_nulls() {
                sum(age), sum(fnlwgt), sum(\"education-num\"), count(DISTINCT id) FROM tabssl_synthetic(20000, 5)";
     let mut results = Vec::new();
     for (batch_size, partitions) in [(8192, 1), (7, 4)] {
-        let ctx = context_with(&fixture_models(), SessionConfig::new().with_batch_size(batch_size).with_target_partitions(partitions));
+        let ctx = context_with(
+            &fixture_models(),
+            SessionConfig::new()
+                .with_batch_size(batch_size)
+                .with_target_partitions(partitions),
+        );
         let batches = run(&ctx, sql).await;
-        let values: Vec<i64> = (0..8).map(|c| batches[0].column(c).as_primitive::<Int64Type>().value(0)).collect();
+        let values: Vec<i64> = (0..8)
+            .map(|c| batches[0].column(c).as_primitive::<Int64Type>().value(0))
+            .collect();
         results.push(values);
     }
     assert_eq!(results[0], results[1]);
@@ -25,14 +32,29 @@ async fn same_rows_for_any_partitioning_and_adult_like_nulls() {
         let null_rate = 1.0 - v[i] as f64 / 20_000.0;
         // 4 sigma of a binomial proportion at n = 20000.
         let sigma = (expected * (1.0 - expected) / 20_000.0_f64).sqrt();
-        assert!((null_rate - expected).abs() < 4.0 * sigma, "column {i}: NULL rate {null_rate}, expected {expected}");
+        assert!(
+            (null_rate - expected).abs() < 4.0 * sigma,
+            "column {i}: NULL rate {null_rate}, expected {expected}"
+        );
     }
 }
 
 #[tokio::test]
 async fn bad_arguments_are_plan_errors() {
     let ctx = context_with(&fixture_models(), SessionConfig::new());
-    assert!(error_of(&ctx, "SELECT * FROM tabssl_synthetic()").await.contains("takes 1 or 2 integer arguments"));
-    assert!(error_of(&ctx, "SELECT * FROM tabssl_synthetic(-5)").await.contains("rows must be between"));
-    assert!(error_of(&ctx, "SELECT * FROM tabssl_synthetic('x')").await.contains("must be an integer literal"));
+    assert!(
+        error_of(&ctx, "SELECT * FROM tabssl_synthetic()")
+            .await
+            .contains("takes 1 or 2 integer arguments")
+    );
+    assert!(
+        error_of(&ctx, "SELECT * FROM tabssl_synthetic(-5)")
+            .await
+            .contains("rows must be between")
+    );
+    assert!(
+        error_of(&ctx, "SELECT * FROM tabssl_synthetic('x')")
+            .await
+            .contains("must be an integer literal")
+    );
 }
