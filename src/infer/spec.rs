@@ -542,7 +542,9 @@ mod tests {
             spec.bind(&[DataType::Utf8View, DataType::Int32]),
             Ok(Arguments::Columns)
         );
-        let err = spec.bind(&[DataType::Int32, DataType::Utf8]).expect_err("an error is expected");
+        let err = spec
+            .bind(&[DataType::Int32, DataType::Utf8])
+            .expect_err("an error is expected");
         assert!(err.contains("input 'workclass' is string"), "{err}");
     }
 
