@@ -198,17 +198,15 @@ impl LoadedModel {
                 }
             };
             let inputs = build_inputs(&self.spec, arguments, args, offset, n, padded).map_err(failed)?;
-            let chunk_values = self
-                .pool
+            self.pool
                 .with_session(|session| {
                     let outputs = session.run(inputs).map_err(|e| e.to_string())?;
                     let output = outputs
                         .get(&self.spec.output)
                         .ok_or_else(|| format!("the run returned no output '{}'", self.spec.output))?;
-                    output_values(output, &self.spec, n)
+                    output_values(output, &self.spec, n, &mut values)
                 })?
                 .map_err(failed)?;
-            values.extend_from_slice(&chunk_values);
             offset += n;
         }
         Ok((values, validity))

@@ -161,15 +161,31 @@ fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
     rows: usize,
     width: usize,
     padded_rows: usize,
-) -> Result<Vec<T::Native>, String> {
+) -> Result<Vec<T::Native>, String>
+where
+    i64: num_traits::AsPrimitive<T::Native>,
+    i32: num_traits::AsPrimitive<T::Native>,
+    f64: num_traits::AsPrimitive<T::Native>,
+    f32: num_traits::AsPrimitive<T::Native>,
+{
     let mut data = vec![T::Native::default(); padded_rows * width];
     match arguments {
         Arguments::Columns => {
             for (j, arg) in args.iter().enumerate() {
-                let cast_arg = cast(&arg.slice(offset, rows), &T::DATA_TYPE).map_err(|e| e.to_string())?;
-                let values = cast_arg.as_primitive::<T>().values();
-                for (row, value) in values.iter().enumerate() {
-                    data[row * width + j] = *value;
+                let arg = arg.slice(offset, rows);
+                let column = data.iter_mut().skip(j).step_by(width);
+                // The common SQL types convert while packing, without an intermediate array.
+                match arg.data_type() {
+                    DataType::Int64 => scatter_column(column, arg.as_primitive::<Int64Type>().values()),
+                    DataType::Int32 => scatter_column(column, arg.as_primitive::<Int32Type>().values()),
+                    DataType::Float64 => scatter_column(column, arg.as_primitive::<Float64Type>().values()),
+                    DataType::Float32 => scatter_column(column, arg.as_primitive::<Float32Type>().values()),
+                    _ => {
+                        let cast_arg = cast(&arg, &T::DATA_TYPE).map_err(|e| e.to_string())?;
+                        for (slot, value) in column.zip(cast_arg.as_primitive::<T>().values()) {
+                            *slot = *value;
+                        }
+                    }
                 }
             }
         }
@@ -186,11 +202,22 @@ fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
     Ok(data)
 }
 
-/// Reads a `[rows, width]` (or `[rows]`) float output into row-major f32 values.
+/// Writes `values` converted to the tensor's element type into every `width`-th slot.
+fn scatter_column<'a, S, D>(slots: impl Iterator<Item = &'a mut D>, values: &[S])
+where
+    S: Copy + num_traits::AsPrimitive<D>,
+    D: Copy + 'static,
+{
+    for (slot, value) in slots.zip(values) {
+        *slot = value.as_();
+    }
+}
+
+/// Appends a `[rows, width]` (or `[rows]`) float output to `out` as row-major f32 values.
 ///
 /// # Errors
 /// When the output is missing, of another type, or of an unexpected shape.
-pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize) -> Result<Vec<f32>, String> {
+pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
     let (shape, data): (Vec<i64>, Cow<'_, [f32]>) = match spec.output_dtype {
         ElementType::Float64 => {
             let (shape, data) = value.try_extract_tensor::<f64>().map_err(|e| e.to_string())?;
@@ -215,7 +242,8 @@ pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize) -> Result<
             spec.output, spec.width
         ));
     }
-    Ok(data[..expected].to_vec())
+    out.extend_from_slice(&data[..expected]);
+    Ok(())
 }
 
 /// Assembles the `FixedSizeList<Float32, width>` result for `total_rows` rows from the

@@ -11,7 +11,9 @@
 //! NULL result and is not sent to the model. NaN and ±Inf are passed to the model as they
 //! are and come back as ONNX Runtime computes them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -48,11 +50,29 @@ impl InferenceKind {
 }
 
 /// The scalar UDF behind `embed` and `predict`.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 pub struct InferenceUdf {
     kind: InferenceKind,
     settings: InferenceSettings,
     signature: Signature,
+    /// Models resolved while planning, reused by every batch so execution does not touch
+    /// the file system; planning always resolves afresh and replaces the entry.
+    planned: Mutex<HashMap<String, Arc<LoadedModel>>>,
+}
+
+impl PartialEq for InferenceUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.settings == other.settings
+    }
+}
+
+impl Eq for InferenceUdf {}
+
+impl Hash for InferenceUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.settings.hash(state);
+    }
 }
 
 impl InferenceUdf {
@@ -62,11 +82,19 @@ impl InferenceUdf {
             kind,
             settings,
             signature: Signature::variadic_any(Volatility::Immutable),
+            planned: Mutex::default(),
         }
     }
 
     /// The loaded model named by the first argument, and how the others bind to it.
-    fn model_for(&self, name: Option<&ScalarValue>, arg_types: &[DataType]) -> Result<(Arc<LoadedModel>, Arguments)> {
+    /// `planning` resolves the name in the registry afresh; execution reuses what planning
+    /// resolved.
+    fn model_for(
+        &self,
+        name: Option<&ScalarValue>,
+        arg_types: &[DataType],
+        planning: bool,
+    ) -> Result<(Arc<LoadedModel>, Arguments)> {
         let function = self.kind.name();
         let name = match name {
             Some(ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) | ScalarValue::Utf8View(Some(n))) => n,
@@ -77,7 +105,16 @@ impl InferenceUdf {
                 );
             }
         };
-        let model = load_model(&self.settings, name)?;
+        let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
+        let model = match planned.get(name) {
+            Some(model) if !planning => Arc::clone(model),
+            _ => {
+                let model = load_model(&self.settings, name)?;
+                planned.insert(name.clone(), Arc::clone(&model));
+                model
+            }
+        };
+        drop(planned);
         let arguments = model.spec.bind(arg_types).map_err(|message| Error::Binding {
             function,
             model: name.clone(),
@@ -135,7 +172,7 @@ impl ScalarUDFImpl for InferenceUdf {
         };
         let arg_types: Vec<DataType> = features.iter().map(|f| f.data_type().clone()).collect();
         let name = args.scalar_arguments.first().copied().flatten();
-        let (model, _) = self.model_for(name, &arg_types)?;
+        let (model, _) = self.model_for(name, &arg_types, true)?;
         Ok(Arc::new(Field::new(
             self.name(),
             self.output_type(model.spec.width)?,
@@ -155,7 +192,7 @@ impl ScalarUDFImpl for InferenceUdf {
             ColumnarValue::Array(_) => None,
         };
         let arg_types: Vec<DataType> = args.arg_fields.iter().skip(1).map(|f| f.data_type().clone()).collect();
-        let (model, arguments) = self.model_for(name, &arg_types)?;
+        let (model, arguments) = self.model_for(name, &arg_types, false)?;
         if self.output_type(model.spec.width)? != *args.return_field.data_type() {
             return exec_err!(
                 "{}: model '{}' changed on disk since the query was planned (output is now {} wide); rerun the query",

@@ -139,17 +139,32 @@ async fn runtime_failures_name_the_model_and_the_rows() {
     let ctx = context(&crate::common::repo().join("tests/fixtures/runtime_models"));
     let ok = run(&ctx, "SELECT embed('lookup', id) FROM (VALUES (0), (3), (-1)) AS t(id)").await;
     assert_eq!(ok[0].num_rows(), 3);
-    let err = error_of(&ctx, "SELECT embed('lookup', id) FROM (VALUES (0), (1), (9), (2)) AS t(id)").await;
-    assert!(err.contains("model \"lookup\" failed on rows 0..4 of a 4-row batch"), "{err}");
+    let err = error_of(
+        &ctx,
+        "SELECT embed('lookup', id) FROM (VALUES (0), (1), (9), (2)) AS t(id)",
+    )
+    .await;
+    assert!(
+        err.contains("model \"lookup\" failed on rows 0..4 of a 4-row batch"),
+        "{err}"
+    );
     // Rows are numbered in the batch as SQL sees it, NULL rows included.
-    let err = error_of(&ctx, "SELECT embed('lookup', id) FROM (VALUES (NULL), (1), (9)) AS t(id)").await;
+    let err = error_of(
+        &ctx,
+        "SELECT embed('lookup', id) FROM (VALUES (NULL), (1), (9)) AS t(id)",
+    )
+    .await;
     assert!(err.contains("failed on rows 1..3 of a 3-row batch"), "{err}");
 }
 
 #[tokio::test]
 async fn set_models_dir_switches_the_registry() {
     let ctx = context(&bad_models());
-    run(&ctx, &format!("SET tabssl.models_dir = '{}'", fixture_models().display())).await;
+    run(
+        &ctx,
+        &format!("SET tabssl.models_dir = '{}'", fixture_models().display()),
+    )
+    .await;
     let batches = run(&ctx, "SELECT embed('mlp_packed', 1, 2, 3, 4, 5, 6) AS e").await;
     assert_eq!(batches[0].num_rows(), 1);
     let listing = run(&ctx, "SELECT count(*) FROM tabssl_models() WHERE error IS NULL").await;
