@@ -108,11 +108,6 @@ pub fn runtime(provider: Provider) -> Result<Arc<Runtime>> {
 }
 
 impl Runtime {
-    /// Path of the loaded shared library.
-    pub fn library(&self) -> &Path {
-        &self.library
-    }
-
     /// A session builder with `provider` registered and `intra_threads` set.
     ///
     /// `cuda` that cannot register is an error naming the reason; `auto` falls back to the
