@@ -161,31 +161,23 @@ fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
     rows: usize,
     width: usize,
     padded_rows: usize,
-) -> Result<Vec<T::Native>, String>
-where
-    i64: num_traits::AsPrimitive<T::Native>,
-    i32: num_traits::AsPrimitive<T::Native>,
-    f64: num_traits::AsPrimitive<T::Native>,
-    f32: num_traits::AsPrimitive<T::Native>,
-{
+) -> Result<Vec<T::Native>, String> {
     let mut data = vec![T::Native::default(); padded_rows * width];
     match arguments {
         Arguments::Columns => {
-            for (j, arg) in args.iter().enumerate() {
-                let arg = arg.slice(offset, rows);
-                let column = data.iter_mut().skip(j).step_by(width);
-                // The common SQL types convert while packing, without an intermediate array.
-                match arg.data_type() {
-                    DataType::Int64 => scatter_column(column, arg.as_primitive::<Int64Type>().values()),
-                    DataType::Int32 => scatter_column(column, arg.as_primitive::<Int32Type>().values()),
-                    DataType::Float64 => scatter_column(column, arg.as_primitive::<Float64Type>().values()),
-                    DataType::Float32 => scatter_column(column, arg.as_primitive::<Float32Type>().values()),
-                    _ => {
-                        let cast_arg = cast(&arg, &T::DATA_TYPE).map_err(|e| e.to_string())?;
-                        for (slot, value) in column.zip(cast_arg.as_primitive::<T>().values()) {
-                            *slot = *value;
-                        }
-                    }
+            // Cast each column contiguously (vectorised), then interleave row by row.
+            let columns = args
+                .iter()
+                .map(|arg| cast(&arg.slice(offset, rows), &T::DATA_TYPE))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let columns: Vec<&[T::Native]> = columns
+                .iter()
+                .map(|c| c.as_primitive::<T>().values().as_ref())
+                .collect();
+            for (row, out) in data.chunks_exact_mut(width).take(rows).enumerate() {
+                for (slot, column) in out.iter_mut().zip(&columns) {
+                    *slot = column[row];
                 }
             }
         }
@@ -200,17 +192,6 @@ where
         }
     }
     Ok(data)
-}
-
-/// Writes `values` converted to the tensor's element type into every `width`-th slot.
-fn scatter_column<'a, S, D>(slots: impl Iterator<Item = &'a mut D>, values: &[S])
-where
-    S: Copy + num_traits::AsPrimitive<D>,
-    D: Copy + 'static,
-{
-    for (slot, value) in slots.zip(values) {
-        *slot = value.as_();
-    }
 }
 
 /// Appends a `[rows, width]` (or `[rows]`) float output to `out` as row-major f32 values.
