@@ -197,10 +197,10 @@ impl LoadedModel {
                     message,
                 }
             };
-            let inputs = build_inputs(&self.spec, arguments, args, offset, n, padded).map_err(failed)?;
             self.pool
-                .with_session(|session| {
-                    let outputs = session.run(inputs).map_err(|e| e.to_string())?;
+                .with_session(|pooled| {
+                    let inputs = build_inputs(&self.spec, arguments, args, offset, n, padded, &mut pooled.scratch)?;
+                    let outputs = pooled.session.run(inputs).map_err(|e| e.to_string())?;
                     let output = outputs
                         .get(&self.spec.output)
                         .ok_or_else(|| format!("the run returned no output '{}'", self.spec.output))?;

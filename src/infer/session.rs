@@ -31,9 +31,19 @@ pub struct SessionConfig {
     pub max_sessions: usize,
 }
 
+/// A session with a reusable input buffer, so packed inputs need no fresh allocation
+/// (and no fresh page faults) per batch.
+#[derive(Debug)]
+pub struct PooledSession {
+    /// The ONNX Runtime session.
+    pub session: Session,
+    /// Scratch space for a packed float32 input.
+    pub scratch: Vec<f32>,
+}
+
 #[derive(Debug)]
 struct PoolState {
-    idle: Vec<Session>,
+    idle: Vec<PooledSession>,
     created: usize,
 }
 
@@ -76,6 +86,13 @@ impl SessionPool {
 
     /// Puts a session (the first one from [`Self::open`]) into the pool.
     pub fn give(&self, session: Session) {
+        self.put_back(PooledSession {
+            session,
+            scratch: Vec::new(),
+        });
+    }
+
+    fn put_back(&self, session: PooledSession) {
         self.lock().idle.push(session);
         self.returned.notify_one();
     }
@@ -84,7 +101,7 @@ impl SessionPool {
     ///
     /// # Errors
     /// Errors from creating a new session when the pool must grow.
-    pub fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R> {
+    pub fn with_session<R>(&self, f: impl FnOnce(&mut PooledSession) -> R) -> Result<R> {
         let mut borrowed = Borrowed {
             pool: self,
             session: Some(self.take()?),
@@ -96,7 +113,7 @@ impl SessionPool {
         Ok(f(session))
     }
 
-    fn take(&self) -> Result<Session> {
+    fn take(&self) -> Result<PooledSession> {
         let mut state = self.lock();
         loop {
             if let Some(session) = state.idle.pop() {
@@ -106,7 +123,10 @@ impl SessionPool {
                 state.created += 1;
                 drop(state);
                 return match create_session(&self.runtime, &self.config) {
-                    Ok((session, _)) => Ok(session),
+                    Ok((session, _)) => Ok(PooledSession {
+                        session,
+                        scratch: Vec::new(),
+                    }),
                     Err(e) => {
                         self.lock().created -= 1;
                         Err(e)
@@ -126,7 +146,7 @@ impl SessionPool {
 /// for a fresh one) if the caller panicked while using it.
 struct Borrowed<'a> {
     pool: &'a SessionPool,
-    session: Option<Session>,
+    session: Option<PooledSession>,
 }
 
 impl Drop for Borrowed<'_> {
@@ -137,7 +157,7 @@ impl Drop for Borrowed<'_> {
             self.pool.lock().created -= 1;
             self.pool.returned.notify_one();
         } else {
-            self.pool.give(session);
+            self.pool.put_back(session);
         }
     }
 }

@@ -13,12 +13,12 @@ use arrow::compute::{cast, filter};
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow::error::ArrowError;
 use ort::session::SessionInputValue;
-use ort::value::{DynValue, Tensor};
+use ort::value::{DynValue, Tensor, TensorRef};
 
 use super::spec::{Arguments, ElementType, InputLayout, ModelSpec};
 
-/// Named input values for one model call.
-pub type ModelInputs = Vec<(Cow<'static, str>, SessionInputValue<'static>)>;
+/// Named input values for one model call, possibly borrowing a session's scratch buffer.
+pub type ModelInputs<'a> = Vec<(Cow<'static, str>, SessionInputValue<'a>)>;
 
 /// Validity of each row: valid when every argument (and every element of a list
 /// argument) is non-NULL. `None` when all rows are valid.
@@ -73,25 +73,29 @@ pub fn compact(args: &[ArrayRef], validity: &NullBuffer) -> Result<Vec<ArrayRef>
 ///
 /// # Errors
 /// Casting or tensor-creation failures, as text.
-pub fn build_inputs(
+pub fn build_inputs<'a>(
     spec: &ModelSpec,
     arguments: Arguments,
     args: &[ArrayRef],
     offset: usize,
     rows: usize,
     padded_rows: usize,
-) -> Result<ModelInputs, String> {
+    scratch: &'a mut Vec<f32>,
+) -> Result<ModelInputs<'a>, String> {
     let slice = |a: &ArrayRef| a.slice(offset, rows);
     match &spec.layout {
         InputLayout::Packed { name, dtype, width, .. } => {
+            let shape = vec![padded_rows as i64, *width as i64];
             let value = match dtype {
                 ElementType::Float64 => {
-                    let data = packed_values::<Float64Type>(arguments, args, offset, rows, *width, padded_rows)?;
-                    tensor_value((vec![padded_rows as i64, *width as i64], data))?
+                    let mut data = Vec::new();
+                    pack::<Float64Type>(arguments, args, offset, rows, *width, padded_rows, &mut data)?;
+                    tensor_value((shape, data))?
                 }
                 _ => {
-                    let data = packed_values::<Float32Type>(arguments, args, offset, rows, *width, padded_rows)?;
-                    tensor_value((vec![padded_rows as i64, *width as i64], data))?
+                    pack::<Float32Type>(arguments, args, offset, rows, *width, padded_rows, scratch)?;
+                    let view = TensorRef::from_array_view((shape, scratch.as_slice())).map_err(|e| e.to_string())?;
+                    SessionInputValue::from(view)
                 }
             };
             Ok(vec![(Cow::Owned(name.clone()), value)])
@@ -153,16 +157,19 @@ fn primitive_values<T: arrow::datatypes::ArrowPrimitiveType>(
     Ok(data)
 }
 
-/// Row-major `[padded_rows, width]` values from `width` numeric columns or one list column.
-fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
+/// Fills `data` with row-major `[padded_rows, width]` values from `width` numeric columns
+/// or one list column, reusing its allocation.
+fn pack<T: arrow::datatypes::ArrowPrimitiveType>(
     arguments: Arguments,
     args: &[ArrayRef],
     offset: usize,
     rows: usize,
     width: usize,
     padded_rows: usize,
-) -> Result<Vec<T::Native>, String> {
-    let mut data = vec![T::Native::default(); padded_rows * width];
+    data: &mut Vec<T::Native>,
+) -> Result<(), String> {
+    data.clear();
+    data.resize(padded_rows * width, T::Native::default());
     match arguments {
         Arguments::Columns => {
             // Cast each column contiguously (vectorised), then interleave row by row.
@@ -191,7 +198,7 @@ fn packed_values<T: arrow::datatypes::ArrowPrimitiveType>(
             data[..rows * width].copy_from_slice(&values[start..start + rows * width]);
         }
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Appends a `[rows, width]` (or `[rows]`) float output to `out` as row-major f32 values.
