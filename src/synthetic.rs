@@ -275,6 +275,25 @@ pub fn synthetic_batch(seed: u64, start: u64, end: u64) -> arrow::error::Result<
     )
 }
 
+/// `rows` synthetic rows as an in-memory table, batches dealt round-robin over
+/// `partitions` partitions.
+///
+/// # Errors
+/// Arrow or DataFusion errors building the table (none expected).
+pub fn synthetic_table(seed: u64, rows: u64, partitions: usize) -> Result<MemTable> {
+    let partitions = partitions.max(1);
+    let mut batches = vec![Vec::new(); partitions];
+    let mut start = 0;
+    let mut index = 0;
+    while start < rows {
+        let end = (start + BATCH_ROWS as u64).min(rows);
+        batches[index % partitions].push(synthetic_batch(seed, start, end)?);
+        start = end;
+        index += 1;
+    }
+    MemTable::try_new(synthetic_schema(), batches)
+}
+
 fn literal_int(expr: Option<&Expr>, what: &str) -> Result<Option<i64>> {
     match expr {
         None => Ok(None),
@@ -302,18 +321,8 @@ impl TableFunctionImpl for SyntheticTableFunction {
             return plan_err!("tabssl_synthetic: rows must be between 0 and {MAX_ROWS}, got {rows}");
         }
         let seed = literal_int(exprs.get(1), "seed")?.unwrap_or(42);
-        let partitions = args.session().config_options().execution.target_partitions.max(1);
-        let rows = rows as u64;
-        let mut batches = vec![Vec::new(); partitions];
-        let mut start = 0;
-        let mut index = 0;
-        while start < rows {
-            let end = (start + BATCH_ROWS as u64).min(rows);
-            batches[index % partitions].push(synthetic_batch(seed as u64, start, end)?);
-            start = end;
-            index += 1;
-        }
-        Ok(Arc::new(MemTable::try_new(synthetic_schema(), batches)?))
+        let partitions = args.session().config_options().execution.target_partitions;
+        Ok(Arc::new(synthetic_table(seed as u64, rows as u64, partitions)?))
     }
 }
 

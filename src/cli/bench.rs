@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::infer::model::load_model;
 use crate::infer::spec::InputLayout;
 use crate::options::{InferenceSettings, Provider, TabsslOptions};
-use crate::synthetic::synthetic_batch;
+use crate::synthetic::synthetic_table;
 
 /// Relative tolerance for providers to count as agreeing.
 const AGREEMENT: f32 = 1e-4;
@@ -123,21 +123,10 @@ fn max_relative_difference(reference: &[Option<Vec<f32>>], other: &[Option<Vec<f
 /// # Errors
 /// Unknown model, unavailable provider, query failures.
 pub async fn run(args: &BenchArgs) -> Result<()> {
-    let mut batches = Vec::new();
-    let mut start = 0;
-    while start < args.rows {
-        let end = (start + 8192).min(args.rows);
-        batches.push(synthetic_batch(1, start, end)?);
-        start = end;
-    }
     let partitions = args
         .partitions
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let mut split = vec![Vec::new(); partitions.max(1)];
-    for (i, batch) in batches.into_iter().enumerate() {
-        split[i % partitions.max(1)].push(batch);
-    }
-    let table = Arc::new(MemTable::try_new(crate::synthetic::synthetic_schema(), split)?);
+    let table = Arc::new(synthetic_table(1, args.rows, partitions)?);
 
     let mut out = std::io::stdout().lock();
     writeln!(
