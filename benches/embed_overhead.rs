@@ -6,6 +6,10 @@
 //! as a view, output copied out. `embed_udf` starts from the Int64 Arrow columns SQL
 //! would hold: casts, packs, runs, and builds the FixedSizeList result.
 //!
+//! After the criterion groups, a paired comparison prints the UDF/direct throughput ratio
+//! measured in on-CPU time of this thread (`/proc/thread-self/schedstat`), alternating the
+//! two in rounds, so time the shared machine spends running other processes is excluded.
+//!
 //!     cargo bench --bench embed_overhead
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
@@ -57,70 +61,147 @@ fn settings() -> InferenceSettings {
     }
 }
 
-fn bench_embed(c: &mut Criterion) {
-    let batch = tabssl::synthetic::synthetic_batch(1, 0, ROWS as u64).expect("synthetic batch");
-    let columns = feature_columns(&batch);
+/// The same 8192 rows, ready for both paths: a direct ort session over a prebuilt
+/// row-major buffer, and the UDF with the Arrow columns SQL would hand it.
+struct Fixture {
+    session: ort::session::Session,
+    packed: Vec<f32>,
+    udf: InferenceUdf,
+    args: Vec<ColumnarValue>,
+    arg_fields: Vec<Arc<Field>>,
+    return_field: Arc<Field>,
+    config: Arc<ConfigOptions>,
+}
 
-    // Direct ONNX Runtime on the same rows, same library, same thread count.
-    let runtime = tabssl::infer::runtime::runtime(Provider::Cpu).expect("ONNX Runtime");
-    let (mut builder, _) = runtime.session_builder(Provider::Cpu, 0, 1).expect("builder");
-    let mut session = builder
-        .commit_from_file(models_dir().join("mlp_packed.onnx"))
-        .expect("session");
-    let mut packed = vec![0f32; ROWS * FEATURES.len()];
-    for (j, column) in columns.iter().enumerate() {
-        let column = arrow::compute::cast(column, &DataType::Float32).expect("cast");
-        let values = column
-            .as_any()
-            .downcast_ref::<arrow::array::Float32Array>()
-            .expect("f32");
-        for (i, v) in values.values().iter().enumerate() {
-            packed[i * FEATURES.len() + j] = *v;
+impl Fixture {
+    fn new() -> Self {
+        let batch = tabssl::synthetic::synthetic_batch(1, 0, ROWS as u64).expect("synthetic batch");
+        let columns = feature_columns(&batch);
+
+        // Direct ONNX Runtime on the same rows, same library, same thread count.
+        let runtime = tabssl::infer::runtime::runtime(Provider::Cpu).expect("ONNX Runtime");
+        let (mut builder, _) = runtime.session_builder(Provider::Cpu, 0, 1).expect("builder");
+        let session = builder
+            .commit_from_file(models_dir().join("mlp_packed.onnx"))
+            .expect("session");
+        let mut packed = vec![0f32; ROWS * FEATURES.len()];
+        for (j, column) in columns.iter().enumerate() {
+            let column = arrow::compute::cast(column, &DataType::Float32).expect("cast");
+            let values = column
+                .as_any()
+                .downcast_ref::<arrow::array::Float32Array>()
+                .expect("f32");
+            for (i, v) in values.values().iter().enumerate() {
+                packed[i * FEATURES.len() + j] = *v;
+            }
+        }
+
+        // The UDF, invoked the way DataFusion's executor does.
+        let udf = InferenceUdf::new(InferenceKind::Embed, settings());
+        let mut args = vec![ColumnarValue::Scalar("mlp_packed".into())];
+        args.extend(columns.iter().map(|c| ColumnarValue::Array(Arc::clone(c))));
+        let mut arg_fields = vec![Arc::new(Field::new("model", DataType::Utf8, false))];
+        arg_fields.extend(
+            FEATURES
+                .iter()
+                .map(|n| Arc::new(Field::new(*n, DataType::Int64, false))),
+        );
+        let return_field = Arc::new(Field::new(
+            "embed",
+            DataType::new_fixed_size_list(DataType::Float32, 8, true),
+            true,
+        ));
+        Self {
+            session,
+            packed,
+            udf,
+            args,
+            arg_fields,
+            return_field,
+            config: Arc::new(ConfigOptions::default()),
         }
     }
 
-    // The UDF, invoked the way DataFusion's executor does.
-    let udf = InferenceUdf::new(InferenceKind::Embed, settings());
-    let mut args = vec![ColumnarValue::Scalar("mlp_packed".into())];
-    args.extend(columns.iter().map(|c| ColumnarValue::Array(Arc::clone(c))));
-    let mut arg_fields = vec![Arc::new(Field::new("model", DataType::Utf8, false))];
-    arg_fields.extend(
-        FEATURES
-            .iter()
-            .map(|n| Arc::new(Field::new(*n, DataType::Int64, false))),
-    );
-    let return_field = Arc::new(Field::new(
-        "embed",
-        DataType::new_fixed_size_list(DataType::Float32, 8, true),
-        true,
-    ));
-    let config = Arc::new(ConfigOptions::default());
+    fn direct(&mut self) -> Vec<f32> {
+        let input = TensorRef::from_array_view(([ROWS, FEATURES.len()], self.packed.as_slice())).expect("tensor");
+        let outputs = self.session.run(ort::inputs![input]).expect("run");
+        let (_, values) = outputs[0].try_extract_tensor::<f32>().expect("f32 output");
+        values.to_vec()
+    }
 
+    fn udf(&self) -> ColumnarValue {
+        self.udf
+            .invoke_with_args(ScalarFunctionArgs {
+                args: self.args.clone(),
+                arg_fields: self.arg_fields.clone(),
+                number_rows: ROWS,
+                return_field: Arc::clone(&self.return_field),
+                config_options: Arc::clone(&self.config),
+            })
+            .expect("embed")
+    }
+}
+
+fn bench_embed(c: &mut Criterion) {
+    let mut fixture = Fixture::new();
     let mut group = c.benchmark_group("embed_8192_rows");
     group.throughput(Throughput::Elements(ROWS as u64));
-    group.bench_function("direct_ort", |b| {
-        b.iter(|| {
-            let input = TensorRef::from_array_view(([ROWS, FEATURES.len()], packed.as_slice())).expect("tensor");
-            let outputs = session.run(ort::inputs![input]).expect("run");
-            let (_, values) = outputs[0].try_extract_tensor::<f32>().expect("f32 output");
-            black_box(values.to_vec())
-        });
-    });
-    group.bench_function("embed_udf", |b| {
-        b.iter(|| {
-            let result = udf
-                .invoke_with_args(ScalarFunctionArgs {
-                    args: args.clone(),
-                    arg_fields: arg_fields.clone(),
-                    number_rows: ROWS,
-                    return_field: Arc::clone(&return_field),
-                    config_options: Arc::clone(&config),
-                })
-                .expect("embed");
-            black_box(result)
-        });
-    });
+    group.bench_function("direct_ort", |b| b.iter(|| black_box(fixture.direct())));
+    group.bench_function("embed_udf", |b| b.iter(|| black_box(fixture.udf())));
     group.finish();
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux `schedstat`); `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Alternates direct and UDF calls in rounds and prints the UDF/direct throughput ratio in
+/// this thread's on-CPU time (ORT runs on the calling thread with one intra-op thread).
+/// The kernel may update `schedstat` only at scheduler ticks (4 ms here), so a round must
+/// last far longer than a tick: 400 calls of ~0.5 ms keep the quantisation under 2%.
+fn paired_cpu_time_ratio(rounds: usize, calls_per_round: usize) {
+    let Some(_) = thread_cpu_ns() else {
+        eprintln!("paired comparison skipped: /proc/thread-self/schedstat is not readable");
+        return;
+    };
+    let mut fixture = Fixture::new();
+    let time = |f: &mut dyn FnMut()| {
+        let start = thread_cpu_ns().expect("schedstat");
+        for _ in 0..calls_per_round {
+            f();
+        }
+        (thread_cpu_ns().expect("schedstat") - start) as f64 / calls_per_round as f64
+    };
+    let (mut direct_ns, mut udf_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let direct = time(&mut || {
+            black_box(fixture.direct());
+        });
+        let udf = time(&mut || {
+            black_box(fixture.udf());
+        });
+        direct_ns.push(direct);
+        udf_ns.push(udf);
+        ratios.push(direct / udf);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (direct, udf) = (median(&mut direct_ns), median(&mut udf_ns));
+    let (low, high) = (
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(0.0, f64::max),
+    );
+    eprintln!(
+        "paired on-CPU time, {rounds} rounds x {calls_per_round} calls of {ROWS} rows: direct {:.0} us, \
+         embed UDF {:.0} us per batch; throughput ratio UDF/direct median {:.3} (rounds {low:.3}..{high:.3})",
+        direct / 1e3,
+        udf / 1e3,
+        median(&mut ratios),
+    );
 }
 
 fn bench_sql(c: &mut Criterion) {
@@ -158,4 +239,14 @@ fn bench_sql(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_embed, bench_sql);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo test` runs benches once as a smoke test (`--test`); keep that fast.
+    if std::env::args().any(|a| a == "--bench") {
+        paired_cpu_time_ratio(20, 400);
+    } else {
+        paired_cpu_time_ratio(2, 2);
+    }
+}

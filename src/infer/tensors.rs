@@ -10,7 +10,10 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::{cast, filter};
-use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use arrow::error::ArrowError;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorRef};
@@ -159,7 +162,7 @@ fn primitive_values<T: arrow::datatypes::ArrowPrimitiveType>(
 
 /// Fills `data` with row-major `[padded_rows, width]` values from `width` numeric columns
 /// or one list column, reusing its allocation.
-fn pack<T: arrow::datatypes::ArrowPrimitiveType>(
+fn pack<T>(
     arguments: Arguments,
     args: &[ArrayRef],
     offset: usize,
@@ -167,24 +170,23 @@ fn pack<T: arrow::datatypes::ArrowPrimitiveType>(
     width: usize,
     padded_rows: usize,
     data: &mut Vec<T::Native>,
-) -> Result<(), String> {
-    data.clear();
+) -> Result<(), String>
+where
+    T: ArrowPrimitiveType,
+    T::Native: PackTarget,
+{
+    // Every value of the first `rows` rows is written below; only padding needs zeros.
     data.resize(padded_rows * width, T::Native::default());
+    data[rows * width..].fill(T::Native::default());
     match arguments {
         Arguments::Columns => {
-            // Cast each column contiguously (vectorised), then interleave row by row.
-            let columns = args
-                .iter()
-                .map(|arg| cast(&arg.slice(offset, rows), &T::DATA_TYPE))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            let columns: Vec<&[T::Native]> = columns
-                .iter()
-                .map(|c| c.as_primitive::<T>().values().as_ref())
-                .collect();
-            for (row, out) in data.chunks_exact_mut(width).take(rows).enumerate() {
-                for (slot, column) in out.iter_mut().zip(&columns) {
-                    *slot = column[row];
+            let out = &mut data[..rows * width];
+            for (j, arg) in args.iter().enumerate() {
+                let column = arg.slice(offset, rows);
+                if !T::Native::write_column(&column, out, width, j) {
+                    // Types without a direct conversion (decimals, booleans): Arrow's cast.
+                    let cast_column = cast(&column, &T::DATA_TYPE).map_err(|e| e.to_string())?;
+                    T::Native::write_column(&cast_column, out, width, j);
                 }
             }
         }
@@ -200,6 +202,63 @@ fn pack<T: arrow::datatypes::ArrowPrimitiveType>(
     }
     Ok(())
 }
+
+/// Writes `values` into column `j` of the row-major `[values.len(), width]` buffer `out`.
+fn write_strided<S: NumericAs<D>, D>(values: &[S], out: &mut [D], width: usize, j: usize) {
+    for (row, &value) in out.chunks_exact_mut(width).zip(values) {
+        row[j] = value.numeric_as();
+    }
+}
+
+/// Rust's `as` between primitive numbers: integers round to the nearest float, a float
+/// narrows with rounding (±inf beyond range). The semantics of Arrow's numeric cast.
+trait NumericAs<D>: Copy {
+    fn numeric_as(self) -> D;
+}
+
+/// Element types of a packed float input, filled straight from Arrow numeric columns.
+trait PackTarget: Copy + Default {
+    /// Converts a primitive numeric column into column `j` of the row-major `out`;
+    /// `false` when the column's type has no direct conversion.
+    fn write_column(column: &ArrayRef, out: &mut [Self], width: usize, j: usize) -> bool;
+}
+
+macro_rules! pack_target {
+    ($target:ty, $target_arrow:ty: $(($data_type:ident, $arrow:ty, $native:ty)),*) => {
+        $(
+            impl NumericAs<$target> for $native {
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_lossless)]
+                fn numeric_as(self) -> $target {
+                    self as $target
+                }
+            }
+        )*
+        impl NumericAs<$target> for $target {
+            fn numeric_as(self) -> $target {
+                self
+            }
+        }
+        impl PackTarget for $target {
+            fn write_column(column: &ArrayRef, out: &mut [Self], width: usize, j: usize) -> bool {
+                match column.data_type() {
+                    $(DataType::$data_type => write_strided(column.as_primitive::<$arrow>().values(), out, width, j),)*
+                    dt if *dt == <$target_arrow>::DATA_TYPE => {
+                        write_strided(column.as_primitive::<$target_arrow>().values(), out, width, j)
+                    }
+                    _ => return false,
+                }
+                true
+            }
+        }
+    };
+}
+
+pack_target!(f32, Float32Type: (Int8, Int8Type, i8), (Int16, Int16Type, i16), (Int32, Int32Type, i32),
+    (Int64, Int64Type, i64), (UInt8, UInt8Type, u8), (UInt16, UInt16Type, u16), (UInt32, UInt32Type, u32),
+    (UInt64, UInt64Type, u64), (Float64, Float64Type, f64));
+pack_target!(f64, Float64Type: (Int8, Int8Type, i8), (Int16, Int16Type, i16), (Int32, Int32Type, i32),
+    (Int64, Int64Type, i64), (UInt8, UInt8Type, u8), (UInt16, UInt16Type, u16), (UInt32, UInt32Type, u32),
+    (UInt64, UInt64Type, u64), (Float32, Float32Type, f32));
 
 /// Appends a `[rows, width]` (or `[rows]`) float output to `out` as row-major f32 values.
 ///
