@@ -22,6 +22,7 @@
 //! ```
 
 pub mod cli;
+pub mod corrupt;
 pub mod error;
 pub mod infer;
 pub mod options;
@@ -48,6 +49,7 @@ pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
     ctx.register_udf(infer::udf::predict_udf(settings));
     ctx.register_udtf("tabssl_models", Arc::new(infer::models_table::ModelsTableFunction));
     ctx.register_udtf("tabssl_synthetic", Arc::new(synthetic::SyntheticTableFunction));
+    corrupt::register(ctx);
 }
 
 /// A new context with the information schema enabled and tabssl registered.

@@ -1,0 +1,38 @@
+//! Pretext-task corruption as DataFusion functions: the augmentations of VIME, SCARF,
+//! denoising autoencoders and TabNet, applied while exporting training data.
+//!
+//! | function | method |
+//! |---|---|
+//! | `corrupt_mask(x, p, seed, key [, view])` | the Bernoulli(p) mask (VIME/TabNet `m`) |
+//! | `corrupt_swap(x, marginal, p, seed, key [, view])` | marginal replacement from a `marginal_sample` file (VIME, SCARF, DAE swap noise) |
+//! | `corrupt_swap_batch(x, p, seed, key [, view])` | the same with donors from the batch (cheaper, layout-dependent) |
+//! | `corrupt_noise(x, sigma, p, seed, key [, view])` | additive Gaussian noise |
+//! | `corrupt_fill(x, fill, p, seed, key [, view])` | constant / zero / NULL masking |
+//! | `marginal_sample(x, key [, capacity])` | aggregate: the donor sample `corrupt_swap` reads |
+//!
+//! The argument convention and the determinism contract are in [`common`]; the random
+//! numbers in [`rng`].
+
+pub mod common;
+pub mod fill;
+pub mod marginal;
+pub mod mask;
+pub mod noise;
+pub mod rng;
+pub mod swap;
+pub mod swap_batch;
+
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+use common::CorruptUdf;
+
+/// Registers every corruption function on `ctx`.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(mask::Mask)));
+    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap)));
+    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(swap_batch::SwapBatch)));
+    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(noise::Noise)));
+    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(fill::Fill)));
+    ctx.register_udaf(AggregateUDF::new_from_impl(marginal::MarginalSample::default()));
+}

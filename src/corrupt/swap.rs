@@ -1,0 +1,99 @@
+//! `corrupt_swap(x, marginal, p, seed, key [, view])`: marginal replacement (VIME's pretext
+//! generator, SCARF's corruption, swap noise of denoising autoencoders).
+//!
+//! With probability p a cell takes a value drawn uniformly from the column's donors in the
+//! marginal file (see [`super::marginal`]): a draw from the column's empirical
+//! distribution over the whole data set, not the batch. The donor index comes from the
+//! cell's own stream, so the output depends only on (seed, key, column, view, p) and the
+//! marginal file. A swap can draw a value equal to the original; VIME's label
+//! `m = (x != x_tilde)` is then 0 while `corrupt_mask` is true. NULL cells stay NULL and
+//! are never donors.
+
+use std::sync::LazyLock;
+
+use arrow::array::{ArrayRef, BooleanArray, UInt32Array, UInt64Array};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::Documentation;
+
+use super::common::{Corruption, Draws, check_cell_type, documentation};
+use super::marginal::load_marginal;
+use super::rng::STREAM_DONOR;
+
+/// The `corrupt_swap` method.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Swap;
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    documentation(
+        "Replaces each cell with probability p by a value drawn from the column's marginal \
+         (a marginal_sample file). NULL cells stay NULL; NULLs are never donors.",
+        "corrupt_swap(x, marginal, p, seed, key [, view])",
+        &[(
+            "marginal",
+            "Path of a Parquet file written by COPY (SELECT marginal_sample(x, key) AS x, ...) TO '...'; \
+             the column of the same name as x holds the donors.",
+        )],
+        "SELECT corrupt_swap(age, 'adult.marginals.parquet', 0.3, 42, id) AS age_tilde FROM adult;",
+    )
+});
+
+fn marginal_path(value: &ScalarValue) -> Result<&str> {
+    match value {
+        ScalarValue::Utf8(Some(path)) | ScalarValue::LargeUtf8(Some(path)) | ScalarValue::Utf8View(Some(path)) => {
+            Ok(path)
+        }
+        other => plan_err!("corrupt_swap: marginal must be the path of a marginal file as a string literal, got {other}"),
+    }
+}
+
+impl Corruption for Swap {
+    fn name(&self) -> &'static str {
+        "corrupt_swap"
+    }
+
+    fn params(&self) -> &'static [&'static str] {
+        &["marginal"]
+    }
+
+    fn return_type(&self, x: &Field, params: &[ScalarValue]) -> Result<DataType> {
+        check_cell_type(self.name(), x)?;
+        load_marginal(marginal_path(&params[0])?)?.donors(x.name(), x.data_type())?;
+        Ok(x.data_type().clone())
+    }
+
+    fn corrupt(&self, x: &ArrayRef, x_field: &Field, params: &[ScalarValue], draws: &Draws) -> Result<ArrayRef> {
+        if draws.corrupted() == 0 {
+            return Ok(x.clone());
+        }
+        let path = marginal_path(&params[0])?;
+        let donors = load_marginal(path)?.donors(x_field.name(), x.data_type())?;
+        let n = donors.len();
+        if n == 0 {
+            return exec_err!(
+                "corrupt_swap: column {:?} has no donor values in marginal file {path} (all NULL?), \
+                 so a masked cell cannot be replaced",
+                x_field.name()
+            );
+        }
+        let indices = draws.cells.iter().zip(draws.mask.iter()).map(|(cell, masked)| {
+            masked.then(|| cell.index(STREAM_DONOR, n))
+        });
+        let swapped = if u32::try_from(n).is_ok() {
+            #[allow(clippy::cast_possible_truncation)]
+            let indices: UInt32Array = indices.map(|i| i.map(|i| i as u32)).collect();
+            take(donors.as_ref(), &indices, None)?
+        } else {
+            let indices: UInt64Array = indices.map(|i| i.map(|i| i as u64)).collect();
+            take(donors.as_ref(), &indices, None)?
+        };
+        Ok(zip(&BooleanArray::new(draws.mask.clone(), None), &swapped, x)?)
+    }
+
+    fn documentation(&self) -> &Documentation {
+        &DOC
+    }
+}
