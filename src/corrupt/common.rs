@@ -25,8 +25,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::rng::{CellRng, column_seed, is_key_type, key_hashes, key_type_error};
@@ -148,7 +147,10 @@ impl<C: Corruption> ScalarUDFImpl for CorruptUdf<C> {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        plan_err!("{}: the return type depends on the arguments; use return_field_from_args", self.name())
+        plan_err!(
+            "{}: the return type depends on the arguments; use return_field_from_args",
+            self.name()
+        )
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
@@ -157,7 +159,10 @@ impl<C: Corruption> ScalarUDFImpl for CorruptUdf<C> {
         let params = layout
             .params
             .clone()
-            .map(|i| self.literal(args.scalar_arguments[i], self.method.params()[i - 1]).cloned())
+            .map(|i| {
+                self.literal(args.scalar_arguments[i], self.method.params()[i - 1])
+                    .cloned()
+            })
             .collect::<Result<Vec<_>>>()?;
         probability(name, self.literal(args.scalar_arguments[layout.p], "p")?)?;
         seed(name, self.literal(args.scalar_arguments[layout.seed], "seed")?)?;
@@ -233,7 +238,10 @@ fn view_values(name: &str, views: &ArrayRef) -> Result<Vec<u64>> {
 /// `p` as a probability in [0, 1].
 fn probability(name: &str, value: &ScalarValue) -> Result<f64> {
     let p = number(value).ok_or_else(|| {
-        DataFusionError::Plan(format!("{name}: p must be a number in [0, 1], got {value} ({})", value.data_type()))
+        DataFusionError::Plan(format!(
+            "{name}: p must be a number in [0, 1], got {value} ({})",
+            value.data_type()
+        ))
     })?;
     if !(0.0..=1.0).contains(&p) {
         return plan_err!("{name}: p must be in [0, 1], got {p}");
@@ -255,7 +263,9 @@ fn seed(name: &str, value: &ScalarValue) -> Result<u64> {
         _ => None,
     };
     seed.ok_or_else(|| {
-        DataFusionError::Plan(format!("{name}: seed must be a non-negative integer literal, got {value}"))
+        DataFusionError::Plan(format!(
+            "{name}: seed must be a non-negative integer literal, got {value}"
+        ))
     })
 }
 
@@ -313,7 +323,10 @@ pub fn documentation(description: &str, syntax: &str, params: &[(&str, &str)], e
         .with_argument("p", "Probability that a cell is corrupted, a literal in [0, 1].")
         .with_argument("seed", "Non-negative integer literal.")
         .with_argument("key", "Row key: an integer or string column, never NULL.")
-        .with_argument("view", "Optional integer: which of K augmented copies of the row (default 0).")
+        .with_argument(
+            "view",
+            "Optional integer: which of K augmented copies of the row (default 0).",
+        )
         .with_sql_example(example)
         .build()
 }

@@ -26,7 +26,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "Replaces each cell with the constant `fill` with probability p (zero, NULL or \
          constant masking). NULL cells stay NULL.",
         "corrupt_fill(x, fill, p, seed, key [, view])",
-        &[("fill", "The literal masked cells take, cast to x's type; NULL blanks them.")],
+        &[(
+            "fill",
+            "The literal masked cells take, cast to x's type; NULL blanks them.",
+        )],
         "SELECT corrupt_fill(\"hours-per-week\", 0, 0.15, 42, id) AS hours_zeroed FROM adult;",
     )
 });
@@ -77,4 +80,3 @@ impl Corruption for Fill {
         &DOC
     }
 }
-

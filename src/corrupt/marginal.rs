@@ -87,7 +87,11 @@ fn check_arguments(arg_types: &[DataType]) -> Result<()> {
     }
     if matches!(
         arg_types[0],
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) | DataType::Struct(_) | DataType::Map(_, _)
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(_, _)
+            | DataType::Struct(_)
+            | DataType::Map(_, _)
     ) {
         return plan_err!("marginal_sample: x must be a scalar column, got {}", arg_types[0]);
     }
@@ -125,7 +129,10 @@ impl AggregateUDFImpl for MarginalSample {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let DataType::List(item) = args.return_field.data_type() else {
-            return plan_err!("marginal_sample: unexpected return type {}", args.return_field.data_type());
+            return plan_err!(
+                "marginal_sample: unexpected return type {}",
+                args.return_field.data_type()
+            );
         };
         Ok(Box::new(SampleAccumulator {
             capacity: capacity(&args)?,
@@ -189,8 +196,7 @@ impl SampleAccumulator {
 
 impl Accumulator for SampleAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let hashes =
-            key_hashes(&values[1]).map_err(|m| DataFusionError::Execution(format!("marginal_sample: {m}")))?;
+        let hashes = key_hashes(&values[1]).map_err(|m| DataFusionError::Execution(format!("marginal_sample: {m}")))?;
         for (row, key) in hashes.into_iter().enumerate() {
             self.offer(splitmix64(key ^ SAMPLE_SALT), &values[0], row)?;
         }
@@ -209,7 +215,10 @@ impl Accumulator for SampleAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.prune();
         Ok(vec![
-            self.list(self.kept.iter().map(|k| ScalarValue::UInt64(Some(k.0))), &DataType::UInt64),
+            self.list(
+                self.kept.iter().map(|k| ScalarValue::UInt64(Some(k.0))),
+                &DataType::UInt64,
+            ),
             self.list(self.kept.iter().map(|k| k.1.clone()), &self.data_type),
         ])
     }
@@ -308,7 +317,9 @@ fn read_marginal(path: &Path) -> Result<Marginal> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(ParquetRecordBatchReaderBuilder::build)
         .map_err(|e| invalid(format!("not a readable Parquet file: {e}")))?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| invalid(e.to_string()))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
     let rows: usize = batches.iter().map(arrow::array::RecordBatch::num_rows).sum();
     let Some(batch) = batches.into_iter().find(|b| b.num_rows() > 0).filter(|_| rows == 1) else {
         return Err(invalid(format!(

@@ -75,7 +75,11 @@ pub fn key_hashes(keys: &ArrayRef) -> Result<Vec<u64>, String> {
     }
     macro_rules! ints {
         ($t:ty) => {
-            keys.as_primitive::<$t>().values().iter().map(|&v| hash_int_key(i128::from(v))).collect()
+            keys.as_primitive::<$t>()
+                .values()
+                .iter()
+                .map(|&v| hash_int_key(i128::from(v)))
+                .collect()
         };
     }
     Ok(match keys.data_type() {
@@ -87,9 +91,24 @@ pub fn key_hashes(keys: &ArrayRef) -> Result<Vec<u64>, String> {
         DataType::UInt16 => ints!(UInt16Type),
         DataType::UInt32 => ints!(UInt32Type),
         DataType::UInt64 => ints!(UInt64Type),
-        DataType::Utf8 => keys.as_string::<i32>().iter().flatten().map(|s| hash_bytes(s.as_bytes())).collect(),
-        DataType::LargeUtf8 => keys.as_string::<i64>().iter().flatten().map(|s| hash_bytes(s.as_bytes())).collect(),
-        DataType::Utf8View => keys.as_string_view().iter().flatten().map(|s| hash_bytes(s.as_bytes())).collect(),
+        DataType::Utf8 => keys
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .map(|s| hash_bytes(s.as_bytes()))
+            .collect(),
+        DataType::LargeUtf8 => keys
+            .as_string::<i64>()
+            .iter()
+            .flatten()
+            .map(|s| hash_bytes(s.as_bytes()))
+            .collect(),
+        DataType::Utf8View => keys
+            .as_string_view()
+            .iter()
+            .flatten()
+            .map(|s| hash_bytes(s.as_bytes()))
+            .collect(),
         other => return Err(key_type_error(other)),
     })
 }
@@ -115,7 +134,9 @@ impl CellRng {
     /// (see [`column_seed`]), for augmentation `view`.
     #[must_use]
     pub fn new(column_seed: u64, key_hash: u64, view: u64) -> Self {
-        Self(splitmix64(splitmix64(column_seed ^ key_hash) ^ view.wrapping_mul(GOLDEN)))
+        Self(splitmix64(
+            splitmix64(column_seed ^ key_hash) ^ view.wrapping_mul(GOLDEN),
+        ))
     }
 
     /// 64 random bits of `stream`.
@@ -185,7 +206,9 @@ mod tests {
     fn uniform_draws_have_the_moments_of_u01() {
         let n = 200_000u64;
         let seed = column_seed(1, "x");
-        let draws: Vec<f64> = (0..n).map(|k| CellRng::new(seed, hash_int_key(k.into()), 0).uniform(0)).collect();
+        let draws: Vec<f64> = (0..n)
+            .map(|k| CellRng::new(seed, hash_int_key(k.into()), 0).uniform(0))
+            .collect();
         let mean = draws.iter().sum::<f64>() / n as f64;
         let var = draws.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / n as f64;
         // Standard errors: 1/sqrt(12 n) = 0.00065 for the mean, ~0.0002 for the variance.
@@ -197,7 +220,9 @@ mod tests {
     fn normal_draws_have_the_moments_of_n01() {
         let n = 200_000u64;
         let seed = column_seed(3, "y");
-        let draws: Vec<f64> = (0..n).map(|k| CellRng::new(seed, hash_int_key(k.into()), 1).normal()).collect();
+        let draws: Vec<f64> = (0..n)
+            .map(|k| CellRng::new(seed, hash_int_key(k.into()), 1).normal())
+            .collect();
         let mean = draws.iter().sum::<f64>() / n as f64;
         let var = draws.iter().map(|z| (z - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 0.01, "mean {mean}");

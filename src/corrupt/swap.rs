@@ -46,7 +46,9 @@ fn marginal_path(value: &ScalarValue) -> Result<&str> {
         ScalarValue::Utf8(Some(path)) | ScalarValue::LargeUtf8(Some(path)) | ScalarValue::Utf8View(Some(path)) => {
             Ok(path)
         }
-        other => plan_err!("corrupt_swap: marginal must be the path of a marginal file as a string literal, got {other}"),
+        other => {
+            plan_err!("corrupt_swap: marginal must be the path of a marginal file as a string literal, got {other}")
+        }
     }
 }
 
@@ -79,9 +81,11 @@ impl Corruption for Swap {
                 x_field.name()
             );
         }
-        let indices = draws.cells.iter().zip(draws.mask.iter()).map(|(cell, masked)| {
-            masked.then(|| cell.index(STREAM_DONOR, n))
-        });
+        let indices = draws
+            .cells
+            .iter()
+            .zip(draws.mask.iter())
+            .map(|(cell, masked)| masked.then(|| cell.index(STREAM_DONOR, n)));
         let swapped = if u32::try_from(n).is_ok() {
             #[allow(clippy::cast_possible_truncation)]
             let indices: UInt32Array = indices.map(|i| i.map(|i| i as u32)).collect();

@@ -54,7 +54,10 @@ impl Corruption for SwapBatch {
         }
         let donors: Vec<u32> = (0..x.len()).filter(|&i| x.is_valid(i)).map(|i| i as u32).collect();
         if donors.is_empty() {
-            return exec_err!("corrupt_swap_batch: column {:?} has no non-NULL value in the batch", x_field.name());
+            return exec_err!(
+                "corrupt_swap_batch: column {:?} has no non-NULL value in the batch",
+                x_field.name()
+            );
         }
         let indices: UInt32Array = draws
             .cells

@@ -3,6 +3,8 @@
 mod cli;
 mod common;
 mod concurrency;
+mod corrupt;
+mod corrupt_adult;
 mod determinism;
 mod embed;
 mod errors;
