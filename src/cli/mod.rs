@@ -1,7 +1,9 @@
 //! The `tabssl` command line: `tabssl sql` runs SQL with the tabssl functions registered,
-//! `tabssl models` lists the model registry, `tabssl bench` measures a model.
+//! `tabssl models` lists the model registry, `tabssl bench` measures a model, `tabssl export`
+//! writes a corrupted pretraining set.
 
 mod bench;
+mod export;
 mod output;
 mod sql;
 
@@ -30,6 +32,8 @@ enum Command {
     Models(CommonArgs),
     /// Measure rows/s of a model per provider and batch size on synthetic rows.
     Bench(bench::BenchArgs),
+    /// Write a pretraining set: originals, corrupted values and masks, K views per row.
+    Export(export::ExportArgs),
 }
 
 /// Options shared by every command.
@@ -104,13 +108,18 @@ impl CommonArgs {
 /// Runs the command line and returns the process exit code. Errors go to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format).await,
+        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Models(common) => {
             let statement = "SELECT name, layout, inputs, output, width, provider, manifest, description, error \
                              FROM tabssl_models()";
-            sql::run(&common.context(), &[statement.to_string()], &[], common.format).await
+            sql::run(&common.context(), &[statement.to_string()], &[], common.format)
+                .await
+                .map_err(|e| e.to_string())
         }
-        Command::Bench(args) => bench::run(&args).await,
+        Command::Bench(args) => bench::run(&args).await.map_err(|e| e.to_string()),
+        Command::Export(args) => export::run(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, FieldRef};
+use arrow::array::make_comparator;
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt32Array, UInt64Array, new_empty_array};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::{SortOptions, cast, concat, take};
+use arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -137,7 +139,8 @@ impl AggregateUDFImpl for MarginalSample {
         Ok(Box::new(SampleAccumulator {
             capacity: capacity(&args)?,
             data_type: item.data_type().clone(),
-            kept: Vec::new(),
+            hashes: Vec::new(),
+            values: Vec::new(),
             threshold: u64::MAX,
         }))
     }
@@ -154,73 +157,114 @@ impl AggregateUDFImpl for MarginalSample {
     }
 }
 
-/// Keeps the `capacity` (hash, value) pairs with the smallest hash.
+/// Keeps the `capacity` (hash, value) pairs with the smallest hash, as Arrow arrays: rows
+/// above the current threshold are skipped, and candidates are pruned by a partial sort
+/// once they reach twice the capacity.
 #[derive(Debug)]
 struct SampleAccumulator {
     capacity: usize,
     data_type: DataType,
-    kept: Vec<(u64, ScalarValue)>,
+    /// Hashes of the candidates, in the order of `values`.
+    hashes: Vec<u64>,
+    /// Candidate values, in chunks.
+    values: Vec<ArrayRef>,
     /// Pairs with a larger hash can never be kept.
     threshold: u64,
 }
 
 impl SampleAccumulator {
-    fn offer(&mut self, hash: u64, values: &ArrayRef, row: usize) -> Result<()> {
-        if hash <= self.threshold && values.is_valid(row) {
-            self.kept.push((hash, ScalarValue::try_from_array(values, row)?));
-            if self.kept.len() >= 2 * self.capacity.max(1024) {
-                self.prune();
-            }
+    /// Offers the non-NULL `values` whose hash is within the threshold.
+    fn offer(&mut self, hashes: &[u64], values: &ArrayRef) -> Result<()> {
+        let rows: Vec<u32> = (0..values.len())
+            .filter(|&i| hashes[i] <= self.threshold && values.is_valid(i))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.hashes.extend(rows.iter().map(|&i| hashes[i as usize]));
+        self.values.push(take(values.as_ref(), &UInt32Array::from(rows), None)?);
+        if self.hashes.len() >= 2 * self.capacity.max(1024) {
+            self.prune()?;
         }
         Ok(())
     }
 
-    /// Sorts by (hash, value) and keeps the first `capacity`; ties of equal keys are
-    /// broken by value so the result does not depend on arrival order.
-    fn prune(&mut self) {
-        self.kept.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
-        });
-        self.kept.truncate(self.capacity);
-        if self.kept.len() == self.capacity {
-            self.threshold = self.kept.last().map_or(u64::MAX, |k| k.0);
+    /// Keeps the `capacity` candidates first in (hash, value) order; ties of equal keys
+    /// are broken by value so the result does not depend on arrival order.
+    fn prune(&mut self) -> Result<()> {
+        if self.values.is_empty() {
+            return Ok(());
         }
+        let chunks: Vec<&dyn Array> = self.values.iter().map(AsRef::as_ref).collect();
+        let values = concat(&chunks)?;
+        let hashes = std::mem::take(&mut self.hashes);
+        // Sorted by hash; values are compared only for equal hashes (duplicate keys).
+        let compare_values = make_comparator(values.as_ref(), values.as_ref(), SortOptions::default())?;
+        let by_hash_then_value =
+            |a: &(u64, u32), b: &(u64, u32)| a.0.cmp(&b.0).then_with(|| compare_values(a.1 as usize, b.1 as usize));
+        let mut order: Vec<(u64, u32)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| (h, u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        let keep = self.capacity.min(order.len());
+        if keep < order.len() {
+            order.select_nth_unstable_by(keep, by_hash_then_value);
+            order.truncate(keep);
+        }
+        order.sort_unstable_by(by_hash_then_value);
+        self.hashes = order.iter().map(|&(h, _)| h).collect();
+        let rows: UInt32Array = order.iter().map(|&(_, i)| i).collect();
+        self.values = vec![take(values.as_ref(), &rows, None)?];
+        if self.hashes.len() == self.capacity {
+            self.threshold = self.hashes.last().copied().unwrap_or(u64::MAX);
+        }
+        Ok(())
     }
 
-    fn list(&self, values: impl Iterator<Item = ScalarValue>, data_type: &DataType) -> ScalarValue {
-        let values: Vec<ScalarValue> = values.collect();
-        ScalarValue::List(ScalarValue::new_list_nullable(&values, data_type))
+    /// The kept values, in hash order.
+    fn kept(&mut self) -> Result<ArrayRef> {
+        self.prune()?;
+        Ok(self
+            .values
+            .first()
+            .cloned()
+            .unwrap_or_else(|| new_empty_array(&self.data_type)))
     }
+}
+
+/// `values` as a one-row list scalar.
+fn single_list(values: ArrayRef) -> ScalarValue {
+    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    let offsets = OffsetBuffer::from_lengths([values.len()]);
+    ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))
 }
 
 impl Accumulator for SampleAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let hashes = key_hashes(&values[1]).map_err(|m| DataFusionError::Execution(format!("marginal_sample: {m}")))?;
-        for (row, key) in hashes.into_iter().enumerate() {
-            self.offer(splitmix64(key ^ SAMPLE_SALT), &values[0], row)?;
-        }
-        Ok(())
+        let hashes: Vec<u64> = key_hashes(&values[1])
+            .map_err(|m| DataFusionError::Execution(format!("marginal_sample: {m}")))?
+            .into_iter()
+            .map(|key| splitmix64(key ^ SAMPLE_SALT))
+            .collect();
+        self.offer(&hashes, &values[0])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.prune();
-        Ok(self.list(self.kept.iter().map(|k| k.1.clone()), &self.data_type))
+        Ok(single_list(self.kept()?))
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.kept.iter().map(|k| 8 + k.1.size()).sum::<usize>()
+        size_of_val(self)
+            + self.hashes.capacity() * 8
+            + self.values.iter().map(|v| v.get_array_memory_size()).sum::<usize>()
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.prune();
-        Ok(vec![
-            self.list(
-                self.kept.iter().map(|k| ScalarValue::UInt64(Some(k.0))),
-                &DataType::UInt64,
-            ),
-            self.list(self.kept.iter().map(|k| k.1.clone()), &self.data_type),
-        ])
+        let values = self.kept()?;
+        let hashes: ArrayRef = Arc::new(UInt64Array::from(self.hashes.clone()));
+        Ok(vec![single_list(hashes), single_list(values)])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -230,11 +274,7 @@ impl Accumulator for SampleAccumulator {
                 continue;
             }
             let row_hashes = hashes.value(row);
-            let row_hashes = row_hashes.as_primitive::<arrow::datatypes::UInt64Type>();
-            let row_values = values.value(row);
-            for (i, hash) in row_hashes.values().iter().enumerate() {
-                self.offer(*hash, &row_values, i)?;
-            }
+            self.offer(row_hashes.as_primitive::<UInt64Type>().values(), &values.value(row))?;
         }
         Ok(())
     }
@@ -284,6 +324,20 @@ impl Marginal {
 /// Loaded marginal files, by path, with the modification time and size they had.
 type MarginalCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, u64, Arc<Marginal>)>>;
 static MARGINALS: LazyLock<MarginalCache> = LazyLock::new(Mutex::default);
+
+/// The marginal file at `path` as it was when a query was last planned with it: execution
+/// reuses what planning loaded instead of checking the file for every batch.
+///
+/// # Errors
+/// When the file was never loaded and cannot be (see [`load_marginal`]).
+pub fn planned_marginal(path: &str) -> Result<Arc<Marginal>> {
+    let cache = MARGINALS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, _, marginal)) = cache.get(Path::new(path)) {
+        return Ok(Arc::clone(marginal));
+    }
+    drop(cache);
+    load_marginal(path)
+}
 
 /// The marginal file at `path`, read once and reloaded when it changes on disk.
 ///

@@ -20,7 +20,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Documentation;
 
 use super::common::{Corruption, Draws, check_cell_type, documentation};
-use super::marginal::load_marginal;
+use super::marginal::{load_marginal, planned_marginal};
 use super::rng::STREAM_DONOR;
 
 /// The `corrupt_swap` method.
@@ -72,7 +72,7 @@ impl Corruption for Swap {
             return Ok(x.clone());
         }
         let path = marginal_path(&params[0])?;
-        let donors = load_marginal(path)?.donors(x_field.name(), x.data_type())?;
+        let donors = planned_marginal(path)?.donors(x_field.name(), x.data_type())?;
         let n = donors.len();
         if n == 0 {
             return exec_err!(

@@ -8,6 +8,7 @@ mod corrupt_adult;
 mod determinism;
 mod embed;
 mod errors;
+mod export;
 mod provider;
 mod sql_files;
 mod synthetic;

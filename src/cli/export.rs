@@ -1,0 +1,595 @@
+//! `tabssl export`: a pretraining set in one command. Wraps the SQL recipe of
+//! `sql/adult_vime_export.sql` for the common case: for every feature column the original,
+//! the corrupted value and both masks, K views per row, written atomically to Parquet.
+//!
+//! Determinism: the query runs in one partition so rows keep the input's order and the
+//! default row key (the row's position in the input) is stable; the writer cuts the
+//! output into fixed-size row groups and pages, so the same input, arguments and version
+//! give a byte-identical file whatever the batch size.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::compute::BatchCoalescer;
+use arrow::datatypes::{DataType, Schema};
+use clap::{Args, ValueEnum};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::corrupt::marginal::DEFAULT_CAPACITY;
+use crate::options::TabsslOptions;
+
+/// Rows per written batch, row group page unit: fixed so output bytes do not depend on
+/// DataFusion's batch size.
+const WRITE_BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The pretext-task corruption to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// VIME: mask with p [0.3], masked cells drawn from the column's marginal.
+    Vime,
+    /// SCARF: the same corruption with a higher rate, c [0.6].
+    Scarf,
+    /// Denoising autoencoder with swap noise [0.15].
+    Dae,
+    /// Gaussian noise on numeric columns (sigma = --noise-std x the column's std) with
+    /// probability p [1.0]; categorical columns get swap noise with the same p.
+    Noise,
+    /// Constant masking (TabNet obfuscation, blanking): masked cells become --fill [NULL].
+    Blank,
+}
+
+impl Method {
+    fn default_p(self) -> f64 {
+        match self {
+            Self::Vime | Self::Blank => 0.3,
+            Self::Scarf => 0.6,
+            Self::Dae => 0.15,
+            Self::Noise => 1.0,
+        }
+    }
+
+    fn swaps(self) -> bool {
+        !matches!(self, Self::Blank)
+    }
+}
+
+/// Arguments of `tabssl export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Input: a .csv, .parquet or .json/.ndjson file or directory, or `synthetic:ROWS[:SEED]`
+    /// for the built-in Adult-shaped table.
+    #[arg(long, value_name = "SOURCE")]
+    input: String,
+    /// Output Parquet file (written under a temporary name, then renamed).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Corruption method.
+    #[arg(long, value_enum, default_value_t = Method::Vime)]
+    method: Method,
+    /// Corruption probability per cell [default: the method's].
+    #[arg(long)]
+    p: Option<f64>,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Augmented views (corrupted copies) per input row.
+    #[arg(long, default_value_t = 1)]
+    views: u32,
+    /// Feature columns to corrupt, comma-separated [default: every column except --key and --keep].
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    columns: Vec<String>,
+    /// Row-key column [default: the row's position in the input, counted from 0].
+    #[arg(long, value_name = "COL")]
+    key: Option<String>,
+    /// Columns copied unchanged (labels, ids), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    keep: Vec<String>,
+    /// Draw donors from the batch instead of a first-pass marginal sample (no first pass;
+    /// the output then depends on the batch layout).
+    #[arg(long)]
+    batch_local: bool,
+    /// Rows kept per column in the marginal sample (exact below this many rows).
+    #[arg(long, default_value_t = DEFAULT_CAPACITY)]
+    capacity: usize,
+    /// --method noise: noise standard deviation as a multiple of each column's std.
+    #[arg(long, default_value_t = 0.1)]
+    noise_std: f64,
+    /// --method blank: the value masked cells take (cast to each column's type) [default: NULL].
+    #[arg(long)]
+    fill: Option<String>,
+    /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
+    #[arg(long, value_name = "REGEX")]
+    null_regex: Option<String>,
+    /// DataFusion batch size in rows (does not change the output).
+    #[arg(long, value_name = "ROWS")]
+    batch_size: Option<usize>,
+    /// Print the generated SQL instead of running it.
+    #[arg(long)]
+    print_sql: bool,
+    /// Model registry directory (for queries that also embed).
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+}
+
+/// Runs `tabssl export`.
+///
+/// # Errors
+/// When the input cannot be read, an argument is invalid, or writing fails.
+pub async fn run(args: &ExportArgs) -> Result<(), String> {
+    let p = args.p.unwrap_or_else(|| args.method.default_p());
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("--p must be in [0, 1], got {p}"));
+    }
+    if args.views == 0 {
+        return Err("--views must be at least 1".into());
+    }
+    let mut options = TabsslOptions::default();
+    if let Some(dir) = &args.models {
+        options.models_dir = dir.display().to_string();
+    }
+    // One partition: the input order is kept, so the default row key is stable.
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    if let Some(rows) = args.batch_size {
+        config = config.with_batch_size(rows.max(1));
+    }
+    let ctx = crate::new_context_with_config(config, options);
+    register_input(&ctx, args).await?;
+    let schema = ctx
+        .table("input")
+        .await
+        .map_err(|e| e.to_string())?
+        .schema()
+        .as_arrow()
+        .clone();
+    let plan = Plan::new(args, &schema)?;
+    let marginal = marginal_path(&args.output);
+    let started = Instant::now();
+    let sigmas = if args.method == Method::Noise {
+        plan.column_stds(&ctx, args.noise_std).await?
+    } else {
+        Vec::new()
+    };
+    let export_sql = plan.export_sql(args, &marginal, &sigmas);
+    if args.print_sql {
+        let mut text = String::new();
+        if args.method.swaps() && !args.batch_local {
+            text = format!("{};\n", plan.marginal_sql(args, &marginal));
+        }
+        let output = sql_string(&args.output.display().to_string());
+        text.push_str(&format!("COPY ({export_sql}) TO '{output}' STORED AS PARQUET;\n"));
+        return std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()).map_err(|e| e.to_string());
+    }
+    if args.method.swaps() && !args.batch_local {
+        // The sample does not depend on row order, so with a key column the first pass
+        // may use every core; the default key (row position) needs the ordered scan.
+        if args.key.is_some() {
+            set_partitions(&ctx, std::thread::available_parallelism().map_or(1, usize::from)).await?;
+        }
+        write_marginal(&ctx, &plan.marginal_sql(args, &marginal), Path::new(&marginal)).await?;
+        set_partitions(&ctx, 1).await?;
+    }
+    let df = ctx.sql(&export_sql).await.map_err(|e| e.to_string())?;
+    let rows = write_parquet_atomically(df, &args.output).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {rows} rows ({} views, {} columns, method {:?}, p {p}, seed {}) to {} in {seconds:.2} s ({:.0} rows/s)",
+        args.views,
+        plan.features.len(),
+        args.method,
+        args.seed,
+        args.output.display(),
+        rows as f64 / seconds.max(1e-9),
+    );
+    Ok(())
+}
+
+/// Sets DataFusion's target partitions of `ctx`.
+async fn set_partitions(ctx: &SessionContext, partitions: usize) -> Result<(), String> {
+    let sql = format!("SET datafusion.execution.target_partitions = {partitions}");
+    ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Registers the input as table `input`.
+async fn register_input(ctx: &SessionContext, args: &ExportArgs) -> Result<(), String> {
+    if let Some(spec) = args.input.strip_prefix("synthetic:") {
+        let mut parts = spec.split(':');
+        let rows: u64 = parts
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| format!("--input synthetic:ROWS[:SEED] needs a row count, got {:?}", args.input))?;
+        let seed: u64 = parts
+            .next()
+            .map_or(Ok(0), str::parse)
+            .map_err(|_| format!("bad seed in {:?}", args.input))?;
+        let sql = format!("CREATE VIEW input AS SELECT * FROM tabssl_synthetic({rows}, {seed})");
+        ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let path = Path::new(&args.input);
+    if !path.exists() {
+        return Err(format!("input {} does not exist", path.display()));
+    }
+    let probe = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .min()
+            .ok_or_else(|| format!("input directory {} is empty", path.display()))?
+    } else {
+        path.to_path_buf()
+    };
+    let extension = probe
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let location = sql_string(&args.input);
+    let sql = match extension.as_str() {
+        "csv" => {
+            let null_regex = args
+                .null_regex
+                .as_ref()
+                .map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
+            format!(
+                "CREATE EXTERNAL TABLE input STORED AS CSV LOCATION '{location}' \
+                 OPTIONS ('format.has_header' 'true'{null_regex})"
+            )
+        }
+        "parquet" => format!("CREATE EXTERNAL TABLE input STORED AS PARQUET LOCATION '{location}'"),
+        "json" | "ndjson" => format!("CREATE EXTERNAL TABLE input STORED AS JSON LOCATION '{location}'"),
+        other => {
+            return Err(format!(
+                "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file (got {other:?})",
+                probe.display()
+            ));
+        }
+    };
+    ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Which columns play which role, checked against the input schema.
+struct Plan {
+    key: String,
+    keep: Vec<String>,
+    features: Vec<(String, DataType)>,
+}
+
+impl Plan {
+    fn new(args: &ExportArgs, schema: &Schema) -> Result<Self, String> {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let check = |column: &str| {
+            if names.contains(&column) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "column {column:?} is not in the input; it has: {}",
+                    names.join(", ")
+                ))
+            }
+        };
+        if let Some(key) = &args.key {
+            check(key)?;
+        }
+        for column in args.keep.iter().chain(&args.columns) {
+            check(column)?;
+        }
+        let key = args.key.clone().unwrap_or_else(|| "row_id".into());
+        let features: Vec<(String, DataType)> = schema
+            .fields()
+            .iter()
+            .filter(|f| {
+                if args.columns.is_empty() {
+                    Some(f.name()) != args.key.as_ref() && !args.keep.contains(f.name())
+                } else {
+                    args.columns.contains(f.name())
+                }
+            })
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        if features.is_empty() {
+            return Err("no feature columns to corrupt: check --columns, --keep and --key".into());
+        }
+        Ok(Self {
+            key,
+            keep: args.keep.clone(),
+            features,
+        })
+    }
+
+    /// The input with its row key: the given column, or the row's position.
+    fn keyed_input(&self, args: &ExportArgs) -> String {
+        if args.key.is_some() {
+            "input".into()
+        } else {
+            format!(
+                "(SELECT CAST(row_number() OVER () AS BIGINT) - 1 AS {}, * FROM input)",
+                ident(&self.key)
+            )
+        }
+    }
+
+    fn marginal_sql(&self, args: &ExportArgs, marginal: &str) -> String {
+        let samples: Vec<String> = self
+            .features
+            .iter()
+            .map(|(c, _)| {
+                format!(
+                    "marginal_sample({}, {}, {}) AS {}",
+                    ident(c),
+                    ident(&self.key),
+                    args.capacity,
+                    ident(c)
+                )
+            })
+            .collect();
+        format!(
+            "COPY (SELECT {} FROM {}) TO '{}' STORED AS PARQUET",
+            samples.join(", "),
+            self.keyed_input(args),
+            sql_string(marginal)
+        )
+    }
+
+    /// Each numeric feature's standard deviation, for --method noise.
+    async fn column_stds(&self, ctx: &SessionContext, scale: f64) -> Result<Vec<Option<f64>>, String> {
+        let numeric: Vec<String> = self
+            .features
+            .iter()
+            .filter(|(_, t)| t.is_numeric())
+            .map(|(c, _)| format!("stddev_pop(CAST({} AS DOUBLE))", ident(c)))
+            .collect();
+        if numeric.is_empty() {
+            return Ok(vec![None; self.features.len()]);
+        }
+        let sql = format!("SELECT {} FROM input", numeric.join(", "));
+        let batches = async { ctx.sql(&sql).await?.collect().await }
+            .await
+            .map_err(|e| e.to_string())?;
+        let row = &batches[0];
+        let mut next = 0;
+        Ok(self
+            .features
+            .iter()
+            .map(|(_, t)| {
+                t.is_numeric().then(|| {
+                    let column = row.column(next);
+                    next += 1;
+                    let std = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(column.as_ref())
+                        .iter()
+                        .next()
+                        .flatten()
+                        .unwrap_or(0.0);
+                    scale * std
+                })
+            })
+            .collect())
+    }
+
+    fn export_sql(&self, args: &ExportArgs, marginal: &str, sigmas: &[Option<f64>]) -> String {
+        let p = args.p.unwrap_or_else(|| args.method.default_p());
+        let (seed, key) = (args.seed, ident(&self.key));
+        let mut inner = format!("{key}, view_id");
+        let mut outer = format!("{key}, view_id");
+        for column in &self.keep {
+            let _ = write!(inner, ", {}", ident(column));
+            let _ = write!(outer, ", {}", ident(column));
+        }
+        for (i, (column, data_type)) in self.features.iter().enumerate() {
+            let c = ident(column);
+            let swap = if args.batch_local {
+                format!("corrupt_swap_batch({c}, {p}, {seed}, {key}, view_id)")
+            } else {
+                format!(
+                    "corrupt_swap({c}, '{}', {p}, {seed}, {key}, view_id)",
+                    sql_string(marginal)
+                )
+            };
+            let corrupted = match args.method {
+                Method::Vime | Method::Scarf | Method::Dae => swap,
+                Method::Noise => match sigmas.get(i).copied().flatten() {
+                    Some(sigma) if data_type.is_numeric() => {
+                        format!("corrupt_noise({c}, {sigma:?}, {p}, {seed}, {key}, view_id)")
+                    }
+                    _ => swap,
+                },
+                Method::Blank => {
+                    let fill = args
+                        .fill
+                        .as_ref()
+                        .map_or("NULL".to_string(), |f| format!("'{}'", sql_string(f)));
+                    format!("corrupt_fill({c}, {fill}, {p}, {seed}, {key}, view_id)")
+                }
+            };
+            let tilde = ident(&format!("{column}_tilde"));
+            let mask = ident(&format!("{column}_mask"));
+            let changed = ident(&format!("{column}_changed"));
+            let _ = write!(
+                inner,
+                ", {c}, {corrupted} AS {tilde}, corrupt_mask({c}, {p}, {seed}, {key}, view_id) AS {mask}"
+            );
+            let changed_expr = if args.method == Method::Noise && data_type.is_numeric() {
+                format!("CAST({c} AS DOUBLE) <> {tilde}")
+            } else {
+                format!("{c} <> {tilde}")
+            };
+            let _ = write!(outer, ", {c}, {tilde}, {mask}, {changed_expr} AS {changed}");
+        }
+        let views: Vec<String> = (0..args.views).map(|v| v.to_string()).collect();
+        format!(
+            "SELECT {outer} FROM (SELECT {inner} FROM (SELECT *, unnest(make_array({})) AS view_id FROM {}))",
+            views.join(", "),
+            self.keyed_input(args)
+        )
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `text` escaped for a single-quoted SQL string.
+fn sql_string(text: &str) -> String {
+    text.replace('\'', "''")
+}
+
+/// Where the marginal sample of an export goes: beside the output, `<stem>.marginals.parquet`.
+fn marginal_path(output: &Path) -> String {
+    let stem = output.file_stem().and_then(|s| s.to_str()).unwrap_or("export");
+    output
+        .with_file_name(format!("{stem}.marginals.parquet"))
+        .display()
+        .to_string()
+}
+
+/// A temporary name in the same directory as `path`, so the final rename is atomic.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("output");
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Runs `COPY ... TO '<tmp>'` for the marginal sample, then renames it into place.
+async fn write_marginal(ctx: &SessionContext, copy_sql: &str, path: &Path) -> Result<(), String> {
+    let tmp = temporary_path(path);
+    let marginal = sql_string(&path.display().to_string());
+    let sql = copy_sql.replace(
+        &format!("'{marginal}'"),
+        &format!("'{}'", sql_string(&tmp.display().to_string())),
+    );
+    let result = async {
+        ctx.sql(&sql).await?.collect().await?;
+        Ok::<_, datafusion::error::DataFusionError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("first pass (marginal sample) failed: {e}"));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))
+}
+
+/// Streams the query into `output` through a temporary file that is renamed on success
+/// (and removed on failure): no reader ever sees a partial file under the final name.
+async fn write_parquet_atomically(df: datafusion::dataframe::DataFrame, output: &Path) -> Result<u64, String> {
+    let tmp = temporary_path(output);
+    let result = write_parquet(df, &tmp).await;
+    match result {
+        Ok(rows) => {
+            std::fs::rename(&tmp, output)
+                .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), output.display()))?;
+            Ok(rows)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Streams the query's batches, cut to fixed-size batches, to a writer thread: encoding
+/// Parquet overlaps with computing the next batches, and the bounded channel holds at
+/// most a few batches, so a slow disk slows the query instead of filling memory.
+async fn write_parquet(df: datafusion::dataframe::DataFrame, path: &Path) -> Result<u64, String> {
+    let mut stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+    let schema = stream.schema();
+    let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_write_batch_size(WRITE_BATCH_ROWS)
+        .build();
+    let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<arrow::array::RecordBatch>(4);
+    let display = path.display().to_string();
+    let writer_thread = std::thread::spawn(move || -> Result<u64, String> {
+        let mut writer = writer;
+        let mut progress = Progress::new();
+        let mut rows = 0u64;
+        for batch in receiver {
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            progress.update(rows);
+        }
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| format!("cannot sync {display}: {e}"))?;
+        progress.finish();
+        Ok(rows)
+    });
+    let mut coalescer = BatchCoalescer::new(schema, WRITE_BATCH_ROWS);
+    let produced = async {
+        while let Some(batch) = stream.next().await {
+            coalescer
+                .push_batch(batch.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            while let Some(batch) = coalescer.next_completed_batch() {
+                // A closed channel means the writer failed; its error is reported below.
+                if sender.send(batch).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        coalescer.finish_buffered_batch().map_err(|e| e.to_string())?;
+        while let Some(batch) = coalescer.next_completed_batch() {
+            if sender.send(batch).is_err() {
+                return Ok(());
+            }
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    drop(sender);
+    let written = writer_thread
+        .join()
+        .map_err(|_| "the Parquet writer thread panicked".to_string())?;
+    produced?;
+    written
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    rows: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+            started: now,
+            last: now,
+            rows: 0,
+        }
+    }
+
+    fn update(&mut self, rows: u64) {
+        self.rows = rows;
+        if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
+            self.last = Instant::now();
+            let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\r\x1b[2Kexport: {rows} rows written ({rate:.0} rows/s)");
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

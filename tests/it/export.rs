@@ -1,0 +1,274 @@
+//! `tabssl export` as a user runs it: byte-identical output for any batch size, atomic
+//! files, the generated SQL, and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{adult_csv, repo};
+
+fn export(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .arg("export")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("tabssl runs")
+}
+
+fn succeed(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "tabssl export failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn export_is_byte_identical_for_any_batch_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<(PathBuf, Vec<u8>, Vec<u8>)> = Vec::new();
+    for batch_size in ["8192", "7", "1"] {
+        let out = dir.path().join(format!("train_{batch_size}.parquet"));
+        // The default row key (position in the input) and NULLs in three columns.
+        succeed(export(&[
+            "--input",
+            "synthetic:4000:3",
+            "--keep",
+            "class",
+            "--views",
+            "2",
+            "--seed",
+            "11",
+            "--batch-size",
+            batch_size,
+            "--output",
+            path(&out),
+        ]));
+        let marginal = dir.path().join(format!("train_{batch_size}.marginals.parquet"));
+        files.push((
+            out.clone(),
+            std::fs::read(&out).expect("output"),
+            std::fs::read(&marginal).expect("marginal"),
+        ));
+    }
+    for (out, bytes, marginal) in &files[1..] {
+        assert!(
+            bytes == &files[0].1,
+            "{} differs from {}",
+            out.display(),
+            files[0].0.display()
+        );
+        assert!(marginal == &files[0].2, "marginal of {} differs", out.display());
+    }
+    // Nothing but the outputs and their marginals is left behind.
+    assert_eq!(files_in(dir.path()).len(), 6, "{:?}", files_in(dir.path()));
+}
+
+#[test]
+fn the_export_holds_original_corrupted_value_and_both_masks_per_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("train.parquet");
+    succeed(export(&[
+        "--input",
+        "synthetic:3000:5",
+        "--key",
+        "id",
+        "--keep",
+        "class",
+        "--columns",
+        "age,workclass",
+        "--views",
+        "3",
+        "--method",
+        "scarf",
+        "--output",
+        path(&out),
+    ]));
+    let sql = format!(
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids, min(view_id) AS v0, max(view_id) AS v2, \
+           round(avg(CAST(age_mask AS DOUBLE)), 2) AS age_rate, \
+           sum(CAST(age_changed AND NOT age_mask AS INT)) AS changed_unmasked, \
+           sum(CAST(age_tilde <> age AND NOT age_changed AS INT)) AS unlabeled_changes, \
+           count(*) FILTER (WHERE workclass IS NULL AND workclass_tilde IS NOT NULL) AS filled_nulls \
+         FROM '{}'",
+        out.display()
+    );
+    let output = succeed(
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(["sql", "--format", "csv", "-c", &sql])
+            .output()
+            .expect("tabssl sql"),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.lines().nth(1), Some("9000,3000,0,2,0.6,0,0,0"), "{text}");
+}
+
+#[test]
+fn printed_sql_runs_and_gives_the_same_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("direct.parquet");
+    let common = [
+        "--input",
+        "synthetic:500:1",
+        "--key",
+        "id",
+        "--columns",
+        "age,sex",
+        "--views",
+        "2",
+    ];
+    succeed(export(&[&common[..], &["--output", path(&out)]].concat()));
+    let via_sql = dir.path().join("via_sql.parquet");
+    let printed = succeed(export(
+        &[&common[..], &["--output", path(&via_sql), "--print-sql"]].concat(),
+    ));
+    let sql = String::from_utf8(printed.stdout).expect("utf-8");
+    assert!(
+        sql.contains("marginal_sample(") && sql.contains("corrupt_swap("),
+        "{sql}"
+    );
+    let script = dir.path().join("export.sql");
+    std::fs::write(
+        &script,
+        format!("CREATE VIEW input AS SELECT * FROM tabssl_synthetic(500, 1);\n{sql}"),
+    )
+    .expect("write");
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(["sql", "--partitions", "1", "-f", path(&script)])
+            .output()
+            .expect("tabssl sql"),
+    );
+    let compare = format!(
+        "SELECT count(*) FROM (SELECT * FROM '{a}' EXCEPT SELECT * FROM '{b}') \
+         UNION ALL SELECT count(*) FROM '{b}'",
+        a = out.display(),
+        b = via_sql.display()
+    );
+    let output = succeed(
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(["sql", "--format", "csv", "-c", &compare])
+            .output()
+            .expect("tabssl sql"),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let counts: Vec<&str> = text.lines().skip(1).collect();
+    assert!(counts.contains(&"0") && counts.contains(&"1000"), "{text}");
+}
+
+#[test]
+fn a_killed_export_leaves_no_file_under_the_final_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("big.parquet");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args([
+            "export",
+            "--input",
+            "synthetic:5000000",
+            "--key",
+            "id",
+            "--views",
+            "4",
+            "--output",
+            path(&out),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Wait until the export is writing a temporary file (the marginal sample's or the
+    // output's), then kill it hard.
+    let started = Instant::now();
+    while !files_in(dir.path()).iter().any(|f| f.contains(".tmp-")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no temporary file appeared"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "export ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(!out.exists(), "a partial file exists under the final name");
+    assert!(!dir.path().join("big.marginals.parquet").exists() || !out.exists());
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message_and_write_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("never.parquet");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--input", "synthetic:10", "--p", "1.5"],
+            "--p must be in [0, 1], got 1.5",
+        ),
+        (
+            &["--input", "synthetic:10", "--columns", "nope"],
+            "column \"nope\" is not in the input",
+        ),
+        (&["--input", "no/such.csv"], "input no/such.csv does not exist"),
+        (
+            &["--input", "synthetic:10", "--views", "0"],
+            "--views must be at least 1",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = export(&[args, &["--output", path(&out)]].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+}
+
+#[test]
+fn adult_export_keeps_every_row_and_every_null() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("adult.parquet");
+    succeed(export(&[
+        "--input",
+        path(&adult_csv()),
+        "--null-regex",
+        "\\?",
+        "--keep",
+        "class",
+        "--views",
+        "2",
+        "--output",
+        path(&out),
+    ]));
+    let sql = format!(
+        "SELECT count(*), count(DISTINCT row_id), count(*) - count(workclass_mask), \
+                count(*) FILTER (WHERE workclass IS NULL AND workclass_tilde IS NULL), \
+                round(avg(CAST(age_mask AS DOUBLE)), 2) FROM '{}'",
+        out.display()
+    );
+    let output = succeed(
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(["sql", "--format", "csv", "-c", &sql])
+            .output()
+            .expect("tabssl sql"),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    // 1,836 rows have a NULL workclass: NULL masks, still NULL after corruption, in both views.
+    assert_eq!(text.lines().nth(1), Some("65122,32561,3672,3672,0.3"), "{text}");
+}
