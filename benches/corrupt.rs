@@ -35,11 +35,16 @@ fn call(udf: &ScalarUDF, x: &ArrayRef, name: &str, params: &[ScalarValue], keys:
     arg_fields.push(Arc::new(Field::new("p", DataType::Float64, false)));
     arg_fields.push(Arc::new(Field::new("seed", DataType::Int64, false)));
     arg_fields.push(Arc::new(Field::new("id", DataType::Int64, false)));
+    let output = match udf.name() {
+        "corrupt_mask" => DataType::Boolean,
+        "corrupt_noise" => DataType::Float64,
+        _ => x.data_type().clone(),
+    };
     udf.invoke_with_args(ScalarFunctionArgs {
         args,
         arg_fields,
         number_rows: ROWS,
-        return_field: Arc::new(Field::new("out", x.data_type().clone(), true)),
+        return_field: Arc::new(Field::new("out", output, true)),
         config_options: Arc::new(ConfigOptions::default()),
     })
     .expect("corrupt")
