@@ -20,6 +20,10 @@ use datafusion::prelude::SessionConfig;
 
 const ROWS: usize = 8192;
 
+/// Built once: `ConfigOptions::default()` costs more than some kernels.
+static CONFIG: std::sync::LazyLock<Arc<ConfigOptions>> =
+    std::sync::LazyLock::new(|| Arc::new(ConfigOptions::default()));
+
 fn call(udf: &ScalarUDF, x: &ArrayRef, name: &str, params: &[ScalarValue], keys: &ArrayRef) -> ColumnarValue {
     let mut args = vec![ColumnarValue::Array(Arc::clone(x))];
     args.extend(params.iter().cloned().map(ColumnarValue::Scalar));
@@ -45,7 +49,7 @@ fn call(udf: &ScalarUDF, x: &ArrayRef, name: &str, params: &[ScalarValue], keys:
         arg_fields,
         number_rows: ROWS,
         return_field: Arc::new(Field::new("out", output, true)),
-        config_options: Arc::new(ConfigOptions::default()),
+        config_options: Arc::clone(&CONFIG),
     })
     .expect("corrupt")
 }

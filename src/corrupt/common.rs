@@ -210,7 +210,10 @@ impl<C: Corruption> ScalarUDFImpl for CorruptUdf<C> {
             .enumerate()
             .map(|(i, &key)| CellRng::new(column, key, views.as_ref().map_or(0, |v| v[i])))
             .collect();
-        let mask = BooleanBuffer::collect_bool(rows, |i| x.is_valid(i) && cells[i].bernoulli(p));
+        let nulls = x.logical_nulls();
+        let mask = BooleanBuffer::collect_bool(rows, |i| {
+            nulls.as_ref().is_none_or(|n| n.is_valid(i)) && cells[i].bernoulli(p)
+        });
         let draws = Draws { cells, mask };
         Ok(ColumnarValue::Array(self.method.corrupt(&x, x_field, &params, &draws)?))
     }

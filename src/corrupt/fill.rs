@@ -7,9 +7,8 @@
 
 use std::sync::LazyLock;
 
-use arrow::array::{ArrayRef, BooleanArray, Scalar};
-use arrow::compute::kernels::zip::zip;
-use arrow::compute::nullif;
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::compute::{interleave, nullif};
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
@@ -72,8 +71,14 @@ impl Corruption for Fill {
         if fill.is_null() {
             return Ok(nullif(x.as_ref(), &mask)?);
         }
-        let fill = Scalar::new(fill.to_array_of_size(1)?);
-        Ok(zip(&mask, &fill, x)?)
+        let fill = fill.to_array_of_size(1)?;
+        let indices: Vec<(usize, usize)> = draws
+            .mask
+            .iter()
+            .enumerate()
+            .map(|(row, masked)| if masked { (1, 0) } else { (0, row) })
+            .collect();
+        Ok(interleave(&[x.as_ref(), fill.as_ref()], &indices)?)
     }
 
     fn documentation(&self) -> &Documentation {

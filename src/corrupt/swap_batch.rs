@@ -9,9 +9,8 @@
 
 use std::sync::LazyLock;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
-use arrow::compute::kernels::zip::zip;
-use arrow::compute::take;
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
@@ -52,21 +51,30 @@ impl Corruption for SwapBatch {
         if draws.corrupted() == 0 {
             return Ok(x.clone());
         }
-        let donors: Vec<u32> = (0..x.len()).filter(|&i| x.is_valid(i)).map(|i| i as u32).collect();
+        let donors: Vec<usize> = (0..x.len()).filter(|&i| x.is_valid(i)).collect();
         if donors.is_empty() {
             return exec_err!(
                 "corrupt_swap_batch: column {:?} has no non-NULL value in the batch",
                 x_field.name()
             );
         }
-        let indices: UInt32Array = draws
+        let indices: Vec<(usize, usize)> = draws
             .cells
             .iter()
             .zip(draws.mask.iter())
-            .map(|(cell, masked)| masked.then(|| donors[cell.index(STREAM_DONOR, donors.len())]))
+            .enumerate()
+            .map(|(row, (cell, masked))| {
+                (
+                    0,
+                    if masked {
+                        donors[cell.index(STREAM_DONOR, donors.len())]
+                    } else {
+                        row
+                    },
+                )
+            })
             .collect();
-        let swapped = take(x.as_ref(), &indices, None)?;
-        Ok(zip(&BooleanArray::new(draws.mask.clone(), None), &swapped, x)?)
+        Ok(interleave(&[x.as_ref()], &indices)?)
     }
 
     fn documentation(&self) -> &Documentation {
