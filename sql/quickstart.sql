@@ -33,3 +33,15 @@ COPY (
            AS embedding
   FROM people
 ) TO 'target/quickstart/embeddings.parquet' STORED AS PARQUET;
+
+-- Pretext-task corruption for self-supervised training (VIME): a first pass samples each
+-- column's marginal, the second masks cells with p = 0.3 and swaps in values drawn from it.
+-- Reproducible: a cell's draw depends only on (seed, id, column, view).
+COPY (SELECT marginal_sample(age, id) AS age, marginal_sample(occupation, id) AS occupation FROM people)
+TO 'target/quickstart/people.marginals.parquet' STORED AS PARQUET;
+
+SELECT id, age, corrupt_swap(age, 'target/quickstart/people.marginals.parquet', 0.3, 42, id) AS age_tilde,
+       corrupt_mask(age, 0.3, 42, id) AS age_mask,
+       occupation, corrupt_swap(occupation, 'target/quickstart/people.marginals.parquet', 0.3, 42, id) AS occupation_tilde,
+       corrupt_mask(occupation, 0.3, 42, id) AS occupation_mask
+FROM people ORDER BY id LIMIT 5;

@@ -5,7 +5,11 @@
 //!   Runtime and returns `FixedSizeList<Float32, D>`;
 //! - `predict(model, col, ...)` does the same for one-value heads and returns `Float32`;
 //! - `tabssl_models()` lists the registry;
-//! - `tabssl_synthetic(rows[, seed])` generates a seeded Adult-shaped table.
+//! - `tabssl_synthetic(rows[, seed])` generates a seeded Adult-shaped table;
+//! - `corrupt_mask`, `corrupt_swap`, `corrupt_swap_batch`, `corrupt_noise`, `corrupt_fill`
+//!   and the `marginal_sample` aggregate apply the pretext-task corruptions of VIME, SCARF,
+//!   denoising autoencoders and TabNet, deterministically per (seed, row key, column); see
+//!   [`corrupt`].
 //!
 //! Options live under `tabssl.` in the session config (`SET tabssl.provider = 'cuda'`),
 //! see [`TabsslOptions`].
@@ -17,6 +21,10 @@
 //! let df = ctx.sql("SELECT count(*) AS n, count(workclass) AS known FROM tabssl_synthetic(1000, 7)").await?;
 //! let batches = df.collect().await?;
 //! assert_eq!(batches[0].num_rows(), 1);
+//! // A VIME-style mask: every cell corrupted with probability 0.3, keyed by id.
+//! let sql = "SELECT avg(CAST(corrupt_mask(age, 0.3, 42, id) AS DOUBLE)) FROM tabssl_synthetic(10000, 7)";
+//! let rate = ctx.sql(sql).await?.collect().await?;
+//! assert_eq!(rate[0].num_rows(), 1);
 //! # Ok(())
 //! # }
 //! ```
