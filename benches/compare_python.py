@@ -18,24 +18,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-VENV = os.path.join(ROOT, "target", "bench-venv")
+from bench_env import ROOT, ensure_packages
+
 FEATURES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
-
-
-def ensure_packages():
-    try:
-        import numpy  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        python = os.path.join(VENV, "bin", "python3")
-        if os.path.abspath(sys.executable) == os.path.abspath(python):
-            raise
-        if not os.path.exists(python):
-            subprocess.check_call([sys.executable, "-m", "venv", VENV])
-            subprocess.check_call([python, "-m", "pip", "install", "-q", "numpy", "onnxruntime==1.31.1"])
-        os.execv(python, [python, *sys.argv])
 
 
 def tabssl(binary, sql, threads):
@@ -51,7 +37,7 @@ def best(times):
 
 
 def main():
-    ensure_packages()
+    ensure_packages(["numpy", "onnxruntime"], ["numpy", "onnxruntime==1.31.1"])
     import numpy as np
     import onnxruntime as ort
 

@@ -21,29 +21,14 @@ import argparse
 import os
 import platform
 import subprocess
-import sys
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-VENV = os.path.join(ROOT, "target", "bench-venv")
+from bench_env import ROOT, ensure_packages
+
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
                "native-country"]
 P = 0.3
-
-
-def ensure_packages():
-    try:
-        import numpy  # noqa: F401
-        import pyarrow  # noqa: F401
-    except ImportError:
-        python = os.path.join(VENV, "bin", "python3")
-        if os.path.abspath(sys.executable) == os.path.abspath(python):
-            raise
-        if not os.path.exists(python):
-            subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([python, "-m", "pip", "install", "-q", "numpy", "pyarrow"])
-        os.execv(python, [python, *sys.argv])
 
 
 def numpy_vime(source, target, seed):
@@ -91,7 +76,7 @@ def numpy_vime(source, target, seed):
 
 
 def main():
-    ensure_packages()
+    ensure_packages(["numpy", "pyarrow"], ["numpy", "pyarrow"])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::BooleanBuffer;
+use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
@@ -72,6 +73,34 @@ impl Draws {
     /// How many cells are corrupted.
     pub fn corrupted(&self) -> usize {
         self.mask.count_set_bits()
+    }
+
+    /// `x` with every corrupted cell replaced by `replacements[replacement(row, cell)]`,
+    /// built in one element-wise interleave (a take plus a zip would copy run by run, and a
+    /// random mask makes runs of a few rows).
+    ///
+    /// # Errors
+    /// When the two arrays' types differ.
+    pub fn replace(
+        &self,
+        x: &ArrayRef,
+        replacements: &dyn Array,
+        replacement: impl Fn(usize, CellRng) -> usize,
+    ) -> Result<ArrayRef> {
+        let indices: Vec<(usize, usize)> = self
+            .cells
+            .iter()
+            .zip(self.mask.iter())
+            .enumerate()
+            .map(|(row, (&cell, corrupted))| {
+                if corrupted {
+                    (1, replacement(row, cell))
+                } else {
+                    (0, row)
+                }
+            })
+            .collect();
+        Ok(interleave(&[x.as_ref(), replacements], &indices)?)
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use arrow::array::{ArrayRef, BooleanArray};
-use arrow::compute::{interleave, nullif};
+use arrow::compute::nullif;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
@@ -66,19 +66,11 @@ impl Corruption for Fill {
     }
 
     fn corrupt(&self, x: &ArrayRef, x_field: &Field, params: &[ScalarValue], draws: &Draws) -> Result<ArrayRef> {
-        let mask = BooleanArray::new(draws.mask.clone(), None);
         let fill = Self::fill_value(x_field, &params[0])?;
         if fill.is_null() {
-            return Ok(nullif(x.as_ref(), &mask)?);
+            return Ok(nullif(x.as_ref(), &BooleanArray::new(draws.mask.clone(), None))?);
         }
-        let fill = fill.to_array_of_size(1)?;
-        let indices: Vec<(usize, usize)> = draws
-            .mask
-            .iter()
-            .enumerate()
-            .map(|(row, masked)| if masked { (1, 0) } else { (0, row) })
-            .collect();
-        Ok(interleave(&[x.as_ref(), fill.as_ref()], &indices)?)
+        draws.replace(x, fill.to_array_of_size(1)?.as_ref(), |_, _| 0)
     }
 
     fn documentation(&self) -> &Documentation {

@@ -12,7 +12,6 @@
 use std::sync::LazyLock;
 
 use arrow::array::ArrayRef;
-use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
@@ -80,22 +79,7 @@ impl Corruption for Swap {
                 x_field.name()
             );
         }
-        // One interleave, element by element: cheaper than a take plus a zip over the
-        // short runs a random mask makes.
-        let indices: Vec<(usize, usize)> = draws
-            .cells
-            .iter()
-            .zip(draws.mask.iter())
-            .enumerate()
-            .map(|(row, (cell, masked))| {
-                if masked {
-                    (1, cell.index(STREAM_DONOR, n))
-                } else {
-                    (0, row)
-                }
-            })
-            .collect();
-        Ok(interleave(&[x.as_ref(), donors.as_ref()], &indices)?)
+        draws.replace(x, donors.as_ref(), |_, cell| cell.index(STREAM_DONOR, n))
     }
 
     fn documentation(&self) -> &Documentation {

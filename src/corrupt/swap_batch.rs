@@ -10,7 +10,6 @@
 use std::sync::LazyLock;
 
 use arrow::array::{Array, ArrayRef};
-use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
@@ -58,23 +57,7 @@ impl Corruption for SwapBatch {
                 x_field.name()
             );
         }
-        let indices: Vec<(usize, usize)> = draws
-            .cells
-            .iter()
-            .zip(draws.mask.iter())
-            .enumerate()
-            .map(|(row, (cell, masked))| {
-                (
-                    0,
-                    if masked {
-                        donors[cell.index(STREAM_DONOR, donors.len())]
-                    } else {
-                        row
-                    },
-                )
-            })
-            .collect();
-        Ok(interleave(&[x.as_ref()], &indices)?)
+        draws.replace(x, x.as_ref(), |_, cell| donors[cell.index(STREAM_DONOR, donors.len())])
     }
 
     fn documentation(&self) -> &Documentation {

@@ -26,6 +26,17 @@ fn succeed(output: Output) -> Output {
     output
 }
 
+/// Runs `tabssl sql --format csv -c <sql>` and returns what it printed.
+fn query(sql: &str) -> String {
+    let output = succeed(
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(["sql", "--format", "csv", "-c", sql])
+            .output()
+            .expect("tabssl sql"),
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -110,13 +121,7 @@ fn the_export_holds_original_corrupted_value_and_both_masks_per_view() {
          FROM '{}'",
         out.display()
     );
-    let output = succeed(
-        Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .args(["sql", "--format", "csv", "-c", &sql])
-            .output()
-            .expect("tabssl sql"),
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = query(&sql);
     assert_eq!(text.lines().nth(1), Some("9000,3000,0,2,0.6,0,0,0"), "{text}");
 }
 
@@ -162,13 +167,7 @@ fn printed_sql_runs_and_gives_the_same_rows() {
         a = out.display(),
         b = via_sql.display()
     );
-    let output = succeed(
-        Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .args(["sql", "--format", "csv", "-c", &compare])
-            .output()
-            .expect("tabssl sql"),
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = query(&compare);
     let counts: Vec<&str> = text.lines().skip(1).collect();
     assert!(counts.contains(&"0") && counts.contains(&"1000"), "{text}");
 }
@@ -262,13 +261,7 @@ fn adult_export_keeps_every_row_and_every_null() {
                 round(avg(CAST(age_mask AS DOUBLE)), 2) FROM '{}'",
         out.display()
     );
-    let output = succeed(
-        Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .args(["sql", "--format", "csv", "-c", &sql])
-            .output()
-            .expect("tabssl sql"),
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = query(&sql);
     // 1,836 rows have a NULL workclass: NULL masks, still NULL after corruption, in both views.
     assert_eq!(text.lines().nth(1), Some("65122,32561,3672,3672,0.3"), "{text}");
 }
