@@ -41,7 +41,7 @@ pub enum Method {
     /// Denoising autoencoder with swap noise [0.15].
     Dae,
     /// Gaussian noise on numeric columns (sigma = --noise-std x the column's std) with
-    /// probability p [1.0]; categorical columns get swap noise with the same p.
+    /// probability p [1.0]; other columns get swap noise with the DAE rate 0.15.
     Noise,
     /// Constant masking (TabNet obfuscation, blanking): masked cells become --fill [NULL].
     Blank,
@@ -390,6 +390,13 @@ impl Plan {
         }
         for (i, (column, data_type)) in self.features.iter().enumerate() {
             let c = ident(column);
+            let sigma = sigmas.get(i).copied().flatten().filter(|_| data_type.is_numeric());
+            // --method noise: numeric columns get Gaussian noise with p; the others get
+            // swap noise at the denoising autoencoder's rate.
+            let p = match (args.method, sigma) {
+                (Method::Noise, None) => Method::Dae.default_p(),
+                _ => p,
+            };
             let swap = if args.batch_local {
                 format!("corrupt_swap_batch({c}, {p}, {seed}, {key}, view_id)")
             } else {
@@ -398,21 +405,16 @@ impl Plan {
                     sql_string(marginal)
                 )
             };
-            let corrupted = match args.method {
-                Method::Vime | Method::Scarf | Method::Dae => swap,
-                Method::Noise => match sigmas.get(i).copied().flatten() {
-                    Some(sigma) if data_type.is_numeric() => {
-                        format!("corrupt_noise({c}, {sigma:?}, {p}, {seed}, {key}, view_id)")
-                    }
-                    _ => swap,
-                },
-                Method::Blank => {
+            let corrupted = match (args.method, sigma) {
+                (Method::Noise, Some(sigma)) => format!("corrupt_noise({c}, {sigma:?}, {p}, {seed}, {key}, view_id)"),
+                (Method::Blank, _) => {
                     let fill = args
                         .fill
                         .as_ref()
                         .map_or("NULL".to_string(), |f| format!("'{}'", sql_string(f)));
                     format!("corrupt_fill({c}, {fill}, {p}, {seed}, {key}, view_id)")
                 }
+                _ => swap,
             };
             let tilde = ident(&format!("{column}_tilde"));
             let mask = ident(&format!("{column}_mask"));
@@ -421,11 +423,14 @@ impl Plan {
                 inner,
                 ", {c}, {corrupted} AS {tilde}, corrupt_mask({c}, {p}, {seed}, {key}, view_id) AS {mask}"
             );
-            let changed_expr = if args.method == Method::Noise && data_type.is_numeric() {
-                format!("CAST({c} AS DOUBLE) <> {tilde}")
+            // VIME's label m = (x != x_tilde): NULL where x is NULL, true where a cell was
+            // blanked to NULL.
+            let original = if sigma.is_some() {
+                format!("CAST({c} AS DOUBLE)")
             } else {
-                format!("{c} <> {tilde}")
+                c.clone()
             };
+            let changed_expr = format!("CASE WHEN {c} IS NULL THEN NULL ELSE {original} IS DISTINCT FROM {tilde} END");
             let _ = write!(outer, ", {c}, {tilde}, {mask}, {changed_expr} AS {changed}");
         }
         let views: Vec<String> = (0..args.views).map(|v| v.to_string()).collect();
