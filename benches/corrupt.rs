@@ -8,12 +8,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
-use datafusion::datasource::MemTable;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
 use datafusion::prelude::SessionConfig;
@@ -116,20 +115,12 @@ fn bench_kernels(c: &mut Criterion) {
 
 fn bench_sql(c: &mut Criterion) {
     const BATCHES: u64 = 16;
-    let batches: Vec<RecordBatch> = (0..BATCHES)
-        .map(|i| tabssl::synthetic::synthetic_batch(1, i * ROWS as u64, (i + 1) * ROWS as u64).expect("batch"))
-        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     let ctx = tabssl::new_context_with_config(
         SessionConfig::new().with_target_partitions(2),
         tabssl::TabsslOptions::default(),
     );
-    let half = batches.len() / 2;
-    let table = MemTable::try_new(
-        batches[0].schema(),
-        vec![batches[..half].to_vec(), batches[half..].to_vec()],
-    )
-    .expect("table");
+    let table = tabssl::synthetic::synthetic_table(1, ROWS as u64 * BATCHES, 2).expect("table");
     ctx.register_table("people", Arc::new(table)).expect("register");
     let dir = tempfile::tempdir().expect("tempdir");
     let marginal = dir.path().join("m.parquet").display().to_string();

@@ -22,7 +22,6 @@ use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field};
 use criterion::{Criterion, Throughput, criterion_group};
 use datafusion::config::ConfigOptions;
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
 use datafusion::prelude::SessionConfig;
 use ort::value::TensorRef;
@@ -228,18 +227,11 @@ fn paired_cpu_time_ratio(rounds: usize, calls_per_round: usize) {
 
 fn bench_sql(c: &mut Criterion) {
     const BATCHES: usize = 16;
-    let batches: Vec<RecordBatch> = (0..BATCHES as u64)
-        .map(|i| tabssl::synthetic::synthetic_batch(1, i * ROWS as u64, (i + 1) * ROWS as u64).expect("batch"))
-        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     let mut options = TabsslOptions::default();
     options.models_dir = models_dir().display().to_string();
     let ctx = tabssl::new_context_with_config(SessionConfig::new().with_target_partitions(2), options);
-    let table = MemTable::try_new(
-        batches[0].schema(),
-        vec![batches[..BATCHES / 2].to_vec(), batches[BATCHES / 2..].to_vec()],
-    )
-    .expect("table");
+    let table = tabssl::synthetic::synthetic_table(1, (ROWS * BATCHES) as u64, 2).expect("table");
     ctx.register_table("people", Arc::new(table)).expect("register");
     let sql = format!(
         "SELECT embed('mlp_packed', {}) AS e FROM people",

@@ -174,7 +174,7 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
         if args.key.is_some() {
             set_partitions(&ctx, std::thread::available_parallelism().map_or(1, usize::from)).await?;
         }
-        write_marginal(&ctx, &plan.marginal_sql(args, &marginal), Path::new(&marginal)).await?;
+        write_marginal(&ctx, |target| plan.marginal_sql(args, target), Path::new(&marginal)).await?;
         set_partitions(&ctx, 1).await?;
     }
     let df = ctx.sql(&export_sql).await.map_err(|e| e.to_string())?;
@@ -468,38 +468,36 @@ fn temporary_path(path: &Path) -> PathBuf {
 }
 
 /// Runs `COPY ... TO '<tmp>'` for the marginal sample, then renames it into place.
-async fn write_marginal(ctx: &SessionContext, copy_sql: &str, path: &Path) -> Result<(), String> {
+/// Runs the first pass (`COPY` of the marginal sample) into a temporary file beside `path`,
+/// then moves it into place.
+async fn write_marginal(ctx: &SessionContext, copy_sql_to: impl Fn(&str) -> String, path: &Path) -> Result<(), String> {
     let tmp = temporary_path(path);
-    let marginal = sql_string(&path.display().to_string());
-    let sql = copy_sql.replace(
-        &format!("'{marginal}'"),
-        &format!("'{}'", sql_string(&tmp.display().to_string())),
-    );
-    let result = async {
-        ctx.sql(&sql).await?.collect().await?;
-        Ok::<_, datafusion::error::DataFusionError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("first pass (marginal sample) failed: {e}"));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))
+    let sql = copy_sql_to(&tmp.display().to_string());
+    let result = async { ctx.sql(&sql).await?.collect().await }
+        .await
+        .map_err(|e| format!("first pass (marginal sample) failed: {e}"));
+    move_into_place(&tmp, path, result).map(drop)
 }
 
-/// Streams the query into `output` through a temporary file that is renamed on success
-/// (and removed on failure): no reader ever sees a partial file under the final name.
+/// Streams the query into `output` through a temporary file: no reader ever sees a
+/// partial file under the final name.
 async fn write_parquet_atomically(df: datafusion::dataframe::DataFrame, output: &Path) -> Result<u64, String> {
     let tmp = temporary_path(output);
     let result = write_parquet(df, &tmp).await;
-    match result {
-        Ok(rows) => {
-            std::fs::rename(&tmp, output)
-                .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), output.display()))?;
-            Ok(rows)
+    move_into_place(&tmp, output, result)
+}
+
+/// Renames the finished temporary file `tmp` to `path` when writing succeeded, and removes
+/// it when writing failed.
+fn move_into_place<T>(tmp: &Path, path: &Path, written: Result<T, String>) -> Result<T, String> {
+    match written {
+        Ok(value) => {
+            std::fs::rename(tmp, path)
+                .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))?;
+            Ok(value)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(tmp);
             Err(e)
         }
     }
