@@ -32,9 +32,12 @@
 pub mod cli;
 pub mod corrupt;
 pub mod error;
+pub mod eval;
 pub mod infer;
+pub mod onnx;
 pub mod options;
 pub mod synthetic;
+pub mod train;
 
 use std::sync::Arc;
 

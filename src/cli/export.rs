@@ -22,6 +22,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
+use super::input::{register_input, sql_string};
 use crate::corrupt::marginal::DEFAULT_CAPACITY;
 use crate::options::TabsslOptions;
 
@@ -142,7 +143,7 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
         config = config.with_batch_size(rows.max(1));
     }
     let ctx = crate::new_context_with_config(config, options);
-    register_input(&ctx, args).await?;
+    register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
     let schema = ctx
         .table("input")
         .await
@@ -195,68 +196,6 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
 /// Sets DataFusion's target partitions of `ctx`.
 async fn set_partitions(ctx: &SessionContext, partitions: usize) -> Result<(), String> {
     let sql = format!("SET datafusion.execution.target_partitions = {partitions}");
-    ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// Registers the input as table `input`.
-async fn register_input(ctx: &SessionContext, args: &ExportArgs) -> Result<(), String> {
-    if let Some(spec) = args.input.strip_prefix("synthetic:") {
-        let mut parts = spec.split(':');
-        let rows: u64 = parts
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| format!("--input synthetic:ROWS[:SEED] needs a row count, got {:?}", args.input))?;
-        let seed: u64 = parts
-            .next()
-            .map_or(Ok(0), str::parse)
-            .map_err(|_| format!("bad seed in {:?}", args.input))?;
-        let sql = format!("CREATE VIEW input AS SELECT * FROM tabssl_synthetic({rows}, {seed})");
-        ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    let path = Path::new(&args.input);
-    if !path.exists() {
-        return Err(format!("input {} does not exist", path.display()));
-    }
-    let probe = if path.is_dir() {
-        std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .min()
-            .ok_or_else(|| format!("input directory {} is empty", path.display()))?
-    } else {
-        path.to_path_buf()
-    };
-    let extension = probe
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let location = sql_string(&args.input);
-    let sql = match extension.as_str() {
-        "csv" => {
-            let null_regex = args
-                .null_regex
-                .as_ref()
-                .map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
-            format!(
-                "CREATE EXTERNAL TABLE input STORED AS CSV LOCATION '{location}' \
-                 OPTIONS ('format.has_header' 'true'{null_regex})"
-            )
-        }
-        "parquet" => format!("CREATE EXTERNAL TABLE input STORED AS PARQUET LOCATION '{location}'"),
-        "json" | "ndjson" => format!("CREATE EXTERNAL TABLE input STORED AS JSON LOCATION '{location}'"),
-        other => {
-            return Err(format!(
-                "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file (got {other:?})",
-                probe.display()
-            ));
-        }
-    };
     ctx.sql(&sql).await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -445,11 +384,6 @@ impl Plan {
 /// `name` as a quoted SQL identifier.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `text` escaped for a single-quoted SQL string.
-fn sql_string(text: &str) -> String {
-    text.replace('\'', "''")
 }
 
 /// Where the marginal sample of an export goes: beside the output, `<stem>.marginals.parquet`.

@@ -1,10 +1,14 @@
 //! The `tabssl` command line: `tabssl sql` runs SQL with the tabssl functions registered,
 //! `tabssl models` lists the model registry, `tabssl bench` measures a model, `tabssl export`
-//! writes a corrupted pretraining set.
+//! writes a corrupted pretraining set, `tabssl pretrain` trains an encoder to ONNX.
 
 mod bench;
+mod demo;
+mod evaluate;
 mod export;
+mod input;
 mod output;
+mod pretrain;
 mod sql;
 
 use std::path::PathBuf;
@@ -34,6 +38,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a pretraining set: originals, corrupted values and masks, K views per row.
     Export(export::ExportArgs),
+    /// Pretrain a VIME, SCARF or denoising-autoencoder encoder and write it as ONNX.
+    Pretrain(pretrain::PretrainArgs),
+    /// Few-label downstream evaluation of registry encoders (markdown, PNG, JSON).
+    Evaluate(evaluate::EvaluateArgs),
+    /// The whole loop on built-in synthetic data: export, pretrain, embed in SQL, evaluate.
+    Demo(demo::DemoArgs),
 }
 
 /// Options shared by every command.
@@ -105,6 +115,21 @@ impl CommonArgs {
     }
 }
 
+/// The command line as typed, quoted where a shell needs it (recorded in manifests and
+/// reports so a result can be reproduced).
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            if arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs the command line and returns the process exit code. Errors go to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -120,6 +145,24 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Bench(args) => bench::run(&args).await.map_err(|e| e.to_string()),
         Command::Export(args) => export::run(&args).await,
+        Command::Demo(args) => demo::run(&args).await.map(|summary| {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{summary}");
+            }
+        }),
+        Command::Evaluate(args) => evaluate::run(&args).await.map(|report| {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{report}");
+            }
+        }),
+        Command::Pretrain(args) => pretrain::run(&args).await.map(|summary| {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{summary}");
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

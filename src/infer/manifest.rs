@@ -27,6 +27,9 @@ pub struct Manifest {
     /// The graph output used as the embedding or prediction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSpec>,
+    /// What the model receives for NULL inputs (default: `propagate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulls: Option<NullPolicy>,
     /// How raw columns are turned into the network's input (free-form, for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preprocessing: Option<serde_json::Value>,
@@ -34,6 +37,23 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
 }
+
+/// How `embed`/`predict` treat NULL arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NullPolicy {
+    /// A row with any NULL argument is not run and gets a NULL result.
+    #[default]
+    Propagate,
+    /// Every row is run: a NULL number is passed as NaN and a NULL string as
+    /// [`NULL_STRING`]; the graph encodes missing values itself (tabssl's own encoders).
+    Encode,
+}
+
+/// The string a NULL string argument is passed as under [`NullPolicy::Encode`]: a name
+/// between U+0001 control characters (ONNX Runtime strings cannot hold NUL), so no real
+/// category collides with it.
+pub const NULL_STRING: &str = "\u{1}tabssl:null\u{1}";
 
 /// One graph input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use arrow::array::ArrayRef;
 use arrow::buffer::NullBuffer;
 
-use super::manifest::{METADATA_KEY, Manifest};
+use super::manifest::{METADATA_KEY, Manifest, NullPolicy};
 use super::registry::{ModelFiles, ModelRegistry};
 use super::runtime::{ActiveProvider, runtime};
 use super::session::{SessionConfig, SessionPool};
@@ -171,7 +171,10 @@ impl LoadedModel {
         args: &[ArrayRef],
         batch_rows: usize,
     ) -> Result<(Vec<f32>, Option<NullBuffer>)> {
-        let validity = row_validity(args);
+        let validity = match self.spec.nulls {
+            NullPolicy::Propagate => row_validity(args),
+            NullPolicy::Encode => None,
+        };
         let compacted;
         let args = match &validity {
             Some(validity) => {

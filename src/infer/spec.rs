@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use arrow::datatypes::DataType;
 use ort::value::{Outlet, TensorElementType, ValueType};
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, NullPolicy};
 
 /// Element types tabssl can feed to or read from a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,6 +137,8 @@ pub struct ModelSpec {
     /// When the graph fixes the batch dimension (an export without a dynamic axis), rows
     /// are fed in chunks of exactly this size.
     pub fixed_batch: Option<usize>,
+    /// What the graph receives for NULL arguments.
+    pub nulls: NullPolicy,
 }
 
 /// Reads `(element type, dims)` of a tensor outlet.
@@ -192,12 +194,27 @@ impl ModelSpec {
         };
         let fixed_batch = fixed_batch(&batch_dims)?;
         let (output, output_dtype, width) = output_of(outputs, manifest)?;
+        let nulls = manifest.and_then(|m| m.nulls).unwrap_or_default();
+        if nulls == NullPolicy::Encode {
+            let encodable = match &layout {
+                InputLayout::PerColumn(columns) => columns
+                    .iter()
+                    .all(|c| matches!(c.dtype, ElementType::Float32 | ElementType::Float64 | ElementType::String)),
+                InputLayout::Packed { .. } => false,
+            };
+            if !encodable {
+                return Err("the manifest says \"nulls\": \"encode\", which needs per-column float32, float64 or \
+                            string inputs (NULL is passed as NaN or a marker string)"
+                    .into());
+            }
+        }
         Ok(Self {
             layout,
             output,
             output_dtype,
             width,
             fixed_batch,
+            nulls,
         })
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The pure conversion layer between a batch of SQL arguments and one model call: no
 //! sessions, no DataFusion. Rows whose arguments hold a NULL are dropped before the call
-//! ([`row_validity`]) and come back as NULL embeddings.
+//! ([`row_validity`]) and come back as NULL embeddings, unless the model encodes missing
+//! values itself ([`NullPolicy::Encode`]: NaN and [`NULL_STRING`] are passed instead).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use arrow::error::ArrowError;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorRef};
 
+use super::manifest::{NULL_STRING, NullPolicy};
 use super::spec::{Arguments, ElementType, InputLayout, ModelSpec};
 
 /// Named input values for one model call, possibly borrowing a session's scratch buffer.
@@ -113,9 +115,22 @@ pub fn build_inputs<'a>(
                     vec![padded_rows as i64, 1]
                 };
                 let arg = slice(arg);
+                let encode_nulls = spec.nulls == NullPolicy::Encode;
                 let value = match input.dtype {
-                    ElementType::Float32 => tensor_value((shape, primitive_values::<Float32Type>(&arg, padded_rows)?))?,
-                    ElementType::Float64 => tensor_value((shape, primitive_values::<Float64Type>(&arg, padded_rows)?))?,
+                    ElementType::Float32 => {
+                        let mut data = primitive_values::<Float32Type>(&arg, padded_rows)?;
+                        if encode_nulls {
+                            nulls_to_nan(&arg, &mut data, f32::NAN);
+                        }
+                        tensor_value((shape, data))?
+                    }
+                    ElementType::Float64 => {
+                        let mut data = primitive_values::<Float64Type>(&arg, padded_rows)?;
+                        if encode_nulls {
+                            nulls_to_nan(&arg, &mut data, f64::NAN);
+                        }
+                        tensor_value((shape, data))?
+                    }
                     ElementType::Int64 => tensor_value((shape, primitive_values::<Int64Type>(&arg, padded_rows)?))?,
                     ElementType::Int32 => tensor_value((shape, primitive_values::<Int32Type>(&arg, padded_rows)?))?,
                     ElementType::Bool => {
@@ -124,7 +139,7 @@ pub fn build_inputs<'a>(
                         data.resize(padded_rows, false);
                         tensor_value((shape, data))?
                     }
-                    ElementType::String => string_value(&arg, shape, padded_rows)?,
+                    ElementType::String => string_value(&arg, shape, padded_rows, encode_nulls)?,
                 };
                 Ok((Cow::Owned(input.name.clone()), value))
             })
@@ -139,11 +154,35 @@ fn tensor_value<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Cl
     Ok(SessionInputValue::from(tensor.into_dyn()))
 }
 
-fn string_value(arg: &ArrayRef, shape: Vec<i64>, padded_rows: usize) -> Result<SessionInputValue<'static>, String> {
+/// Puts `nan` where `arg` is NULL (the [`NullPolicy::Encode`] convention).
+fn nulls_to_nan<T: Copy>(arg: &ArrayRef, data: &mut [T], nan: T) {
+    if let Some(nulls) = arg.logical_nulls() {
+        for (value, valid) in data.iter_mut().zip(nulls.iter()) {
+            if !valid {
+                *value = nan;
+            }
+        }
+    }
+}
+
+fn string_value(
+    arg: &ArrayRef,
+    shape: Vec<i64>,
+    padded_rows: usize,
+    encode_nulls: bool,
+) -> Result<SessionInputValue<'static>, String> {
     let strings = cast(arg, &DataType::Utf8).map_err(|e| e.to_string())?;
     let strings = strings.as_string::<i32>();
     // ORT copies every string into its own buffer; the slice it reads must be 'static.
-    let mut data: Vec<String> = (0..strings.len()).map(|i| strings.value(i).to_string()).collect();
+    let mut data: Vec<String> = (0..strings.len())
+        .map(|i| {
+            if encode_nulls && strings.is_null(i) {
+                NULL_STRING.to_string()
+            } else {
+                strings.value(i).to_string()
+            }
+        })
+        .collect();
     data.resize(padded_rows, String::new());
     let tensor = Tensor::from_string_array((shape, data.as_slice())).map_err(|e| e.to_string())?;
     Ok(SessionInputValue::from(tensor.into_dyn()))

@@ -9,6 +9,7 @@ mod determinism;
 mod embed;
 mod errors;
 mod export;
+mod pretrain;
 mod provider;
 mod sql_files;
 mod synthetic;

@@ -1,0 +1,186 @@
+//! `tabssl evaluate`: the few-label downstream evaluation of registry encoders, written as
+//! a markdown report, a PNG plot and JSON results.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+
+use super::command_line;
+use super::input::register_input;
+use crate::eval::dataset::{load_split, model_inputs, representations};
+use crate::eval::plot::render_panels_png;
+use crate::eval::protocol::{charts, markdown};
+use crate::eval::{Budget, Cell, Classifier, ProtocolConfig, run_protocol};
+use crate::options::TabsslOptions;
+
+/// Arguments of `tabssl evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Training split (labelled pool): a file, directory or `synthetic:ROWS[:SEED]`.
+    #[arg(long, value_name = "SOURCE")]
+    pub train: String,
+    /// Test split, only ever scored.
+    #[arg(long, value_name = "SOURCE")]
+    pub test: String,
+    /// Label column.
+    #[arg(long, default_value = "class")]
+    pub label: String,
+    /// Label value of the positive class (spaces and a trailing '.' ignored).
+    #[arg(long, default_value = ">50K")]
+    pub positive: String,
+    /// Registry models whose embeddings are evaluated, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub models: Vec<String>,
+    /// Model registry directory [default: $TABSSL_MODELS, else ./models].
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Raw feature columns, comma-separated [default: every numeric and string column but the label].
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub columns: Vec<String>,
+    /// Columns left out of the raw features (ids), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub exclude: Vec<String>,
+    /// Label budgets: numbers of labelled rows, or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,all", value_parser = Budget::parse)]
+    pub budgets: Vec<Budget>,
+    /// Seeds per budget (labelled sample and initialisation).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Downstream models.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp")]
+    pub classifiers: Vec<Classifier>,
+    /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
+    #[arg(long, value_name = "REGEX")]
+    pub null_regex: Option<String>,
+    /// Directory for evaluation.md, evaluation.png and evaluation.json.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Add the AUC summary to each evaluated model's manifest (`training.downstream`).
+    #[arg(long)]
+    pub update_manifests: bool,
+}
+
+/// Runs `tabssl evaluate`; returns the markdown report.
+///
+/// # Errors
+/// When a split cannot be loaded, a model is missing, or writing fails.
+pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
+    let started = Instant::now();
+    let mut options = TabsslOptions::default();
+    if let Some(dir) = &args.models_dir {
+        options.models_dir = dir.display().to_string();
+    }
+    let models_dir = PathBuf::from(&options.models_dir);
+    let ctx = crate::new_context(options);
+    register_input(&ctx, "train_split", &args.train, args.null_regex.as_deref()).await?;
+    register_input(&ctx, "test_split", &args.test, args.null_regex.as_deref()).await?;
+    let schema = ctx.table("train_split").await.map_err(|e| e.to_string())?.schema().as_arrow().clone();
+    if schema.field_with_name(&args.label).is_err() {
+        return Err(format!("the training split has no label column '{}'", args.label));
+    }
+    let columns: Vec<String> = if args.columns.is_empty() {
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != &args.label && !args.exclude.contains(f.name()))
+            .filter(|f| f.data_type().is_numeric() || matches!(f.data_type(), arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Utf8View | arrow::datatypes::DataType::LargeUtf8))
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        args.columns.clone()
+    };
+    let models = args
+        .models
+        .iter()
+        .map(|m| model_inputs(&models_dir, m).map(|inputs| (m.clone(), inputs)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let train = load_split(&ctx, "train_split", &args.label, &args.positive, &columns, &models)
+        .await
+        .map_err(|e| e.to_string())?;
+    let test = load_split(&ctx, "test_split", &args.label, &args.positive, &columns, &models)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reps = representations(&train, &test).map_err(|e| e.to_string())?;
+    let config = ProtocolConfig { budgets: args.budgets.clone(), seeds: args.seeds, classifiers: args.classifiers.clone() };
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |line: &str| {
+        if terminal {
+            eprintln!("{line}");
+        }
+    };
+    let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress).map_err(|e| e.to_string())?;
+
+    let positives = |labels: &[bool]| labels.iter().filter(|&&l| l).count();
+    let mut report = String::new();
+    let _ = writeln!(report, "## Downstream evaluation\n");
+    let _ = writeln!(
+        report,
+        "Train: `{}` ({} rows, {} positive). Test: `{}` ({} rows, {} positive). Label `{}` = `{}`.",
+        args.train,
+        train.labels.len(),
+        positives(&train.labels),
+        args.test,
+        test.labels.len(),
+        positives(&test.labels),
+        args.label,
+        args.positive
+    );
+    let _ = writeln!(
+        report,
+        "Raw features: {}. Models: {}. Each budget's labelled rows are split 80/20 into fit and \
+         validation (penalty and stopping step chosen on validation log-loss); the test split is only scored.\n",
+        columns.join(", "),
+        if args.models.is_empty() { "none".to_string() } else { args.models.join(", ") }
+    );
+    report.push_str(&markdown(&cells, args.seeds));
+    let _ = writeln!(report, "Command: `{}` ({:.0} s).", command_line(), started.elapsed().as_secs_f64());
+
+    std::fs::create_dir_all(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    write(&args.output.join("evaluation.md"), report.as_bytes())?;
+    let png = render_panels_png(&charts(&cells, train.labels.len()), 640, 480);
+    write(&args.output.join("evaluation.png"), &png)?;
+    let json = serde_json::to_vec_pretty(&cells).map_err(|e| e.to_string())?;
+    write(&args.output.join("evaluation.json"), &json)?;
+    if args.update_manifests {
+        for model in &args.models {
+            update_manifest(&models_dir, model, &cells, args)?;
+        }
+    }
+    Ok(report)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Stores, under `training.downstream` of the model's manifest, the mean test AUC per
+/// budget and classifier of the model's embedding, of raw ⊕ embedding and of raw.
+fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &EvaluateArgs) -> Result<(), String> {
+    let path = models_dir.join(format!("{model}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let combined = format!("raw + {model}");
+    let mut summary = serde_json::Map::new();
+    for cell in cells.iter().filter(|c| c.representation == model || c.representation == combined || c.representation == "raw") {
+        let budget = match cell.budget {
+            Budget::Rows(n) => n.to_string(),
+            Budget::All => "all".into(),
+        };
+        let (auc, sd) = crate::eval::metrics::mean_std(&cell.auc);
+        let (acc, _) = crate::eval::metrics::mean_std(&cell.accuracy);
+        let key = format!("{} / {} / {budget}", cell.representation, cell.classifier.as_str());
+        summary.insert(key, serde_json::json!({"auc": auc, "auc_std": sd, "accuracy": acc}));
+    }
+    manifest["training"]["downstream"] = serde_json::json!({
+        "test": args.test,
+        "seeds": args.seeds,
+        "metrics": summary,
+        "command": command_line(),
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
+    write(&path, text.as_bytes())
+}

@@ -1,0 +1,197 @@
+//! `tabssl pretrain`: trains a VIME, SCARF or denoising-autoencoder encoder on a table and
+//! writes it as an ONNX model (preprocessing inside) with its manifest, ready for `embed`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use arrow::datatypes::Schema;
+use clap::Args;
+use serde_json::json;
+
+use super::command_line;
+use super::input::register_input;
+use crate::options::TabsslOptions;
+use crate::train::export::{manifest, write_model};
+use crate::train::{EpochStats, FeatureTable, Method, PretrainConfig, VocabularyLimits, pretrain};
+
+/// Arguments of `tabssl pretrain`.
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// Input: a .csv, .parquet or .json/.ndjson file or directory (a `tabssl export` file
+    /// works too: its original columns are used), or `synthetic:ROWS[:SEED]`.
+    #[arg(long, value_name = "SOURCE")]
+    pub input: String,
+    /// SQL over table `input` selecting the training rows [default: SELECT * FROM input].
+    #[arg(long, value_name = "SQL")]
+    pub sql: Option<String>,
+    /// Output ONNX file; the manifest goes beside it as `<name>.json`.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Pretext task.
+    #[arg(long, value_enum, default_value_t = Method::Vime)]
+    pub method: Method,
+    /// Feature columns, comma-separated [default: every numeric and string column].
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub columns: Vec<String>,
+    /// Columns never used as features (labels, ids), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub exclude: Vec<String>,
+    /// Corruption rate [default: VIME 0.3, SCARF 0.6, DAE 0.15].
+    #[arg(long)]
+    pub p: Option<f64>,
+    /// VIME: weight of the feature-reconstruction loss.
+    #[arg(long, default_value_t = 2.0)]
+    pub alpha: f64,
+    /// SCARF: InfoNCE temperature.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Hidden layer width of the encoder.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Embedding width.
+    #[arg(long, default_value_t = 16)]
+    pub dim: usize,
+    /// Training epochs (the epoch with the lowest validation loss is kept).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Rows per optimiser step.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed of the split, initialisation, shuffling and corruption.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of rows held out to choose the best epoch.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation: f64,
+    /// Categorical columns: at most this many one-hot values.
+    #[arg(long, default_value_t = 64)]
+    pub max_vocab: usize,
+    /// Categorical columns: a value needs this many rows for its own slot.
+    #[arg(long, default_value_t = 5)]
+    pub min_count: usize,
+    /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
+    #[arg(long, value_name = "REGEX")]
+    pub null_regex: Option<String>,
+    /// One-line description stored in the manifest.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+impl PretrainArgs {
+    fn config(&self) -> PretrainConfig {
+        PretrainConfig {
+            p: self.p,
+            alpha: self.alpha,
+            temperature: self.temperature,
+            hidden: self.hidden,
+            dim: self.dim,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            seed: self.seed,
+            validation_fraction: self.validation,
+            vocabulary: VocabularyLimits { max_vocab: self.max_vocab, min_count: self.min_count },
+            ..PretrainConfig::new(self.method)
+        }
+    }
+}
+
+/// Runs `tabssl pretrain`; returns the summary line.
+///
+/// # Errors
+/// When the input cannot be read or trained on, or the model cannot be written.
+pub async fn run(args: &PretrainArgs) -> Result<String, String> {
+    let started = Instant::now();
+    let ctx = crate::new_context(TabsslOptions::default());
+    register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
+    let input_schema = ctx.table("input").await.map_err(|e| e.to_string())?.schema().as_arrow().clone();
+    let (sql, export_columns) = match (&args.sql, export_originals(&input_schema)) {
+        (Some(sql), _) => (sql.clone(), None),
+        (None, Some((columns, has_views))) => {
+            let filter = if has_views { " WHERE view_id = 0" } else { "" };
+            (format!("SELECT * FROM input{filter}"), Some(columns))
+        }
+        (None, None) => ("SELECT * FROM input".to_string(), None),
+    };
+    let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let columns = if args.columns.is_empty() { export_columns } else { Some(args.columns.clone()) };
+    let table = FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude)
+        .map_err(|e| e.to_string())?;
+
+    let config = args.config();
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |stats: &EpochStats| {
+        if terminal {
+            let validation = stats.validation_loss.map_or(String::new(), |v| format!("  validation {v:.4}"));
+            eprintln!(
+                "epoch {:>3}/{}  loss {:.4}{validation}  ({:.1} s)",
+                stats.epoch, config.epochs, stats.train_loss, stats.seconds
+            );
+        }
+    };
+    let model = pretrain(&table, &config, &mut progress).map_err(|e| e.to_string())?;
+    let best = &model.history[model.best_epoch - 1];
+    let training = json!({
+        "method": args.method.as_str(),
+        "hyperparameters": config,
+        "corruption_rate": config.corruption_rate(),
+        "seed": config.seed,
+        "data": {
+            "source": args.input,
+            "sql": sql,
+            "rows": table.rows,
+            "train_rows": model.train_rows,
+            "validation_rows": model.validation_rows,
+            "columns": table.names,
+        },
+        "best_epoch": model.best_epoch,
+        "final_losses": {"train": best.train_loss, "validation": best.validation_loss},
+        "history": model.history,
+        "seconds": started.elapsed().as_secs_f64(),
+        "command": command_line(),
+        "tabssl_version": env!("CARGO_PKG_VERSION"),
+    });
+    let description = args.description.clone().unwrap_or_else(|| {
+        format!(
+            "{} encoder ({}-d) pretrained by tabssl on {} rows of {}",
+            args.method.as_str().to_uppercase(),
+            config.dim,
+            table.rows,
+            args.input
+        )
+    });
+    let manifest = manifest(&model, description, training).map_err(|e| e.to_string())?;
+    write_model(&model, &manifest, &args.output).map_err(|e| e.to_string())?;
+    let validation = best.validation_loss.map_or(String::new(), |v| format!(", validation loss {v:.4}"));
+    Ok(format!(
+        "wrote {} ({}, {} inputs -> {}-d embedding; best epoch {}/{}, train loss {:.4}{validation}; {:.1} s)",
+        args.output.display(),
+        args.method.as_str(),
+        table.names.len(),
+        config.dim,
+        model.best_epoch,
+        config.epochs,
+        best.train_loss,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// When `schema` is a `tabssl export` file (`c`, `c_tilde`, `c_mask` columns): its
+/// original feature columns, and whether it has a `view_id` column.
+fn export_originals(schema: &Schema) -> Option<(Vec<String>, bool)> {
+    let has = |name: &str| schema.field_with_name(name).is_ok();
+    let originals: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name())
+        .filter(|name| has(&format!("{name}_tilde")) && has(&format!("{name}_mask")))
+        .cloned()
+        .collect();
+    (!originals.is_empty()).then(|| (originals, has("view_id")))
+}

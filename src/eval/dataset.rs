@@ -1,0 +1,139 @@
+//! Loads an evaluation split through SQL: labels, raw feature columns and the embeddings
+//! of registry models, all from one query so their rows line up.
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type};
+use datafusion::prelude::SessionContext;
+
+use super::matrix::Matrix;
+use super::protocol::Representation;
+use crate::infer::manifest::Manifest;
+use crate::train::{FeatureTable, Preprocessor, TrainError, VocabularyLimits};
+
+/// One split: labels, raw features, and one embedding matrix per model.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Binary labels (`true` = positive class).
+    pub labels: Vec<bool>,
+    /// Raw feature columns.
+    pub features: FeatureTable,
+    /// `(model name, [rows, D] embeddings)`.
+    pub embeddings: Vec<(String, Matrix)>,
+}
+
+/// The SQL input columns of a registry model, from its manifest.
+///
+/// # Errors
+/// When the model has no manifest or the manifest lists no inputs.
+pub fn model_inputs(models_dir: &Path, model: &str) -> Result<Vec<String>, TrainError> {
+    let path = models_dir.join(format!("{model}.json"));
+    let manifest = Manifest::read(&path, model).map_err(|e| TrainError::Input(e.to_string()))?;
+    let inputs = manifest
+        .inputs
+        .ok_or_else(|| TrainError::Input(format!("the manifest of model '{model}' lists no inputs")))?;
+    Ok(inputs.into_iter().map(|i| i.name).collect())
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Loads `table`: the label (`label` equal to `positive` after trimming spaces and a
+/// trailing '.', as in Adult's test file), `features`, and `embed` of each model.
+///
+/// # Errors
+/// SQL errors, NULL labels, or NULL embeddings.
+pub async fn load_split(
+    ctx: &SessionContext,
+    table: &str,
+    label: &str,
+    positive: &str,
+    features: &[String],
+    models: &[(String, Vec<String>)],
+) -> Result<Split, TrainError> {
+    let positive = positive.trim().trim_end_matches('.').replace('\'', "''");
+    let mut select = vec![format!(
+        "rtrim(trim(CAST({} AS VARCHAR)), '.') = '{positive}' AS __label",
+        ident(label)
+    )];
+    select.extend(features.iter().map(|f| ident(f)));
+    for (i, (model, inputs)) in models.iter().enumerate() {
+        let args: Vec<String> = inputs.iter().map(|c| ident(c)).collect();
+        select.push(format!("embed('{}', {}) AS __embedding_{i}", model.replace('\'', "''"), args.join(", ")));
+    }
+    let sql = format!("SELECT {} FROM {}", select.join(", "), ident(table));
+    let sql_error = |e: datafusion::error::DataFusionError| TrainError::Input(format!("{sql}: {e}"));
+    let df = ctx.sql(&sql).await.map_err(sql_error)?;
+    let schema = df.schema().as_arrow().clone();
+    let batches: Vec<RecordBatch> = df.collect().await.map_err(sql_error)?;
+    let mut labels = Vec::new();
+    for batch in &batches {
+        let column = batch.column(0).as_boolean();
+        if column.null_count() > 0 {
+            return Err(TrainError::Input(format!(
+                "{} rows of {table} have a NULL label '{label}'; every evaluated row needs one",
+                column.null_count()
+            )));
+        }
+        labels.extend(column.values().iter());
+    }
+    let features = FeatureTable::from_batches(&schema, &batches, Some(features), &[])?;
+    let mut embeddings = Vec::new();
+    for (i, (model, _)) in models.iter().enumerate() {
+        let index = 1 + features.names.len() + i;
+        embeddings.push((model.clone(), embedding_matrix(&batches, index, model)?));
+    }
+    Ok(Split { labels, features, embeddings })
+}
+
+fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> Result<Matrix, TrainError> {
+    let mut data = Vec::new();
+    let mut rows = 0;
+    let mut width = 0;
+    for batch in batches {
+        let column = batch.column(index);
+        let DataType::FixedSizeList(_, w) = column.data_type() else {
+            return Err(TrainError::Input(format!("embed('{model}') did not return a fixed-size list")));
+        };
+        width = usize::try_from(*w).unwrap_or_default();
+        if column.null_count() > 0 {
+            return Err(TrainError::Input(format!(
+                "embed('{model}') is NULL for {} rows (a NULL input under the model's NULL policy); \
+                 filter those rows or use a model that encodes missing values",
+                column.null_count()
+            )));
+        }
+        let list = column.as_fixed_size_list();
+        let start = list.value_offset(0) as usize;
+        let values = list.values().as_primitive::<Float32Type>().values();
+        data.extend_from_slice(&values[start..start + list.len() * width]);
+        rows += list.len();
+    }
+    Ok(Matrix::new(data, rows, width))
+}
+
+/// The representations compared: `raw` (the tabssl preprocessing fitted on the training
+/// split), each model's embedding, and `raw + model` for each model; all standardised with
+/// training-split moments.
+///
+/// # Errors
+/// When the raw features cannot be encoded.
+pub fn representations(train: &Split, test: &Split) -> Result<Vec<Representation>, TrainError> {
+    let preprocessor = Preprocessor::fit(&train.features, VocabularyLimits::default())?;
+    let encode = |table: &FeatureTable| -> Result<Matrix, TrainError> {
+        let encoded = preprocessor.encode(table)?;
+        Ok(Matrix::new(encoded.inputs, encoded.rows, preprocessor.input_width()))
+    };
+    let raw = Representation::standardized("raw".into(), encode(&train.features)?, encode(&test.features)?);
+    let mut out = vec![raw.clone()];
+    let mut combined = Vec::new();
+    for ((name, train_embedding), (_, test_embedding)) in train.embeddings.iter().zip(&test.embeddings) {
+        let embedding = Representation::standardized(name.clone(), train_embedding.clone(), test_embedding.clone());
+        combined.push(raw.concat(&embedding));
+        out.push(embedding);
+    }
+    out.extend(combined);
+    Ok(out)
+}

@@ -1,0 +1,192 @@
+//! The downstream classifiers of the few-label protocol: logistic regression and a small
+//! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights. The
+//! penalty strength and the stopping step are chosen on a validation split (log-loss),
+//! never on the test rows.
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+
+use super::matrix::Matrix;
+use crate::train::TrainError;
+use crate::train::network::Mlp;
+use crate::train::objective::bce_with_logits;
+use crate::train::random::TrainRng;
+
+/// A downstream model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Classifier {
+    /// L2-regularised logistic regression.
+    Logistic,
+    /// One hidden layer of 64 ReLU units.
+    Mlp,
+}
+
+impl Classifier {
+    /// Name in reports.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logistic => "logistic",
+            Self::Mlp => "mlp",
+        }
+    }
+
+    fn widths(self, inputs: usize) -> Vec<usize> {
+        match self {
+            Self::Logistic => vec![inputs, 1],
+            Self::Mlp => vec![inputs, 64, 1],
+        }
+    }
+
+    /// L2 strengths tried on the validation split.
+    fn penalties(self) -> &'static [f64] {
+        match self {
+            Self::Logistic => &[1e-4, 1e-3, 1e-2, 1e-1],
+            Self::Mlp => &[1e-4, 1e-2],
+        }
+    }
+
+    fn learning_rate(self) -> f64 {
+        match self {
+            Self::Logistic => 0.02,
+            Self::Mlp => 3e-3,
+        }
+    }
+
+    fn steps(self) -> usize {
+        match self {
+            Self::Logistic => 400,
+            Self::Mlp => 800,
+        }
+    }
+}
+
+/// Rows per optimiser step (all rows when fewer).
+const BATCH: usize = 512;
+/// Validation log-loss is checked every this many steps; the best step's weights win.
+const CHECK_EVERY: usize = 40;
+
+/// Labelled rows.
+pub struct Labelled<'a> {
+    /// Features.
+    pub x: &'a Matrix,
+    /// Labels.
+    pub y: &'a [bool],
+}
+
+/// Trains `classifier` on `train`, picks the L2 strength and stopping step by log-loss on
+/// `validation`, and returns the positive-class probabilities of `test` rows.
+///
+/// # Errors
+/// candle errors.
+pub fn fit_predict(
+    classifier: Classifier,
+    train: &Labelled<'_>,
+    validation: &Labelled<'_>,
+    test: &Matrix,
+    seed: u64,
+) -> Result<Vec<f32>, TrainError> {
+    let mut best: Option<(f64, Mlp)> = None;
+    for &penalty in classifier.penalties() {
+        let (loss, model) = fit_one(classifier, train, validation, penalty, seed)?;
+        if best.as_ref().is_none_or(|(b, _)| loss < *b) {
+            best = Some((loss, model));
+        }
+    }
+    let (_, model) = best.ok_or_else(|| TrainError::Input("no penalty to try".into()))?;
+    probabilities(&model, test)
+}
+
+fn fit_one(
+    classifier: Classifier,
+    train: &Labelled<'_>,
+    validation: &Labelled<'_>,
+    penalty: f64,
+    seed: u64,
+) -> Result<(f64, Mlp), TrainError> {
+    let mut rng = TrainRng::new(seed, "downstream");
+    let model = Mlp::new(&mut rng, &classifier.widths(train.x.cols))?;
+    let mut optimizer = AdamW::new(
+        model.vars(),
+        ParamsAdamW { lr: classifier.learning_rate(), weight_decay: 0.0, ..ParamsAdamW::default() },
+    )?;
+    let n = train.x.rows;
+    let batch = BATCH.min(n);
+    let mut order = rng.permutation(n);
+    let mut cursor = 0;
+    let mut best = (validation_loss(&model, validation)?, model.snapshot()?);
+    for step in 1..=classifier.steps() {
+        if cursor + batch > n {
+            order = rng.permutation(n);
+            cursor = 0;
+        }
+        let rows = &order[cursor..cursor + batch];
+        cursor += batch;
+        let x = train.x.select(rows);
+        let y: Vec<f32> = rows.iter().map(|&r| if train.y[r] { 1.0 } else { 0.0 }).collect();
+        let x = Tensor::from_vec(x.data, (batch, train.x.cols), &Device::Cpu)?;
+        let y = Tensor::from_vec(y, (batch, 1), &Device::Cpu)?;
+        let logits = model.forward(&x)?;
+        let mut loss = bce_with_logits(&logits, &y)?;
+        for layer in &model.layers {
+            loss = (loss + (layer.weight.as_tensor().sqr()?.sum_all()? * penalty)?)?;
+        }
+        optimizer.backward_step(&loss)?;
+        if step % CHECK_EVERY == 0 {
+            let current = validation_loss(&model, validation)?;
+            if current < best.0 {
+                best = (current, model.snapshot()?);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Mean log-loss on validation rows.
+fn validation_loss(model: &Mlp, validation: &Labelled<'_>) -> Result<f64, TrainError> {
+    let p = probabilities(model, validation.x)?;
+    let eps = 1e-7_f64;
+    let total: f64 = p
+        .iter()
+        .zip(validation.y)
+        .map(|(&p, &y)| {
+            let p = f64::from(p).clamp(eps, 1.0 - eps);
+            if y { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    Ok(total / validation.y.len().max(1) as f64)
+}
+
+fn probabilities(model: &Mlp, x: &Matrix) -> Result<Vec<f32>, TrainError> {
+    let logits = model.apply(&x.data, x.rows)?;
+    Ok(logits.into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logistic_regression_learns_a_separable_rule() {
+        let mut rng = TrainRng::new(1, "data");
+        let rows = 600;
+        #[allow(clippy::cast_possible_truncation)]
+        let data: Vec<f32> = (0..rows * 2).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect();
+        let x = Matrix::new(data, rows, 2);
+        let y: Vec<bool> = x.data.chunks(2).map(|r| r[0] + 0.5 * r[1] > 0.0).collect();
+        let (train_x, val_x, test_x) = (x.select(&(0..300).collect::<Vec<_>>()), x.select(&(300..400).collect::<Vec<_>>()), x.select(&(400..600).collect::<Vec<_>>()));
+        let p = fit_predict(
+            Classifier::Logistic,
+            &Labelled { x: &train_x, y: &y[..300] },
+            &Labelled { x: &val_x, y: &y[300..400] },
+            &test_x,
+            0,
+        )
+        .expect("fits");
+        let accuracy = super::super::metrics::accuracy(&p, &y[400..]);
+        assert!(accuracy > 0.95, "{accuracy}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Downstream evaluation: do an encoder's embeddings help when labels are scarce?
+//!
+//! [`dataset`] loads a training and a test split through SQL (raw features, labels, and
+//! `embed` outputs of registry models), [`protocol`] runs the few-label protocol with the
+//! [`downstream`] classifiers and renders the [`metrics`] as markdown and a [`plot`].
+
+pub mod dataset;
+pub mod downstream;
+pub mod matrix;
+pub mod metrics;
+pub mod plot;
+pub mod protocol;
+
+pub use downstream::Classifier;
+pub use protocol::{Budget, Cell, ProtocolConfig, Representation, run_protocol};

@@ -1,0 +1,277 @@
+//! The training loop: split, fit the preprocessing, initialise, run Adam over shuffled
+//! mini-batches, keep the encoder of the epoch with the lowest validation loss.
+
+use std::time::Instant;
+
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::network::Mlp;
+use super::objective::{Heads, LossParams, Method, batch_loss, corrupt_batch};
+use super::preprocess::{Encoded, Preprocessor, VocabularyLimits};
+use super::random::TrainRng;
+use super::table::FeatureTable;
+
+/// Everything that defines a pretraining run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    /// The pretext task.
+    pub method: Method,
+    /// Corruption rate; `None` takes the method's published default.
+    pub p: Option<f64>,
+    /// VIME's feature-loss weight α.
+    pub alpha: f64,
+    /// SCARF's InfoNCE temperature τ.
+    pub temperature: f64,
+    /// Width of the encoder's hidden layer.
+    pub hidden: usize,
+    /// Width of the embedding.
+    pub dim: usize,
+    /// Number of passes over the training rows.
+    pub epochs: usize,
+    /// Rows per optimiser step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Seed of every random choice (split, initialisation, shuffling, corruption).
+    pub seed: u64,
+    /// Share of rows held out to pick the best epoch (none below 20 rows).
+    pub validation_fraction: f64,
+    /// Categorical vocabulary limits.
+    pub vocabulary: VocabularyLimits,
+}
+
+impl PretrainConfig {
+    /// The defaults for `method`.
+    #[must_use]
+    pub fn new(method: Method) -> Self {
+        Self {
+            method,
+            p: None,
+            alpha: 2.0,
+            temperature: 1.0,
+            hidden: 128,
+            dim: 16,
+            epochs: 20,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            seed: 0,
+            validation_fraction: 0.1,
+            vocabulary: VocabularyLimits::default(),
+        }
+    }
+
+    /// The corruption rate in effect.
+    #[must_use]
+    pub fn corruption_rate(&self) -> f64 {
+        self.p.unwrap_or_else(|| self.method.default_p())
+    }
+
+    fn check(&self) -> Result<(), TrainError> {
+        let p = self.corruption_rate();
+        let bad = |what: String| Err(TrainError::Input(what));
+        if !(0.0..=1.0).contains(&p) {
+            return bad(format!("p must be in [0, 1], got {p}"));
+        }
+        if self.hidden == 0 || self.dim == 0 || self.epochs == 0 || self.batch_size == 0 {
+            return bad("hidden, dim, epochs and batch size must be positive".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(format!("the learning rate must be a positive number, got {}", self.learning_rate));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(format!("the temperature must be positive, got {}", self.temperature));
+        }
+        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+            return bad(format!("alpha must be non-negative, got {}", self.alpha));
+        }
+        if !(0.0..0.5).contains(&self.validation_fraction) {
+            return bad(format!("the validation fraction must be in [0, 0.5), got {}", self.validation_fraction));
+        }
+        Ok(())
+    }
+}
+
+/// The losses of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Loss on the held-out rows (same corruption every epoch), when there are any.
+    pub validation_loss: Option<f64>,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// A trained encoder with the preprocessing it expects.
+#[derive(Debug, Clone)]
+pub struct Pretrained {
+    /// The run's configuration.
+    pub config: PretrainConfig,
+    /// Preprocessing fitted on the training rows.
+    pub preprocessor: Preprocessor,
+    /// The encoder of the best epoch.
+    pub encoder: Mlp,
+    /// Per-epoch losses.
+    pub history: Vec<EpochStats>,
+    /// The epoch whose encoder was kept.
+    pub best_epoch: usize,
+    /// Rows trained on.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub validation_rows: usize,
+}
+
+impl Pretrained {
+    /// Embeddings of `table`'s rows, computed in memory (the reference for the ONNX export).
+    ///
+    /// # Errors
+    /// When the table's columns are not the model's.
+    pub fn embed(&self, table: &FeatureTable) -> Result<Vec<f32>, TrainError> {
+        let encoded = self.preprocessor.encode(table)?;
+        self.encoder.apply(&encoded.inputs, encoded.rows)
+    }
+}
+
+/// Pretrains an encoder on `table`, calling `progress` after each epoch.
+///
+/// # Errors
+/// [`TrainError::Input`] for fewer than two rows, bad parameters or unusable columns.
+pub fn pretrain(
+    table: &FeatureTable,
+    config: &PretrainConfig,
+    progress: &mut dyn FnMut(&EpochStats),
+) -> Result<Pretrained, TrainError> {
+    config.check()?;
+    if table.rows < 2 {
+        return Err(TrainError::Input(format!(
+            "pretraining needs at least 2 rows, the input has {}",
+            table.rows
+        )));
+    }
+    let order = TrainRng::new(config.seed, "split").permutation(table.rows);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let validation_rows = if table.rows >= 20 {
+        ((table.rows as f64) * config.validation_fraction).round() as usize
+    } else {
+        0
+    };
+    let (validation, training) = order.split_at(validation_rows);
+    let train_table = table.select(training);
+    let preprocessor = Preprocessor::fit(&train_table, config.vocabulary)?;
+    let train = preprocessor.encode(&train_table)?;
+    let held_out = (validation_rows > 0)
+        .then(|| preprocessor.encode(&table.select(validation)))
+        .transpose()?;
+
+    let mut init = TrainRng::new(config.seed, "init");
+    let (width, features, targets) = (
+        preprocessor.input_width(),
+        preprocessor.features.len(),
+        preprocessor.target_width(),
+    );
+    let encoder = Mlp::new(&mut init, &[width, config.hidden, config.dim])?;
+    let heads = match config.method {
+        Method::Vime => Heads {
+            mask: Some(Mlp::new(&mut init, &[config.dim, features])?),
+            features: Some(Mlp::new(&mut init, &[config.dim, targets])?),
+            projection: None,
+        },
+        Method::Dae => Heads {
+            mask: None,
+            features: Some(Mlp::new(&mut init, &[config.dim, config.hidden, targets])?),
+            projection: None,
+        },
+        Method::Scarf => Heads {
+            mask: None,
+            features: None,
+            projection: Some(Mlp::new(&mut init, &[config.dim, config.dim, config.dim])?),
+        },
+    };
+    let mut vars = encoder.vars();
+    for head in [&heads.mask, &heads.features, &heads.projection].into_iter().flatten() {
+        vars.extend(head.vars());
+    }
+    let mut optimizer = AdamW::new(
+        vars,
+        ParamsAdamW { lr: config.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() },
+    )?;
+    let params = LossParams {
+        method: config.method,
+        p: config.corruption_rate(),
+        alpha: config.alpha,
+        temperature: config.temperature,
+    };
+
+    let mut shuffle = TrainRng::new(config.seed, "shuffle");
+    let mut corrupt = TrainRng::new(config.seed, "corrupt");
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f64, usize, Mlp)> = None;
+    for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        let rows = shuffle.permutation(train.rows);
+        let mut total = 0.0;
+        for chunk in rows.chunks(config.batch_size) {
+            let batch = corrupt_batch(&train, &preprocessor, chunk, params.p, &mut corrupt)?;
+            let loss = batch_loss(&encoder, &heads, &preprocessor, params, &batch)?;
+            optimizer.backward_step(&loss)?;
+            #[allow(clippy::cast_precision_loss)]
+            {
+                total += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let train_loss = total / train.rows as f64;
+        if !train_loss.is_finite() {
+            return Err(TrainError::Diverged { epoch, learning_rate: config.learning_rate });
+        }
+        let validation_loss = held_out
+            .as_ref()
+            .map(|data| evaluate(data, &preprocessor, &encoder, &heads, params, config))
+            .transpose()?;
+        let stats = EpochStats { epoch, train_loss, validation_loss, seconds: started.elapsed().as_secs_f64() };
+        progress(&stats);
+        let score = validation_loss.unwrap_or(train_loss);
+        if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
+            best = Some((score, epoch, encoder.snapshot()?));
+        }
+        history.push(stats);
+    }
+    let (_, best_epoch, encoder) = best.ok_or_else(|| TrainError::Input("no epoch ran".into()))?;
+    Ok(Pretrained {
+        config: config.clone(),
+        preprocessor,
+        encoder,
+        history,
+        best_epoch,
+        train_rows: train.rows,
+        validation_rows,
+    })
+}
+
+/// Mean loss over held-out rows with a fixed corruption, so epochs are comparable.
+fn evaluate(
+    data: &Encoded,
+    preprocessor: &Preprocessor,
+    encoder: &Mlp,
+    heads: &Heads,
+    params: LossParams,
+    config: &PretrainConfig,
+) -> Result<f64, TrainError> {
+    let mut rng = TrainRng::new(config.seed, "validation");
+    let rows: Vec<usize> = (0..data.rows).collect();
+    let mut total = 0.0;
+    for chunk in rows.chunks(config.batch_size) {
+        let batch = corrupt_batch(data, preprocessor, chunk, params.p, &mut rng)?;
+        let loss = batch_loss(encoder, heads, preprocessor, params, &batch)?;
+        #[allow(clippy::cast_precision_loss)]
+        {
+            total += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(total / data.rows as f64)
+}

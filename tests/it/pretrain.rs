@@ -1,0 +1,231 @@
+//! Pretraining: the exported ONNX graph equals the trained network, training is
+//! reproducible and learns, bad input is refused with a clear message.
+
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use tabssl::TabsslOptions;
+use tabssl::train::export::{manifest, write_model};
+use tabssl::train::{FeatureTable, Method, PretrainConfig, Pretrained, pretrain};
+
+use crate::common::{assert_close, context, output_row, register_adult, run};
+
+/// A quick configuration: small network, few epochs.
+fn small(method: Method, seed: u64) -> PretrainConfig {
+    PretrainConfig {
+        hidden: 24,
+        dim: 6,
+        epochs: 3,
+        batch_size: 128,
+        seed,
+        ..PretrainConfig::new(method)
+    }
+}
+
+async fn table_of(ctx: &SessionContext, sql: &str, exclude: &[&str]) -> FeatureTable {
+    let df = ctx.sql(sql).await.expect("plans");
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await.expect("runs");
+    let exclude: Vec<String> = exclude.iter().map(ToString::to_string).collect();
+    FeatureTable::from_batches(&schema, &batches, None, &exclude).expect("feature table")
+}
+
+fn train(table: &FeatureTable, config: &PretrainConfig) -> Pretrained {
+    pretrain(table, config, &mut |_| {}).expect("pretrains")
+}
+
+fn save(model: &Pretrained, dir: &Path, name: &str) {
+    let manifest = manifest(model, "test encoder".into(), serde_json::json!({"test": true})).expect("manifest");
+    write_model(model, &manifest, &dir.join(format!("{name}.onnx"))).expect("writes");
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// Runs `embed` over `from_sql` and checks every row against the in-memory network applied
+/// to the same rows. Returns the number of rows compared.
+async fn assert_export_matches(ctx: &SessionContext, name: &str, model: &Pretrained, from_sql: &str) -> usize {
+    let names: Vec<String> = model.preprocessor.features.iter().map(|f| f.name().to_string()).collect();
+    let sql = format!(
+        "SELECT embed('{name}', {cols}) AS e, {cols} FROM ({from_sql}) AS t",
+        cols = quoted(&names)
+    );
+    let batches: Vec<RecordBatch> = run(ctx, &sql).await;
+    let schema = batches[0].schema();
+    let table = FeatureTable::from_batches(&schema, &batches, Some(&names), &[]).expect("table");
+    let expected = model.embed(&table).expect("in-memory embedding");
+    let dim = model.encoder.outputs();
+    let mut row = 0;
+    for batch in &batches {
+        let column = batch.column(0);
+        for i in 0..batch.num_rows() {
+            let actual = output_row(column.as_ref(), i).unwrap_or_else(|| panic!("row {row}: NULL embedding"));
+            assert_close(&actual, &expected[row * dim..(row + 1) * dim], &format!("{name} row {row}"));
+            row += 1;
+        }
+    }
+    row
+}
+
+/// Synthetic rows with every kind of missing or unseen input the graph must encode: NULL
+/// and NaN numbers, NULL strings, and categories never seen in training.
+const EDGE_ROWS: &str = "SELECT CASE WHEN id % 13 = 0 THEN NULL ELSE age END AS age, \
+        CASE WHEN id % 11 = 0 THEN CAST('NaN' AS DOUBLE) ELSE CAST(fnlwgt AS DOUBLE) END AS fnlwgt, \
+        \"education-num\", \"capital-gain\", \"capital-loss\", \"hours-per-week\", \
+        CASE WHEN id % 7 = 0 THEN 'never-seen' ELSE workclass END AS workclass, \
+        education, \"marital-status\", occupation, relationship, race, \
+        CASE WHEN id % 5 = 0 THEN NULL ELSE sex END AS sex, \"native-country\" \
+        FROM tabssl_synthetic(1500, 99)";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onnx_export_equals_the_trained_network_for_every_method() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(2000, 5)", &["id", "class"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut models = Vec::new();
+    for method in [Method::Vime, Method::Scarf, Method::Dae] {
+        let model = train(&table, &small(method, 1));
+        save(&model, dir.path(), method.as_str());
+        models.push((method, model));
+    }
+    let ctx = context(dir.path());
+    for (method, model) in &models {
+        let n = assert_export_matches(&ctx, method.as_str(), model, "SELECT * FROM tabssl_synthetic(2000, 5)").await;
+        assert_eq!(n, 2000);
+        let n = assert_export_matches(&ctx, method.as_str(), model, EDGE_ROWS).await;
+        assert_eq!(n, 1500, "rows with NULL, NaN and unseen inputs still get embeddings");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onnx_export_equals_the_trained_network_on_adult() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    register_adult(&ctx).await;
+    let table = table_of(&ctx, "SELECT * FROM adult", &["class"]).await;
+    let model = train(&table, &PretrainConfig { epochs: 1, ..small(Method::Vime, 2) });
+    let dir = tempfile::tempdir().expect("tempdir");
+    save(&model, dir.path(), "adult_vime_test");
+    let ctx = context(dir.path());
+    register_adult(&ctx).await;
+    let n = assert_export_matches(&ctx, "adult_vime_test", &model, "SELECT * FROM adult").await;
+    assert_eq!(n, 32_561, "every Adult row, NULL cells included, gets an embedding");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn training_is_reproducible_with_a_seed_and_lowers_the_loss() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(3000, 8)", &["id", "class"]).await;
+    for method in [Method::Vime, Method::Scarf, Method::Dae] {
+        let config = PretrainConfig { epochs: 6, ..small(method, 3) };
+        let first = train(&table, &config);
+        let again = train(&table, &config);
+        let other = train(&table, &PretrainConfig { seed: 4, ..config.clone() });
+        let weights = |m: &Pretrained| m.encoder.layers.iter().map(|l| l.to_vecs().expect("weights")).collect::<Vec<_>>();
+        assert_eq!(weights(&first), weights(&again), "{method:?}: same seed, same weights");
+        assert_eq!(first.history.len(), again.history.len());
+        for (a, b) in first.history.iter().zip(&again.history) {
+            assert_eq!((a.train_loss, a.validation_loss), (b.train_loss, b.validation_loss), "{method:?}");
+        }
+        assert_ne!(weights(&first), weights(&other), "{method:?}: another seed, other weights");
+        let losses: Vec<f64> = first.history.iter().map(|h| h.train_loss).collect();
+        // SCARF's InfoNCE with τ = 1 starts at ln(batch) and is bounded far above 0, so it
+        // moves less than the reconstruction losses.
+        let required = if method == Method::Scarf { 0.98 } else { 0.9 };
+        assert!(
+            losses[losses.len() - 1] < required * losses[0],
+            "{method:?}: training loss should fall below {required} of its first epoch in 6 epochs: {losses:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tables_are_refused_with_a_reason() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    let config = small(Method::Vime, 0);
+    let empty = table_of(&ctx, "SELECT age, workclass FROM tabssl_synthetic(100, 1) WHERE age < 0", &[]).await;
+    let err = pretrain(&empty, &config, &mut |_| {}).expect_err("empty table");
+    assert!(err.to_string().contains("at least 2 rows, the input has 0"), "{err}");
+    let single = table_of(&ctx, "SELECT age, workclass FROM tabssl_synthetic(1, 1)", &[]).await;
+    let err = pretrain(&single, &config, &mut |_| {}).expect_err("one row");
+    assert!(err.to_string().contains("the input has 1"), "{err}");
+    let all_null = table_of(
+        &ctx,
+        "SELECT age, CAST(NULL AS DOUBLE) AS nothing FROM tabssl_synthetic(100, 1)",
+        &[],
+    )
+    .await;
+    let err = pretrain(&all_null, &config, &mut |_| {}).expect_err("all-NULL column");
+    assert!(err.to_string().contains("'nothing' is NULL in every row"), "{err}");
+    let bad_p = PretrainConfig { p: Some(1.5), ..config.clone() };
+    let err = pretrain(&single, &bad_p, &mut |_| {}).expect_err("bad p");
+    assert!(err.to_string().contains("p must be in [0, 1], got 1.5"), "{err}");
+    let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "flag",
+        arrow::datatypes::DataType::Boolean,
+        true,
+    )]);
+    let err = FeatureTable::from_batches(&schema, &[], Some(&["flag".to_string()]), &[]).expect_err("boolean");
+    assert!(err.to_string().contains("column 'flag' has type Boolean"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_constant_column_is_kept_and_encodes_as_zero() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    let sql = "SELECT age, 7 AS constant, workclass FROM tabssl_synthetic(500, 2)";
+    let table = table_of(&ctx, sql, &[]).await;
+    let model = train(&table, &small(Method::Dae, 0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    save(&model, dir.path(), "constant");
+    let ctx = context(dir.path());
+    assert_export_matches(&ctx, "constant", &model, sql).await;
+    // Another value of the constant column at inference is still finite and defined.
+    let changed = "SELECT age, 9 AS constant, workclass FROM tabssl_synthetic(50, 2)";
+    assert_eq!(assert_export_matches(&ctx, "constant", &model, changed).await, 50);
+}
+
+#[test]
+fn the_cli_pretrains_a_model_that_embed_can_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = dir.path().join("cli_vime.onnx");
+    let result = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args(["pretrain", "--input", "synthetic:1000:3", "--exclude", "id,class", "--epochs", "2"])
+        .args(["--hidden", "16", "--dim", "4", "--seed", "9", "--output"])
+        .arg(&output)
+        .output()
+        .expect("runs tabssl");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("4-d embedding"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cli_vime.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["training"]["method"], "vime");
+    assert_eq!(manifest["training"]["seed"], 9);
+    assert_eq!(manifest["training"]["data"]["rows"], 1000);
+    assert_eq!(manifest["nulls"], "encode");
+    assert!(manifest["training"]["command"].as_str().is_some_and(|c| c.contains("--epochs 2")));
+    let query = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args(["sql", "--models"])
+        .arg(dir.path())
+        .args(["--format", "csv", "-c"])
+        .arg(
+            "SELECT count(*) AS n, count(e) AS embedded FROM (SELECT embed('cli_vime', age, workclass, fnlwgt, \
+             education, \"education-num\", \"marital-status\", occupation, relationship, race, sex, \
+             \"capital-gain\", \"capital-loss\", \"hours-per-week\", \"native-country\") AS e \
+             FROM tabssl_synthetic(300, 1))",
+        )
+        .output()
+        .expect("runs tabssl sql");
+    assert!(query.status.success(), "{}", String::from_utf8_lossy(&query.stderr));
+    assert!(String::from_utf8_lossy(&query.stdout).contains("300,300"), "{}", String::from_utf8_lossy(&query.stdout));
+    let bad = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args(["pretrain", "--input", "synthetic:1000:3", "--exclude", "nope", "--output"])
+        .arg(dir.path().join("bad.onnx"))
+        .output()
+        .expect("runs tabssl");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no column 'nope' in the input"));
+    assert!(!dir.path().join("bad.onnx").exists());
+}
