@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use clap::{Args, Parser};
 
-use super::{Cli, Command, evaluate, export, pretrain, sql};
+use super::{Cli, Command, evaluate, export, pretrain, shell_quote, sql};
+use crate::eval::metrics::mean_std;
+use crate::eval::{Budget, Cell};
 
 /// Arguments of `tabssl demo`.
 #[derive(Debug, Args)]
@@ -51,7 +53,22 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
     let mut timings = Vec::new();
 
     let step = Instant::now();
-    run_step(&["export", "--input", &train, "--output", &export_file, "--method", "vime", "--views", "2", "--key", "id", "--keep", "class"]).await?;
+    run_step(&[
+        "export",
+        "--input",
+        &train,
+        "--output",
+        &export_file,
+        "--method",
+        "vime",
+        "--views",
+        "2",
+        "--key",
+        "id",
+        "--keep",
+        "class",
+    ])
+    .await?;
     timings.push(("export (VIME, 2 views)".to_string(), step.elapsed().as_secs_f64()));
 
     let epochs = args.epochs.to_string();
@@ -59,7 +76,16 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
         let step = Instant::now();
         let output = path(models.join(format!("demo_{method}.onnx")));
         run_step(&[
-            "pretrain", "--input", &export_file, "--method", method, "--columns", FEATURES, "--epochs", &epochs, "--output",
+            "pretrain",
+            "--input",
+            &export_file,
+            "--method",
+            method,
+            "--columns",
+            FEATURES,
+            "--epochs",
+            &epochs,
+            "--output",
             &output,
         ])
         .await?;
@@ -67,7 +93,11 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
     }
 
     let step = Instant::now();
-    let args_list = FEATURES.split(',').map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let args_list = FEATURES
+        .split(',')
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let query = format!(
         "SELECT id, class, embed('demo_vime', {args_list}) AS vime_embedding FROM tabssl_synthetic({}, 2) ORDER BY id LIMIT 3",
         args.test_rows
@@ -79,29 +109,83 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
     let report_dir = path(dir.join("report"));
     let seeds = args.seeds.to_string();
     run_step(&[
-        "evaluate", "--train", &train, "--test", &test, "--exclude", "id", "--models", "demo_vime,demo_scarf,demo_dae",
-        "--models-dir", &path(models.clone()), "--budgets", "100,500,all", "--seeds", &seeds, "--classifiers", "logistic",
-        "--output", &report_dir,
+        "evaluate",
+        "--train",
+        &train,
+        "--test",
+        &test,
+        "--exclude",
+        "id",
+        "--models",
+        "demo_vime,demo_scarf,demo_dae",
+        "--models-dir",
+        &path(models.clone()),
+        "--budgets",
+        "100,500,all",
+        "--seeds",
+        &seeds,
+        "--classifiers",
+        "logistic",
+        "--output",
+        &report_dir,
     ])
     .await?;
     timings.push(("evaluate".to_string(), step.elapsed().as_secs_f64()));
 
     let mut summary = String::new();
-    let _ = writeln!(summary, "\ntabssl demo finished in {:.0} s:", started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        summary,
+        "\ntabssl demo finished in {:.0} s:",
+        started.elapsed().as_secs_f64()
+    );
+    for line in gains(&dir.join("report").join("evaluation.json"))? {
+        let _ = writeln!(summary, "{line}");
+    }
     for (name, seconds) in &timings {
         let _ = writeln!(summary, "  {name:<24} {seconds:>6.1} s");
     }
-    let _ = writeln!(summary, "Models: {}/demo_{{vime,scarf,dae}}.onnx (+ .json manifests)", models.display());
+    let _ = writeln!(
+        summary,
+        "Models: {}/demo_{{vime,scarf,dae}}.onnx (+ .json manifests)",
+        models.display()
+    );
     let _ = write!(summary, "Report: {report_dir}/evaluation.md and evaluation.png");
     Ok(summary)
 }
 
+/// One line per label budget: raw features' mean test AUC against the best other
+/// representation's.
+fn gains(results: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read(results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let cells: Vec<Cell> = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", results.display()))?;
+    let mut budgets: Vec<Budget> = Vec::new();
+    for cell in &cells {
+        if !budgets.contains(&cell.budget) {
+            budgets.push(cell.budget);
+        }
+    }
+    Ok(budgets
+        .iter()
+        .filter_map(|budget| {
+            let at = || cells.iter().filter(|c| c.budget == *budget);
+            let raw = at().find(|c| c.representation == "raw")?;
+            let best = at()
+                .filter(|c| c.representation != "raw")
+                .max_by(|a, b| mean_std(&a.auc).0.total_cmp(&mean_std(&b.auc).0))?;
+            let (raw_auc, best_auc) = (mean_std(&raw.auc).0, mean_std(&best.auc).0);
+            Some(format!(
+                "  {:>6} labels: raw AUC {raw_auc:.3}, best {} {best_auc:.3} ({:+.3})",
+                raw.labelled_rows,
+                best.representation,
+                best_auc - raw_auc
+            ))
+        })
+        .collect())
+}
+
 /// Runs one tabssl command, echoing it first.
 async fn run_step(argv: &[&str]) -> Result<(), String> {
-    let shown: Vec<String> = argv
-        .iter()
-        .map(|a| if a.contains([' ', '(', '\'', '"', '>']) { format!("'{a}'") } else { (*a).to_string() })
-        .collect();
+    let shown: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
     #[allow(clippy::print_stdout)]
     {
         println!("\n$ tabssl {}", shown.join(" "));

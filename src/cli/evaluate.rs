@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use datafusion::prelude::SessionConfig;
 
 use super::command_line;
 use super::input::register_input;
@@ -74,10 +75,11 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         options.models_dir = dir.display().to_string();
     }
     let models_dir = PathBuf::from(&options.models_dir);
-    let ctx = crate::new_context(options);
-    register_input(&ctx, "train_split", &args.train, args.null_regex.as_deref()).await?;
+    // One partition: rows arrive in file order, so each seed's labelled sample is the same
+    // rows on every run.
+    let ctx = crate::new_context_with_config(SessionConfig::new().with_target_partitions(1), options);
+    let schema = register_input(&ctx, "train_split", &args.train, args.null_regex.as_deref()).await?;
     register_input(&ctx, "test_split", &args.test, args.null_regex.as_deref()).await?;
-    let schema = ctx.table("train_split").await.map_err(|e| e.to_string())?.schema().as_arrow().clone();
     if schema.field_with_name(&args.label).is_err() {
         return Err(format!("the training split has no label column '{}'", args.label));
     }
@@ -86,7 +88,15 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
             .fields()
             .iter()
             .filter(|f| f.name() != &args.label && !args.exclude.contains(f.name()))
-            .filter(|f| f.data_type().is_numeric() || matches!(f.data_type(), arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Utf8View | arrow::datatypes::DataType::LargeUtf8))
+            .filter(|f| {
+                f.data_type().is_numeric()
+                    || matches!(
+                        f.data_type(),
+                        arrow::datatypes::DataType::Utf8
+                            | arrow::datatypes::DataType::Utf8View
+                            | arrow::datatypes::DataType::LargeUtf8
+                    )
+            })
             .map(|f| f.name().clone())
             .collect()
     } else {
@@ -105,7 +115,11 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     let reps = representations(&train, &test).map_err(|e| e.to_string())?;
-    let config = ProtocolConfig { budgets: args.budgets.clone(), seeds: args.seeds, classifiers: args.classifiers.clone() };
+    let config = ProtocolConfig {
+        budgets: args.budgets.clone(),
+        seeds: args.seeds,
+        classifiers: args.classifiers.clone(),
+    };
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {
         if terminal {
@@ -134,14 +148,23 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         "Raw features: {}. Models: {}. Each budget's labelled rows are split 80/20 into fit and \
          validation (penalty and stopping step chosen on validation log-loss); the test split is only scored.\n",
         columns.join(", "),
-        if args.models.is_empty() { "none".to_string() } else { args.models.join(", ") }
+        if args.models.is_empty() {
+            "none".to_string()
+        } else {
+            args.models.join(", ")
+        }
     );
     report.push_str(&markdown(&cells, args.seeds));
-    let _ = writeln!(report, "Command: `{}` ({:.0} s).", command_line(), started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        report,
+        "Command: `{}` ({:.0} s).",
+        command_line(),
+        started.elapsed().as_secs_f64()
+    );
 
     std::fs::create_dir_all(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
     write(&args.output.join("evaluation.md"), report.as_bytes())?;
-    let png = render_panels_png(&charts(&cells, train.labels.len()), 640, 480);
+    let png = render_panels_png(&charts(&cells, train.labels.len()), 900, 560);
     write(&args.output.join("evaluation.png"), &png)?;
     let json = serde_json::to_vec_pretty(&cells).map_err(|e| e.to_string())?;
     write(&args.output.join("evaluation.json"), &json)?;
@@ -162,10 +185,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &EvaluateArgs) -> Result<(), String> {
     let path = models_dir.join(format!("{model}.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let combined = format!("raw + {model}");
     let mut summary = serde_json::Map::new();
-    for cell in cells.iter().filter(|c| c.representation == model || c.representation == combined || c.representation == "raw") {
+    for cell in cells
+        .iter()
+        .filter(|c| c.representation == model || c.representation == combined || c.representation == "raw")
+    {
         let budget = match cell.budget {
             Budget::Rows(n) => n.to_string(),
             Budget::All => "all".into(),

@@ -143,14 +143,7 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
         config = config.with_batch_size(rows.max(1));
     }
     let ctx = crate::new_context_with_config(config, options);
-    register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
-    let schema = ctx
-        .table("input")
-        .await
-        .map_err(|e| e.to_string())?
-        .schema()
-        .as_arrow()
-        .clone();
+    let schema = register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
     let plan = Plan::new(args, &schema)?;
     let marginal = marginal_path(&args.output);
     let started = Instant::now();

@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
+use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
 
 /// Registers `input` as table `table`: a .csv, .parquet or .json/.ndjson file or
 /// directory, or `synthetic:ROWS[:SEED]` for the built-in Adult-shaped table.
+///
+/// Returns the table's schema.
 ///
 /// # Errors
 /// When the source does not exist or its format is unknown.
@@ -14,7 +17,7 @@ pub async fn register_input(
     table: &str,
     input: &str,
     null_regex: Option<&str>,
-) -> Result<(), String> {
+) -> Result<Schema, String> {
     if let Some(spec) = input.strip_prefix("synthetic:") {
         let mut parts = spec.split(':');
         let rows: u64 = parts
@@ -28,7 +31,7 @@ pub async fn register_input(
             .map_err(|_| format!("bad seed in {:?}", input))?;
         let sql = format!("CREATE VIEW {table} AS SELECT * FROM tabssl_synthetic({rows}, {seed})");
         ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-        return Ok(());
+        return table_schema(ctx, table).await;
     }
     let path = Path::new(&input);
     if !path.exists() {
@@ -50,11 +53,10 @@ pub async fn register_input(
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let location = sql_string(&input);
+    let location = sql_string(input);
     let sql = match extension.as_str() {
         "csv" => {
-            let null_regex = null_regex
-                .map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
+            let null_regex = null_regex.map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
             format!(
                 "CREATE EXTERNAL TABLE {table} STORED AS CSV LOCATION '{location}' \
                  OPTIONS ('format.has_header' 'true'{null_regex})"
@@ -70,9 +72,18 @@ pub async fn register_input(
         }
     };
     ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-    Ok(())
+    table_schema(ctx, table).await
 }
 
+async fn table_schema(ctx: &SessionContext, table: &str) -> Result<Schema, String> {
+    Ok(ctx
+        .table(table)
+        .await
+        .map_err(|e| e.to_string())?
+        .schema()
+        .as_arrow()
+        .clone())
+}
 
 /// `text` escaped for a single-quoted SQL string.
 pub fn sql_string(text: &str) -> String {

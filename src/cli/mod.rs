@@ -119,15 +119,18 @@ impl CommonArgs {
 /// reports so a result can be reproduced).
 fn command_line() -> String {
     std::env::args()
-        .map(|arg| {
-            if arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', "'\\''"))
-            }
-        })
+        .map(|arg| shell_quote(&arg))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `arg` as a POSIX shell word: unchanged when safe, else single-quoted.
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// Runs the command line and returns the process exit code. Errors go to stderr.

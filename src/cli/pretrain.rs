@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arrow::datatypes::Schema;
 use clap::Args;
+use datafusion::prelude::SessionConfig;
 use serde_json::json;
 
 use super::command_line;
@@ -94,7 +95,10 @@ impl PretrainArgs {
             learning_rate: self.lr,
             seed: self.seed,
             validation_fraction: self.validation,
-            vocabulary: VocabularyLimits { max_vocab: self.max_vocab, min_count: self.min_count },
+            vocabulary: VocabularyLimits {
+                max_vocab: self.max_vocab,
+                min_count: self.min_count,
+            },
             ..PretrainConfig::new(self.method)
         }
     }
@@ -106,9 +110,11 @@ impl PretrainArgs {
 /// When the input cannot be read or trained on, or the model cannot be written.
 pub async fn run(args: &PretrainArgs) -> Result<String, String> {
     let started = Instant::now();
-    let ctx = crate::new_context(TabsslOptions::default());
-    register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
-    let input_schema = ctx.table("input").await.map_err(|e| e.to_string())?.schema().as_arrow().clone();
+    // One partition: rows arrive in file order, so the seeded split and shuffles pick the
+    // same rows on every run.
+    let session = SessionConfig::new().with_target_partitions(1);
+    let ctx = crate::new_context_with_config(session, TabsslOptions::default());
+    let input_schema = register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
     let (sql, export_columns) = match (&args.sql, export_originals(&input_schema)) {
         (Some(sql), _) => (sql.clone(), None),
         (None, Some((columns, has_views))) => {
@@ -120,15 +126,21 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
     let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
     let schema = df.schema().as_arrow().clone();
     let batches = df.collect().await.map_err(|e| e.to_string())?;
-    let columns = if args.columns.is_empty() { export_columns } else { Some(args.columns.clone()) };
-    let table = FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude)
-        .map_err(|e| e.to_string())?;
+    let columns = if args.columns.is_empty() {
+        export_columns
+    } else {
+        Some(args.columns.clone())
+    };
+    let table =
+        FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude).map_err(|e| e.to_string())?;
 
     let config = args.config();
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |stats: &EpochStats| {
         if terminal {
-            let validation = stats.validation_loss.map_or(String::new(), |v| format!("  validation {v:.4}"));
+            let validation = stats
+                .validation_loss
+                .map_or(String::new(), |v| format!("  validation {v:.4}"));
             eprintln!(
                 "epoch {:>3}/{}  loss {:.4}{validation}  ({:.1} s)",
                 stats.epoch, config.epochs, stats.train_loss, stats.seconds
@@ -168,7 +180,9 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
     });
     let manifest = manifest(&model, description, training).map_err(|e| e.to_string())?;
     write_model(&model, &manifest, &args.output).map_err(|e| e.to_string())?;
-    let validation = best.validation_loss.map_or(String::new(), |v| format!(", validation loss {v:.4}"));
+    let validation = best
+        .validation_loss
+        .map_or(String::new(), |v| format!(", validation loss {v:.4}"));
     Ok(format!(
         "wrote {} ({}, {} inputs -> {}-d embedding; best epoch {}/{}, train loss {:.4}{validation}; {:.1} s)",
         args.output.display(),

@@ -61,7 +61,11 @@ pub async fn load_split(
     select.extend(features.iter().map(|f| ident(f)));
     for (i, (model, inputs)) in models.iter().enumerate() {
         let args: Vec<String> = inputs.iter().map(|c| ident(c)).collect();
-        select.push(format!("embed('{}', {}) AS __embedding_{i}", model.replace('\'', "''"), args.join(", ")));
+        select.push(format!(
+            "embed('{}', {}) AS __embedding_{i}",
+            model.replace('\'', "''"),
+            args.join(", ")
+        ));
     }
     let sql = format!("SELECT {} FROM {}", select.join(", "), ident(table));
     let sql_error = |e: datafusion::error::DataFusionError| TrainError::Input(format!("{sql}: {e}"));
@@ -85,7 +89,11 @@ pub async fn load_split(
         let index = 1 + features.names.len() + i;
         embeddings.push((model.clone(), embedding_matrix(&batches, index, model)?));
     }
-    Ok(Split { labels, features, embeddings })
+    Ok(Split {
+        labels,
+        features,
+        embeddings,
+    })
 }
 
 fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> Result<Matrix, TrainError> {
@@ -95,7 +103,9 @@ fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> Resul
     for batch in batches {
         let column = batch.column(index);
         let DataType::FixedSizeList(_, w) = column.data_type() else {
-            return Err(TrainError::Input(format!("embed('{model}') did not return a fixed-size list")));
+            return Err(TrainError::Input(format!(
+                "embed('{model}') did not return a fixed-size list"
+            )));
         };
         width = usize::try_from(*w).unwrap_or_default();
         if column.null_count() > 0 {

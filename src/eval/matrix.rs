@@ -29,7 +29,11 @@ impl Matrix {
         for &i in indices {
             data.extend_from_slice(&self.data[i * self.cols..(i + 1) * self.cols]);
         }
-        Self { data, rows: indices.len(), cols: self.cols }
+        Self {
+            data,
+            rows: indices.len(),
+            cols: self.cols,
+        }
     }
 
     /// `[self | other]`, side by side (same number of rows).
@@ -42,7 +46,11 @@ impl Matrix {
             data.extend_from_slice(&self.data[r * self.cols..(r + 1) * self.cols]);
             data.extend_from_slice(&other.data[r * other.cols..(r + 1) * other.cols]);
         }
-        Self { data, rows: self.rows, cols }
+        Self {
+            data,
+            rows: self.rows,
+            cols,
+        }
     }
 
     /// Per-column mean and standard deviation (std 1 for a constant column).

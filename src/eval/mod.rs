@@ -9,6 +9,7 @@ pub mod downstream;
 pub mod matrix;
 pub mod metrics;
 pub mod plot;
+pub mod png;
 pub mod protocol;
 
 pub use downstream::Classifier;

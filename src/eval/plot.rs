@@ -1,7 +1,8 @@
-//! Dependency-free line-chart renderer producing PNG images.
+//! Line charts (axes, ticks, grid, error bars, legend, a built-in 5x7 font) rendered to PNG.
 //!
-//! Draws titled line charts (axes, ticks, grid lines, error bars, legend) with an embedded 5x7 bitmap font and
-//! encodes them as 8-bit RGB PNG files using stored (uncompressed) deflate blocks, so no external crates are needed.
+//! No plotting crate: the canvas is plain RGB bytes, encoded by [`super::png`].
+
+use super::png::encode_rgb;
 
 /// One line of a chart: points (x, y) with an optional error bar half-height.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,7 +34,7 @@ pub fn render_png(chart: &Chart, width: u32, height: u32) -> Vec<u8> {
     let mut cv = Canvas::new(width, height);
     let w = cv.w;
     draw_chart(&mut cv, chart, 0, w);
-    encode_png(&cv)
+    encode_rgb(cv.width, cv.height, &cv.px)
 }
 
 /// Several charts side by side in one image (e.g. AUC and accuracy panels), each `panel_width` x `height`.
@@ -46,7 +47,7 @@ pub fn render_panels_png(charts: &[Chart], panel_width: u32, height: u32) -> Vec
         cv.clip = (i * pw, (i + 1) * pw);
         draw_chart(&mut cv, chart, i * pw, pw);
     }
-    encode_png(&cv)
+    encode_rgb(cv.width, cv.height, &cv.px)
 }
 
 type Rgb = [u8; 3];
@@ -124,7 +125,11 @@ fn fit(s: &str, scale: i64, max_w: i64) -> String {
 /// Rounds a pixel coordinate, mapping non-finite values to 0 and clamping huge ones.
 #[allow(clippy::cast_possible_truncation)]
 fn px(v: f64) -> i64 {
-    if v.is_finite() { v.round().clamp(-1e7, 1e7) as i64 } else { 0 }
+    if v.is_finite() {
+        v.round().clamp(-1e7, 1e7) as i64
+    } else {
+        0
+    }
 }
 
 /// Pixel count as float.
@@ -148,7 +153,14 @@ impl Canvas {
         let (width, height) = (width.max(1), height.max(1));
         let (w, h) = (i64::from(width), i64::from(height));
         let len = usize::try_from(width).unwrap_or(0) * usize::try_from(height).unwrap_or(0) * 3;
-        Canvas { width, height, w, h, clip: (0, w), px: vec![255; len] }
+        Canvas {
+            width,
+            height,
+            w,
+            h,
+            clip: (0, w),
+            px: vec![255; len],
+        }
     }
 
     /// Fills the rectangle `[x, x + w) x [y, y + h)`, clipped to the canvas.
@@ -248,7 +260,11 @@ fn nice_ticks(range: &mut (f64, f64)) -> (Vec<f64>, f64) {
                 if last - first >= 4.0 {
                     break;
                 }
-                if lo - (first - 1.0) * step <= (last + 1.0) * step - hi { first -= 1.0 } else { last += 1.0 }
+                if lo - (first - 1.0) * step <= (last + 1.0) * step - hi {
+                    first -= 1.0
+                } else {
+                    last += 1.0
+                }
             }
             *range = (lo.min(first * step), hi.max(last * step));
             let ticks = (0..6u8)
@@ -314,7 +330,9 @@ fn draw_chart(cv: &mut Canvas, chart: &Chart, ox: i64, width: i64) {
         xs.into_iter().map(|x| (x, fmt_num(x))).collect()
     } else {
         let (xt, xstep) = nice_ticks(&mut xr);
-        xt.into_iter().map(|v| (v, format!("{v:.*}", decimals(xstep)))).collect()
+        xt.into_iter()
+            .map(|v| (v, format!("{v:.*}", decimals(xstep))))
+            .collect()
     };
 
     let ((xlo, xhi), (ylo, yhi)) = (xr, yr);
@@ -323,7 +341,11 @@ fn draw_chart(cv: &mut Canvas, chart: &Chart, ox: i64, width: i64) {
     let max_leg = width * 3 / 10;
     let name_w = |s: i64| chart.series.iter().map(|x| text_w(&x.name, s)).max().unwrap_or(0);
     let ls = if name_w(sc) + 52 > max_leg { 1 } else { sc };
-    let leg_w = if chart.series.is_empty() { 0 } else { (name_w(ls) + 52).min(max_leg) };
+    let leg_w = if chart.series.is_empty() {
+        0
+    } else {
+        (name_w(ls) + 52).min(max_leg)
+    };
 
     // Layout.
     let title_y = 10;
@@ -403,144 +425,17 @@ fn draw_chart(cv: &mut Canvas, chart: &Chart, ox: i64, width: i64) {
     }
 }
 
-/// CRC-32 (IEEE, reflected 0xEDB88320) lookup table, built at compile time.
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let (mut i, mut n) = (0usize, 0u32);
-    while i < 256 {
-        let mut c = n;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-        n += 1;
-    }
-    t
-};
-
-/// CRC-32 as used by PNG chunks.
-fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |c, &b| CRC_TABLE[usize::from(c.to_le_bytes()[0] ^ b)] ^ (c >> 8))
-}
-
-/// Adler-32 checksum as used by zlib.
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5552) {
-        for &x in chunk {
-            a += u32::from(x);
-            b += a;
-        }
-        a %= 65521;
-        b %= 65521;
-    }
-    (b << 16) | a
-}
-
-/// zlib stream made of stored (uncompressed) deflate blocks of at most 65535 bytes.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 16);
-    out.extend([0x78, 0x01]);
-    if data.is_empty() {
-        out.extend([1, 0, 0, 0xFF, 0xFF]);
-    }
-    let mut blocks = data.chunks(65535).peekable();
-    while let Some(block) = blocks.next() {
-        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
-        out.push(u8::from(blocks.peek().is_none()));
-        out.extend(len.to_le_bytes());
-        out.extend((!len).to_le_bytes());
-        out.extend_from_slice(block);
-    }
-    out.extend(adler32(data).to_be_bytes());
-    out
-}
-
-/// Appends one PNG chunk (length, type, data, CRC over type + data).
-fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
-    out.extend(u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
-    let start = out.len();
-    out.extend(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend(crc.to_be_bytes());
-}
-
-/// Encodes the canvas as an 8-bit RGB PNG (filter type 0 on every scanline).
-fn encode_png(cv: &Canvas) -> Vec<u8> {
-    let stride = usize::try_from(cv.width).unwrap_or(0) * 3;
-    let mut raw = Vec::with_capacity(cv.px.len() + usize::try_from(cv.height).unwrap_or(0));
-    for row in cv.px.chunks(stride.max(1)) {
-        raw.push(0);
-        raw.extend_from_slice(row);
-    }
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend(cv.width.to_be_bytes());
-    ihdr.extend(cv.height.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    chunk(&mut out, *b"IHDR", &ihdr);
-    chunk(&mut out, *b"IDAT", &zlib_stored(&raw));
-    chunk(&mut out, *b"IEND", &[]);
-    out
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::png::testing::{decode, unzlib};
     use super::*;
 
-    /// Parses a PNG produced by this module: checks signature, chunk order and CRCs, inflates the stored
-    /// blocks, checks Adler-32 and scanline layout; returns (width, height, RGB pixels without filter bytes).
-    fn decode(png: &[u8]) -> (u32, u32, Vec<u8>) {
-        assert_eq!(&png[..8], &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]);
-        let (mut pos, mut kinds, mut ihdr, mut idat) = (8, Vec::new(), Vec::new(), Vec::new());
-        while pos < png.len() {
-            let len = usize::try_from(u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap())).unwrap();
-            let body = &png[pos + 4..pos + 8 + len];
-            let crc = u32::from_be_bytes(png[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-            assert_eq!(crc, crc32(body));
-            kinds.push(String::from_utf8(body[..4].to_vec()).unwrap());
-            match &body[..4] {
-                b"IHDR" => ihdr = body[4..].to_vec(),
-                b"IDAT" => idat.extend_from_slice(&body[4..]),
-                _ => {}
-            }
-            pos += 12 + len;
-        }
-        assert_eq!(pos, png.len());
-        assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
-        assert_eq!(ihdr.len(), 13);
-        assert_eq!(&ihdr[8..], &[8, 2, 0, 0, 0]);
-        let w = u32::from_be_bytes(ihdr[..4].try_into().unwrap());
-        let h = u32::from_be_bytes(ihdr[4..8].try_into().unwrap());
-        assert_eq!((u16::from(idat[0]) << 8 | u16::from(idat[1])) % 31, 0);
-        let (mut p, mut raw, mut blocks) = (2, Vec::new(), 0);
-        loop {
-            blocks += 1;
-            let last = idat[p] & 1;
-            assert_eq!(idat[p] & 6, 0, "stored block expected");
-            let len = usize::from(u16::from_le_bytes([idat[p + 1], idat[p + 2]]));
-            assert_eq!(u16::from_le_bytes([idat[p + 3], idat[p + 4]]), !u16::try_from(len).unwrap());
-            raw.extend_from_slice(&idat[p + 5..p + 5 + len]);
-            p += 5 + len;
-            if last == 1 {
-                break;
-            }
-        }
-        assert_eq!(u32::from_be_bytes(idat[p..p + 4].try_into().unwrap()), adler32(&raw));
-        assert_eq!(p + 4, idat.len());
-        assert_eq!(blocks, raw.len().div_ceil(65535).max(1));
-        let stride = 1 + 3 * usize::try_from(w).unwrap();
-        assert_eq!(raw.len(), usize::try_from(h).unwrap() * stride);
-        assert!(raw.chunks(stride).all(|r| r[0] == 0));
-        (w, h, raw.chunks(stride).flat_map(|r| r[1..].to_vec()).collect())
-    }
-
     fn series(name: &str, points: &[(f64, f64, f64)]) -> Series {
-        Series { name: name.to_string(), points: points.to_vec() }
+        Series {
+            name: name.to_string(),
+            points: points.to_vec(),
+        }
     }
 
     fn sample() -> Chart {
@@ -559,18 +454,6 @@ mod tests {
                 mk("scarf", [0.72, 0.77, 0.80, 0.86]),
             ],
         }
-    }
-
-    #[test]
-    fn checksums() {
-        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-        assert_eq!(adler32(b""), 1);
-        let big = vec![0xFFu8; 200_000];
-        let naive =
-            big.iter().fold((1u64, 0u64), |(a, b), &x| ((a + u64::from(x)) % 65521, (b + a + u64::from(x)) % 65521));
-        assert_eq!(u64::from(adler32(&big)), naive.1 << 16 | naive.0);
     }
 
     #[test]
@@ -608,12 +491,26 @@ mod tests {
             &[(-1.0, 1.0, 0.0), (0.0, 2.0, 0.0), (10.0, 3.0, 0.0)],
             &[(1.0, inf, 0.0), (2.0, 1e308, 1e308), (3.0, -1e308, -inf)],
         ];
-        let mut charts = vec![Chart::default(), Chart { log_x: true, ..Chart::default() }];
+        let mut charts = vec![
+            Chart::default(),
+            Chart {
+                log_x: true,
+                ..Chart::default()
+            },
+        ];
         for (pts, log_x) in cases.iter().flat_map(|p| [(p, false), (p, true)]) {
-            charts.push(Chart { series: vec![series("s", pts)], log_x, ..sample() });
+            charts.push(Chart {
+                series: vec![series("s", pts)],
+                log_x,
+                ..sample()
+            });
         }
         let names = (0..25).map(|i| series(&"x".repeat(i * 3), &[(1.0, f64::from(u8::try_from(i).unwrap()), 0.0)]));
-        charts.push(Chart { title: "ünïcödé ⊕ ~{}".repeat(20), series: names.collect(), ..sample() });
+        charts.push(Chart {
+            title: "ünïcödé ⊕ ~{}".repeat(20),
+            series: names.collect(),
+            ..sample()
+        });
         for chart in &charts {
             for (w, h) in [(500, 300), (120, 90), (1, 1), (0, 0)] {
                 assert_eq!(decode(&render_png(chart, w, h)).0, w.max(1));
@@ -623,12 +520,52 @@ mod tests {
     }
 
     #[test]
+    fn pixels_survive_filters_and_compression() {
+        let mut acc = sample();
+        acc.log_x = false;
+        let mut cv = Canvas::new(1200, 400);
+        for (i, chart) in (0i64..).zip([sample(), acc]) {
+            cv.clip = (i * 600, (i + 1) * 600);
+            draw_chart(&mut cv, &chart, i * 600, 600);
+        }
+        let png = encode_rgb(cv.width, cv.height, &cv.px);
+        assert_eq!(decode(&png), (1200, 400, cv.px.clone()));
+        let raw = unzlib(&png[41..png.len() - 16]);
+        assert!(
+            raw.chunks(1 + 1200 * 3).all(|r| r[0] == 2),
+            "Up filter expected on every row"
+        );
+    }
+
+    #[test]
+    fn compressed_size_and_determinism() {
+        let charts: Vec<Chart> = (0..4)
+            .map(|i| Chart {
+                log_x: i != 3,
+                ..sample()
+            })
+            .collect();
+        let png = render_panels_png(&charts, 900, 560);
+        assert!(png.len() < 150_000, "{} bytes", png.len());
+        assert_eq!(png, render_panels_png(&charts, 900, 560));
+        assert_eq!(decode(&png).0, 3600);
+        assert!(render_png(&sample(), 900, 560).len() < 40_000);
+    }
+
+    #[test]
     fn ticks_and_labels() {
         let mut r = (0.69, 0.91);
         let (t, step) = nice_ticks(&mut r);
         assert_eq!((t.len(), r), (5, (0.69, 0.91)));
         assert!((step - 0.05).abs() < 1e-12);
-        for (lo, hi) in [(-151.0, 151.0), (0.0, 1.0), (-3e-7, 2e-5), (1e9, 1.000_001e9), (-0.06, 1.06), (7.0, 31.0)] {
+        for (lo, hi) in [
+            (-151.0, 151.0),
+            (0.0, 1.0),
+            (-3e-7, 2e-5),
+            (1e9, 1.000_001e9),
+            (-0.06, 1.06),
+            (7.0, 31.0),
+        ] {
             let mut r = (lo, hi);
             let (t, _) = nice_ticks(&mut r);
             assert!((5..=6).contains(&t.len()) && r.0 <= lo && r.1 >= hi, "{lo} {hi} {t:?}");

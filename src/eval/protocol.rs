@@ -152,7 +152,11 @@ pub fn run_protocol(
         for seed in 0..config.seeds {
             let sample = TrainRng::new(seed, &format!("labels-{}", budget.label())).permutation(train_labels.len());
             let sample = &sample[..labelled];
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
             let validation_rows = ((labelled as f64 * VALIDATION_SHARE).round() as usize).clamp(1, labelled - 1);
             let (validation, train) = sample.split_at(validation_rows);
             let y_train: Vec<bool> = train.iter().map(|&i| train_labels[i]).collect();
@@ -164,8 +168,14 @@ pub fn run_protocol(
                 for &classifier in &config.classifiers {
                     let p = fit_predict(
                         classifier,
-                        &Labelled { x: &x_train, y: &y_train },
-                        &Labelled { x: &x_validation, y: &y_validation },
+                        &Labelled {
+                            x: &x_train,
+                            y: &y_train,
+                        },
+                        &Labelled {
+                            x: &x_validation,
+                            y: &y_validation,
+                        },
                         &representation.test,
                         seed,
                     )?;
@@ -214,7 +224,10 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
             .map(|b| match b {
                 Budget::Rows(n) => format!("{n} labels"),
                 Budget::All => {
-                    let n = cells.iter().find(|c| c.budget == Budget::All).map_or(0, |c| c.labelled_rows);
+                    let n = cells
+                        .iter()
+                        .find(|c| c.budget == Budget::All)
+                        .map_or(0, |c| c.labelled_rows);
                     format!("all ({n})")
                 }
             })
@@ -224,9 +237,9 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
         for (representation, classifier) in &rows {
             let mut line = format!("| {representation} | {} |", classifier.as_str());
             for budget in &budgets {
-                let cell = cells
-                    .iter()
-                    .find(|c| c.budget == *budget && &c.representation == representation && c.classifier == *classifier);
+                let cell = cells.iter().find(|c| {
+                    c.budget == *budget && &c.representation == representation && c.classifier == *classifier
+                });
                 let text = cell.map_or("–".to_string(), |c| {
                     let (mean, sd) = mean_std(&pick(c));
                     let best = cells
@@ -249,8 +262,8 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
     out
 }
 
-/// One chart per (metric, classifier): metric against label budget, a line per
-/// representation, error bars one standard deviation.
+/// One chart per classifier: test AUC against the label budget, a line per
+/// representation, error bars one standard deviation (accuracy is in the tables).
 #[must_use]
 pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
     let mut classifiers: Vec<Classifier> = Vec::new();
@@ -263,10 +276,14 @@ pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
             representations.push(cell.representation.clone());
         }
     }
-    let mut out = Vec::new();
-    for (metric, is_auc) in [("AUC", true), ("accuracy", false)] {
-        for &classifier in &classifiers {
-            let series = representations
+    classifiers
+        .iter()
+        .map(|&classifier| Chart {
+            title: format!("Test AUC, {} on each representation", classifier.as_str()),
+            x_label: "labelled rows (log scale)".into(),
+            y_label: "AUC".into(),
+            log_x: true,
+            series: representations
                 .iter()
                 .map(|name| Series {
                     name: name.clone(),
@@ -274,21 +291,13 @@ pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
                         .iter()
                         .filter(|c| &c.representation == name && c.classifier == classifier)
                         .map(|c| {
-                            let (mean, sd) = mean_std(if is_auc { &c.auc } else { &c.accuracy });
+                            let (mean, sd) = mean_std(&c.auc);
                             #[allow(clippy::cast_precision_loss)]
                             (c.budget.rows(train_rows) as f64, mean, sd)
                         })
                         .collect(),
                 })
-                .collect();
-            out.push(Chart {
-                title: format!("Test {metric}, {}", classifier.as_str()),
-                x_label: "labelled rows".into(),
-                y_label: metric.into(),
-                log_x: true,
-                series,
-            });
-        }
-    }
-    out
+                .collect(),
+        })
+        .collect()
 }

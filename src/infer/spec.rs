@@ -197,15 +197,20 @@ impl ModelSpec {
         let nulls = manifest.and_then(|m| m.nulls).unwrap_or_default();
         if nulls == NullPolicy::Encode {
             let encodable = match &layout {
-                InputLayout::PerColumn(columns) => columns
-                    .iter()
-                    .all(|c| matches!(c.dtype, ElementType::Float32 | ElementType::Float64 | ElementType::String)),
+                InputLayout::PerColumn(columns) => columns.iter().all(|c| {
+                    matches!(
+                        c.dtype,
+                        ElementType::Float32 | ElementType::Float64 | ElementType::String
+                    )
+                }),
                 InputLayout::Packed { .. } => false,
             };
             if !encodable {
-                return Err("the manifest says \"nulls\": \"encode\", which needs per-column float32, float64 or \
+                return Err(
+                    "the manifest says \"nulls\": \"encode\", which needs per-column float32, float64 or \
                             string inputs (NULL is passed as NaN or a marker string)"
-                    .into());
+                        .into(),
+                );
             }
         }
         Ok(Self {

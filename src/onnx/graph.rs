@@ -34,26 +34,42 @@ impl GraphBuilder {
 
     /// Declares a graph input and returns its name.
     pub fn input(&mut self, name: &str, elem: ElemType, dims: Vec<Dim>) -> String {
-        self.inputs.push(ValueInfo { name: name.to_string(), elem, dims });
+        self.inputs.push(ValueInfo {
+            name: name.to_string(),
+            elem,
+            dims,
+        });
         name.to_string()
     }
 
     /// Declares `value` as a graph output.
     pub fn output(&mut self, value: &str, elem: ElemType, dims: Vec<Dim>) {
-        self.outputs.push(ValueInfo { name: value.to_string(), elem, dims });
+        self.outputs.push(ValueInfo {
+            name: value.to_string(),
+            elem,
+            dims,
+        });
     }
 
     /// Adds a `float32` constant and returns its name.
     pub fn constant_f32(&mut self, hint: &str, dims: Vec<i64>, values: Vec<f32>) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(TensorProto { name: name.clone(), dims, data: TensorData::Float(values) });
+        self.initializers.push(TensorProto {
+            name: name.clone(),
+            dims,
+            data: TensorData::Float(values),
+        });
         name
     }
 
     /// Adds an `int64` constant and returns its name.
     pub fn constant_i64(&mut self, hint: &str, dims: Vec<i64>, values: Vec<i64>) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(TensorProto { name: name.clone(), dims, data: TensorData::Int64(values) });
+        self.initializers.push(TensorProto {
+            name: name.clone(),
+            dims,
+            data: TensorData::Int64(values),
+        });
         name
     }
 

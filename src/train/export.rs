@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use crate::infer::manifest::{InputSpec, Manifest, NULL_STRING, NullPolicy, OutputSpec};
-use crate::onnx::{Attribute, Dim, ElemType, GraphBuilder};
 use crate::onnx::graph::ML_DOMAIN;
+use crate::onnx::{Attribute, Dim, ElemType, GraphBuilder};
 
 use super::TrainError;
 use super::preprocess::{CategoricalEncoding, FeatureEncoding, NumericEncoding};
@@ -47,7 +47,10 @@ pub fn manifest(model: &Pretrained, description: String, training: serde_json::V
     Ok(Manifest {
         description: Some(description),
         inputs: Some(inputs),
-        output: Some(OutputSpec { name: Some(OUTPUT_NAME.to_string()), width: Some(model.encoder.outputs()) }),
+        output: Some(OutputSpec {
+            name: Some(OUTPUT_NAME.to_string()),
+            width: Some(model.encoder.outputs()),
+        }),
         nulls: Some(NullPolicy::Encode),
         preprocessing: Some(serde_json::to_value(&model.preprocessor)?),
         training: Some(training),
@@ -93,9 +96,16 @@ pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> Result<Vec<u8>, Tr
     }
     g.rename(&h, OUTPUT_NAME);
     #[allow(clippy::cast_possible_wrap)]
-    g.output(OUTPUT_NAME, ElemType::Float, vec![Dim::Named("N".into()), Dim::Fixed(model.encoder.outputs() as i64)]);
+    g.output(
+        OUTPUT_NAME,
+        ElemType::Float,
+        vec![Dim::Named("N".into()), Dim::Fixed(model.encoder.outputs() as i64)],
+    );
     let description = manifest.description.clone().unwrap_or_default();
-    Ok(g.into_model("tabssl_encoder", vec![("description".to_string(), description)]).encode())
+    Ok(
+        g.into_model("tabssl_encoder", vec![("description".to_string(), description)])
+            .encode(),
+    )
 }
 
 /// Writes `<path>` (ONNX) and `<path without extension>.json` (the manifest), each under a

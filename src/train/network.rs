@@ -21,14 +21,19 @@ impl Dense {
         #[allow(clippy::cast_precision_loss)]
         let bound = 1.0 / (inputs as f64).sqrt();
         #[allow(clippy::cast_possible_truncation)]
-        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect() };
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect() };
         let weight = Tensor::from_vec(draw(inputs * outputs), (inputs, outputs), &Device::Cpu)?;
         let bias = Tensor::from_vec(draw(outputs), outputs, &Device::Cpu)?;
-        Ok(Self { weight: Var::from_tensor(&weight)?, bias: Var::from_tensor(&bias)? })
+        Ok(Self {
+            weight: Var::from_tensor(&weight)?,
+            bias: Var::from_tensor(&bias)?,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, TrainError> {
-        Ok(x.matmul(self.weight.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
+        Ok(x.matmul(self.weight.as_tensor())?
+            .broadcast_add(self.bias.as_tensor())?)
     }
 
     /// Number of inputs.
@@ -68,7 +73,10 @@ impl Mlp {
     /// # Errors
     /// candle errors.
     pub fn new(rng: &mut TrainRng, widths: &[usize]) -> Result<Self, TrainError> {
-        let layers = widths.windows(2).map(|w| Dense::new(rng, w[0], w[1])).collect::<Result<_, _>>()?;
+        let layers = widths
+            .windows(2)
+            .map(|w| Dense::new(rng, w[0], w[1]))
+            .collect::<Result<_, _>>()?;
         Ok(Self { layers })
     }
 
@@ -90,7 +98,10 @@ impl Mlp {
     /// Every trainable variable.
     #[must_use]
     pub fn vars(&self) -> Vec<Var> {
-        self.layers.iter().flat_map(|l| [l.weight.clone(), l.bias.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight.clone(), l.bias.clone()])
+            .collect()
     }
 
     /// A copy of the current weights, detached from the optimiser.
@@ -102,7 +113,12 @@ impl Mlp {
         let layers = self
             .layers
             .iter()
-            .map(|l| Ok(Dense { weight: copy(&l.weight)?, bias: copy(&l.bias)? }))
+            .map(|l| {
+                Ok(Dense {
+                    weight: copy(&l.weight)?,
+                    bias: copy(&l.bias)?,
+                })
+            })
             .collect::<Result<_, TrainError>>()?;
         Ok(Self { layers })
     }
@@ -120,6 +136,10 @@ impl Mlp {
     pub fn apply(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>, TrainError> {
         let width = self.layers.first().map_or(0, Dense::inputs);
         let x = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
-        Ok(self.forward(&x)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(self
+            .forward(&x)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
 }

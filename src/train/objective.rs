@@ -209,7 +209,12 @@ fn feature_loss(recon: &Tensor, preprocessor: &Preprocessor, batch: &Batch) -> R
     let features = preprocessor.features.len();
     let rows = batch.rows;
     let mut terms = Vec::with_capacity(features);
-    for (j, (encoding, (start, width))) in preprocessor.features.iter().zip(preprocessor.target_spans()).enumerate() {
+    for (j, (encoding, (start, width))) in preprocessor
+        .features
+        .iter()
+        .zip(preprocessor.target_spans())
+        .enumerate()
+    {
         let target: Vec<f32> = (0..rows).map(|r| batch.targets[r * features + j]).collect();
         let known: Vec<f32> = (0..rows).map(|r| batch.known[r * features + j]).collect();
         let count = known.iter().sum::<f32>().max(1.0);

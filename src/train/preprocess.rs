@@ -75,7 +75,8 @@ impl CategoricalEncoding {
     /// The "missing" slot's index, when there is one.
     #[must_use]
     pub fn missing_index(&self) -> Option<usize> {
-        self.missing_slot.then_some(self.vocabulary.len() + usize::from(self.other_slot))
+        self.missing_slot
+            .then_some(self.vocabulary.len() + usize::from(self.other_slot))
     }
 }
 
@@ -120,7 +121,10 @@ pub struct VocabularyLimits {
 
 impl Default for VocabularyLimits {
     fn default() -> Self {
-        Self { max_vocab: 64, min_count: 5 }
+        Self {
+            max_vocab: 64,
+            min_count: 5,
+        }
     }
 }
 
@@ -205,8 +209,12 @@ impl Preprocessor {
         let mut inputs = vec![0.0_f32; rows * width];
         let mut targets = vec![0.0_f32; rows * features];
         let mut known = vec![0.0_f32; rows * features];
-        for (j, ((encoding, column), (start, _))) in
-            self.features.iter().zip(&table.columns).zip(self.input_spans()).enumerate()
+        for (j, ((encoding, column), (start, _))) in self
+            .features
+            .iter()
+            .zip(&table.columns)
+            .zip(self.input_spans())
+            .enumerate()
         {
             for row in 0..rows {
                 let input = &mut inputs[row * width + start..];
@@ -232,7 +240,12 @@ impl Preprocessor {
                 known[row * features + j] = if is_known { 1.0 } else { 0.0 };
             }
         }
-        Ok(Encoded { inputs, targets, known, rows })
+        Ok(Encoded {
+            inputs,
+            targets,
+            known,
+            rows,
+        })
     }
 }
 
@@ -243,7 +256,11 @@ impl CategoricalEncoding {
     pub fn slot_of(&self, value: Option<&str>) -> Option<usize> {
         match value {
             None => self.missing_index(),
-            Some(v) => self.vocabulary.iter().position(|known| known == v).or_else(|| self.other_index()),
+            Some(v) => self
+                .vocabulary
+                .iter()
+                .position(|known| known == v)
+                .or_else(|| self.other_index()),
         }
     }
 }
@@ -251,11 +268,12 @@ impl CategoricalEncoding {
 /// Writes a numeric value's inputs; returns its target and whether it is known.
 #[allow(clippy::cast_possible_truncation)]
 fn encode_number(encoding: &NumericEncoding, value: Option<f64>, input: &mut [f32]) -> (f32, bool) {
-    let z = value.map(|v| {
-        let v = if encoding.log1p { v.ln_1p() } else { v };
-        ((v - encoding.mean) / encoding.std) as f32
-    })
-    .filter(|z| z.is_finite());
+    let z = value
+        .map(|v| {
+            let v = if encoding.log1p { v.ln_1p() } else { v };
+            ((v - encoding.mean) / encoding.std) as f32
+        })
+        .filter(|z| z.is_finite());
     input[0] = z.unwrap_or(0.0);
     if encoding.missing_indicator {
         input[1] = if z.is_none() { 1.0 } else { 0.0 };
@@ -354,8 +372,26 @@ mod tests {
         FeatureTable {
             names: vec!["gain".into(), "x".into(), "c".into()],
             columns: vec![
-                Column::Numeric(vec![Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(0.0), Some(10_000.0)]),
-                Column::Numeric(vec![Some(1.0), Some(2.0), None, Some(3.0), Some(1.0), Some(2.0), Some(3.0), Some(4.0)]),
+                Column::Numeric(vec![
+                    Some(0.0),
+                    Some(0.0),
+                    Some(0.0),
+                    Some(0.0),
+                    Some(0.0),
+                    Some(0.0),
+                    Some(0.0),
+                    Some(10_000.0),
+                ]),
+                Column::Numeric(vec![
+                    Some(1.0),
+                    Some(2.0),
+                    None,
+                    Some(3.0),
+                    Some(1.0),
+                    Some(2.0),
+                    Some(3.0),
+                    Some(4.0),
+                ]),
                 Column::Categorical {
                     values: vec!["a".into(), "b".into(), "rare".into()],
                     codes: vec![Some(0), Some(0), Some(1), Some(1), Some(0), None, Some(2), Some(1)],
@@ -367,21 +403,33 @@ mod tests {
 
     #[test]
     fn learns_log_scaling_vocabulary_and_null_slots() {
-        let limits = VocabularyLimits { max_vocab: 10, min_count: 2 };
+        let limits = VocabularyLimits {
+            max_vocab: 10,
+            min_count: 2,
+        };
         let p = Preprocessor::fit(&table(), limits).expect("fits");
-        let FeatureEncoding::Numeric(gain) = &p.features[0] else { panic!("numeric") };
+        let FeatureEncoding::Numeric(gain) = &p.features[0] else {
+            panic!("numeric")
+        };
         assert!(gain.log1p && !gain.missing_indicator, "{gain:?}");
-        let FeatureEncoding::Numeric(x) = &p.features[1] else { panic!("numeric") };
+        let FeatureEncoding::Numeric(x) = &p.features[1] else {
+            panic!("numeric")
+        };
         assert!(!x.log1p && x.missing_indicator);
         assert!((x.mean - 16.0 / 7.0).abs() < 1e-12);
-        let FeatureEncoding::Categorical(c) = &p.features[2] else { panic!("categorical") };
+        let FeatureEncoding::Categorical(c) = &p.features[2] else {
+            panic!("categorical")
+        };
         assert_eq!(c.vocabulary, vec!["a", "b"], "ties broken by value, rare value cut");
         assert_eq!((c.other_index(), c.missing_index()), (Some(2), Some(3)));
         assert_eq!(c.slot_of(Some("unseen")), Some(2));
         assert_eq!(p.input_width(), 1 + 2 + 4);
         let encoded = p.encode(&table()).expect("encodes");
         // Row 2: x is NULL -> value 0, indicator 1, target unknown; c = "b" -> slot 1.
-        assert_eq!(&encoded.inputs[2 * 7..3 * 7], &[gain_z(gain, 0.0), 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            &encoded.inputs[2 * 7..3 * 7],
+            &[gain_z(gain, 0.0), 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+        );
         assert_eq!(&encoded.known[2 * 3..3 * 3], &[1.0, 0.0, 1.0]);
         assert_eq!(encoded.targets[2 * 3 + 2], 1.0);
     }

@@ -16,7 +16,9 @@ impl TrainRng {
     /// (initialisation, shuffling, corruption) are independent.
     #[must_use]
     pub fn new(seed: u64, purpose: &str) -> Self {
-        Self { state: splitmix64(seed ^ crate::corrupt::rng::hash_bytes(purpose.as_bytes())) }
+        Self {
+            state: splitmix64(seed ^ crate::corrupt::rng::hash_bytes(purpose.as_bytes())),
+        }
     }
 
     /// The next 64 random bits.

@@ -34,7 +34,9 @@ pub struct FeatureTable {
 
 /// Whether a column of this type is a numeric feature.
 fn is_numeric(data_type: &DataType) -> bool {
-    data_type.is_integer() || data_type.is_floating() || matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..))
+    data_type.is_integer()
+        || data_type.is_floating()
+        || matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..))
 }
 
 /// Whether a column of this type is a categorical (string) feature.
@@ -85,7 +87,9 @@ impl FeatureTable {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let mut out = Vec::with_capacity(selected.len());
         for name in &selected {
-            let (index, field) = schema.column_with_name(name).ok_or_else(|| TrainError::Input(format!("no column '{name}'")))?;
+            let (index, field) = schema
+                .column_with_name(name)
+                .ok_or_else(|| TrainError::Input(format!("no column '{name}'")))?;
             let data_type = field.data_type();
             let column = if is_numeric(data_type) {
                 numeric_column(batches, index)?
@@ -99,7 +103,11 @@ impl FeatureTable {
             };
             out.push(column);
         }
-        Ok(Self { names: selected, columns: out, rows })
+        Ok(Self {
+            names: selected,
+            columns: out,
+            rows,
+        })
     }
 
     /// The rows at `indices`, in that order.
@@ -116,7 +124,11 @@ impl FeatureTable {
                 },
             })
             .collect();
-        Self { names: self.names.clone(), columns, rows: indices.len() }
+        Self {
+            names: self.names.clone(),
+            columns,
+            rows: indices.len(),
+        }
     }
 }
 

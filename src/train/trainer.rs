@@ -78,7 +78,10 @@ impl PretrainConfig {
             return bad("hidden, dim, epochs and batch size must be positive".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad(format!("the learning rate must be a positive number, got {}", self.learning_rate));
+            return bad(format!(
+                "the learning rate must be a positive number, got {}",
+                self.learning_rate
+            ));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return bad(format!("the temperature must be positive, got {}", self.temperature));
@@ -87,7 +90,10 @@ impl PretrainConfig {
             return bad(format!("alpha must be non-negative, got {}", self.alpha));
         }
         if !(0.0..0.5).contains(&self.validation_fraction) {
-            return bad(format!("the validation fraction must be in [0, 0.5), got {}", self.validation_fraction));
+            return bad(format!(
+                "the validation fraction must be in [0, 0.5), got {}",
+                self.validation_fraction
+            ));
         }
         Ok(())
     }
@@ -153,7 +159,11 @@ pub fn pretrain(
         )));
     }
     let order = TrainRng::new(config.seed, "split").permutation(table.rows);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let validation_rows = if table.rows >= 20 {
         ((table.rows as f64) * config.validation_fraction).round() as usize
     } else {
@@ -197,7 +207,11 @@ pub fn pretrain(
     }
     let mut optimizer = AdamW::new(
         vars,
-        ParamsAdamW { lr: config.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() },
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
     )?;
     let params = LossParams {
         method: config.method,
@@ -226,13 +240,21 @@ pub fn pretrain(
         #[allow(clippy::cast_precision_loss)]
         let train_loss = total / train.rows as f64;
         if !train_loss.is_finite() {
-            return Err(TrainError::Diverged { epoch, learning_rate: config.learning_rate });
+            return Err(TrainError::Diverged {
+                epoch,
+                learning_rate: config.learning_rate,
+            });
         }
         let validation_loss = held_out
             .as_ref()
             .map(|data| evaluate(data, &preprocessor, &encoder, &heads, params, config))
             .transpose()?;
-        let stats = EpochStats { epoch, train_loss, validation_loss, seconds: started.elapsed().as_secs_f64() };
+        let stats = EpochStats {
+            epoch,
+            train_loss,
+            validation_loss,
+            seconds: started.elapsed().as_secs_f64(),
+        };
         progress(&stats);
         let score = validation_loss.unwrap_or(train_loss);
         if best.as_ref().is_none_or(|(b, _, _)| score < *b) {

@@ -48,7 +48,12 @@ fn quoted(names: &[String]) -> String {
 /// Runs `embed` over `from_sql` and checks every row against the in-memory network applied
 /// to the same rows. Returns the number of rows compared.
 async fn assert_export_matches(ctx: &SessionContext, name: &str, model: &Pretrained, from_sql: &str) -> usize {
-    let names: Vec<String> = model.preprocessor.features.iter().map(|f| f.name().to_string()).collect();
+    let names: Vec<String> = model
+        .preprocessor
+        .features
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
     let sql = format!(
         "SELECT embed('{name}', {cols}) AS e, {cols} FROM ({from_sql}) AS t",
         cols = quoted(&names)
@@ -63,7 +68,11 @@ async fn assert_export_matches(ctx: &SessionContext, name: &str, model: &Pretrai
         let column = batch.column(0);
         for i in 0..batch.num_rows() {
             let actual = output_row(column.as_ref(), i).unwrap_or_else(|| panic!("row {row}: NULL embedding"));
-            assert_close(&actual, &expected[row * dim..(row + 1) * dim], &format!("{name} row {row}"));
+            assert_close(
+                &actual,
+                &expected[row * dim..(row + 1) * dim],
+                &format!("{name} row {row}"),
+            );
             row += 1;
         }
     }
@@ -105,7 +114,13 @@ async fn onnx_export_equals_the_trained_network_on_adult() {
     let ctx = tabssl::new_context(TabsslOptions::default());
     register_adult(&ctx).await;
     let table = table_of(&ctx, "SELECT * FROM adult", &["class"]).await;
-    let model = train(&table, &PretrainConfig { epochs: 1, ..small(Method::Vime, 2) });
+    let model = train(
+        &table,
+        &PretrainConfig {
+            epochs: 1,
+            ..small(Method::Vime, 2)
+        },
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     save(&model, dir.path(), "adult_vime_test");
     let ctx = context(dir.path());
@@ -119,17 +134,40 @@ async fn training_is_reproducible_with_a_seed_and_lowers_the_loss() {
     let ctx = tabssl::new_context(TabsslOptions::default());
     let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(3000, 8)", &["id", "class"]).await;
     for method in [Method::Vime, Method::Scarf, Method::Dae] {
-        let config = PretrainConfig { epochs: 6, ..small(method, 3) };
+        let config = PretrainConfig {
+            epochs: 6,
+            ..small(method, 3)
+        };
         let first = train(&table, &config);
         let again = train(&table, &config);
-        let other = train(&table, &PretrainConfig { seed: 4, ..config.clone() });
-        let weights = |m: &Pretrained| m.encoder.layers.iter().map(|l| l.to_vecs().expect("weights")).collect::<Vec<_>>();
+        let other = train(
+            &table,
+            &PretrainConfig {
+                seed: 4,
+                ..config.clone()
+            },
+        );
+        let weights = |m: &Pretrained| {
+            m.encoder
+                .layers
+                .iter()
+                .map(|l| l.to_vecs().expect("weights"))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(weights(&first), weights(&again), "{method:?}: same seed, same weights");
         assert_eq!(first.history.len(), again.history.len());
         for (a, b) in first.history.iter().zip(&again.history) {
-            assert_eq!((a.train_loss, a.validation_loss), (b.train_loss, b.validation_loss), "{method:?}");
+            assert_eq!(
+                (a.train_loss, a.validation_loss),
+                (b.train_loss, b.validation_loss),
+                "{method:?}"
+            );
         }
-        assert_ne!(weights(&first), weights(&other), "{method:?}: another seed, other weights");
+        assert_ne!(
+            weights(&first),
+            weights(&other),
+            "{method:?}: another seed, other weights"
+        );
         let losses: Vec<f64> = first.history.iter().map(|h| h.train_loss).collect();
         // SCARF's InfoNCE with τ = 1 starts at ln(batch) and is bounded far above 0, so it
         // moves less than the reconstruction losses.
@@ -145,7 +183,12 @@ async fn training_is_reproducible_with_a_seed_and_lowers_the_loss() {
 async fn bad_tables_are_refused_with_a_reason() {
     let ctx = tabssl::new_context(TabsslOptions::default());
     let config = small(Method::Vime, 0);
-    let empty = table_of(&ctx, "SELECT age, workclass FROM tabssl_synthetic(100, 1) WHERE age < 0", &[]).await;
+    let empty = table_of(
+        &ctx,
+        "SELECT age, workclass FROM tabssl_synthetic(100, 1) WHERE age < 0",
+        &[],
+    )
+    .await;
     let err = pretrain(&empty, &config, &mut |_| {}).expect_err("empty table");
     assert!(err.to_string().contains("at least 2 rows, the input has 0"), "{err}");
     let single = table_of(&ctx, "SELECT age, workclass FROM tabssl_synthetic(1, 1)", &[]).await;
@@ -159,7 +202,10 @@ async fn bad_tables_are_refused_with_a_reason() {
     .await;
     let err = pretrain(&all_null, &config, &mut |_| {}).expect_err("all-NULL column");
     assert!(err.to_string().contains("'nothing' is NULL in every row"), "{err}");
-    let bad_p = PretrainConfig { p: Some(1.5), ..config.clone() };
+    let bad_p = PretrainConfig {
+        p: Some(1.5),
+        ..config.clone()
+    };
     let err = pretrain(&single, &bad_p, &mut |_| {}).expect_err("bad p");
     assert!(err.to_string().contains("p must be in [0, 1], got 1.5"), "{err}");
     let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
@@ -191,7 +237,15 @@ fn the_cli_pretrains_a_model_that_embed_can_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = dir.path().join("cli_vime.onnx");
     let result = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .args(["pretrain", "--input", "synthetic:1000:3", "--exclude", "id,class", "--epochs", "2"])
+        .args([
+            "pretrain",
+            "--input",
+            "synthetic:1000:3",
+            "--exclude",
+            "id,class",
+            "--epochs",
+            "2",
+        ])
         .args(["--hidden", "16", "--dim", "4", "--seed", "9", "--output"])
         .arg(&output)
         .output()
@@ -205,7 +259,11 @@ fn the_cli_pretrains_a_model_that_embed_can_use() {
     assert_eq!(manifest["training"]["seed"], 9);
     assert_eq!(manifest["training"]["data"]["rows"], 1000);
     assert_eq!(manifest["nulls"], "encode");
-    assert!(manifest["training"]["command"].as_str().is_some_and(|c| c.contains("--epochs 2")));
+    assert!(
+        manifest["training"]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("--epochs 2"))
+    );
     let query = Command::new(env!("CARGO_BIN_EXE_tabssl"))
         .args(["sql", "--models"])
         .arg(dir.path())
@@ -219,13 +277,185 @@ fn the_cli_pretrains_a_model_that_embed_can_use() {
         .output()
         .expect("runs tabssl sql");
     assert!(query.status.success(), "{}", String::from_utf8_lossy(&query.stderr));
-    assert!(String::from_utf8_lossy(&query.stdout).contains("300,300"), "{}", String::from_utf8_lossy(&query.stdout));
+    assert!(
+        String::from_utf8_lossy(&query.stdout).contains("300,300"),
+        "{}",
+        String::from_utf8_lossy(&query.stdout)
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .args(["pretrain", "--input", "synthetic:1000:3", "--exclude", "nope", "--output"])
+        .args([
+            "pretrain",
+            "--input",
+            "synthetic:1000:3",
+            "--exclude",
+            "nope",
+            "--output",
+        ])
         .arg(dir.path().join("bad.onnx"))
         .output()
         .expect("runs tabssl");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no column 'nope' in the input"));
     assert!(!dir.path().join("bad.onnx").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipped_encoders_embed_every_adult_row_null_cells_included() {
+    let models = crate::common::repo().join("models");
+    let ctx = context(&models);
+    register_adult(&ctx).await;
+    for name in ["adult_vime", "adult_scarf", "adult_dae"] {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(models.join(format!("{name}.json"))).expect("manifest"))
+                .expect("json");
+        assert_eq!(manifest["training"]["method"].as_str(), name.strip_prefix("adult_"));
+        assert!(
+            manifest["training"]["downstream"]["metrics"].is_object(),
+            "{name}: downstream metrics recorded"
+        );
+        let inputs = tabssl::eval::dataset::model_inputs(&models, name).expect("inputs");
+        let sql = format!("SELECT embed('{name}', {}) AS e FROM adult", quoted(&inputs));
+        let batches = run(&ctx, &sql).await;
+        let mut rows = 0;
+        let mut sums: Vec<(f64, f64)> = Vec::new();
+        for batch in &batches {
+            for i in 0..batch.num_rows() {
+                let e = output_row(batch.column(0).as_ref(), i).unwrap_or_else(|| panic!("{name}: NULL at row {rows}"));
+                assert!(e.iter().all(|v| v.is_finite()), "{name}: row {rows} is {e:?}");
+                sums.resize(e.len(), (0.0, 0.0));
+                for (s, &v) in sums.iter_mut().zip(&e) {
+                    s.0 += f64::from(v);
+                    s.1 += f64::from(v) * f64::from(v);
+                }
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 32_561, "{name}: every row, the 2,399 with NULL cells too");
+        for (d, (s, ss)) in sums.iter().enumerate() {
+            let var = ss / 32_561.0 - (s / 32_561.0).powi(2);
+            assert!(var > 1e-6, "{name}: dimension {d} is constant");
+        }
+    }
+}
+
+#[test]
+fn evaluate_writes_a_report_a_plot_and_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run_tabssl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(args)
+            .output()
+            .expect("runs tabssl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).expect("models dir");
+    let model = models.join("syn_dae.onnx");
+    run_tabssl(&[
+        "pretrain",
+        "--input",
+        "synthetic:2000:1",
+        "--exclude",
+        "id,class",
+        "--method",
+        "dae",
+        "--epochs",
+        "3",
+        "--dim",
+        "8",
+        "--output",
+        model.to_str().expect("utf-8"),
+    ]);
+    let report_dir = dir.path().join("report");
+    let report = run_tabssl(&[
+        "evaluate",
+        "--train",
+        "synthetic:2000:1",
+        "--test",
+        "synthetic:1000:2",
+        "--exclude",
+        "id",
+        "--models",
+        "syn_dae",
+        "--models-dir",
+        models.to_str().expect("utf-8"),
+        "--budgets",
+        "100,all",
+        "--seeds",
+        "2",
+        "--classifiers",
+        "logistic",
+        "--output",
+        report_dir.to_str().expect("utf-8"),
+        "--update-manifests",
+    ]);
+    for row in [
+        "| raw | logistic |",
+        "| syn_dae | logistic |",
+        "| raw + syn_dae | logistic |",
+    ] {
+        assert!(report.contains(row), "{row} missing from\n{report}");
+    }
+    assert!(
+        report.contains("100 labels") && report.contains("all (2000)"),
+        "{report}"
+    );
+    let png = std::fs::read(report_dir.join("evaluation.png")).expect("plot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let cells: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("evaluation.json")).expect("json")).expect("parses");
+    let cells = cells.as_array().expect("cells");
+    assert_eq!(cells.len(), 2 * 3, "two budgets x three representations");
+    for cell in cells {
+        let auc = cell["auc"].as_array().expect("auc");
+        assert_eq!(auc.len(), 2, "one AUC per seed");
+        // The synthetic label follows latent factors the features carry: far above chance.
+        assert!(
+            auc.iter().all(|a| a.as_f64().is_some_and(|a| a > 0.6 && a <= 1.0)),
+            "{cell}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("syn_dae.json")).expect("manifest")).expect("json");
+    assert!(
+        manifest["training"]["downstream"]["metrics"]["syn_dae / logistic / all"]["auc"].is_f64(),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn the_same_pretrain_command_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adult = crate::common::adult_csv();
+    let write = |name: &str| {
+        let output = dir.path().join(name);
+        let result = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args([
+                "pretrain",
+                "--input",
+                adult.to_str().expect("utf-8"),
+                "--null-regex",
+                "\\?",
+                "--exclude",
+                "class",
+            ])
+            .args([
+                "--method", "scarf", "--epochs", "1", "--hidden", "8", "--dim", "4", "--output",
+            ])
+            .arg(&output)
+            .output()
+            .expect("runs tabssl");
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        std::fs::read(output).expect("model")
+    };
+    assert_eq!(
+        write("a.onnx"),
+        write("b.onnx"),
+        "a multi-partition CSV is read in file order"
+    );
 }
