@@ -19,3 +19,23 @@ COPY (
            AS embedding
   FROM adult
 ) TO 'target/adult/adult_pca_embeddings.parquet' STORED AS PARQUET;
+
+-- The self-supervised encoders (models/README.md) encode missing values themselves
+-- ("nulls": "encode" in their manifests), so every row gets an embedding, NULL cells included.
+SELECT count(*) AS rows,
+       count(embed('adult_vime', age, workclass, fnlwgt, education, "education-num", "marital-status",
+                   occupation, relationship, race, sex, "capital-gain", "capital-loss", "hours-per-week",
+                   "native-country")) AS embedded
+FROM adult;
+
+-- VIME and SCARF embeddings side by side with the label, for a model trained on few labels.
+COPY (
+  SELECT class,
+         embed('adult_vime', age, workclass, fnlwgt, education, "education-num", "marital-status",
+               occupation, relationship, race, sex, "capital-gain", "capital-loss", "hours-per-week",
+               "native-country") AS vime,
+         embed('adult_scarf', age, workclass, fnlwgt, education, "education-num", "marital-status",
+               occupation, relationship, race, sex, "capital-gain", "capital-loss", "hours-per-week",
+               "native-country") AS scarf
+  FROM adult
+) TO 'target/adult/adult_ssl_embeddings.parquet' STORED AS PARQUET;

@@ -459,3 +459,69 @@ fn the_same_pretrain_command_writes_the_same_bytes() {
         "a multi-partition CSV is read in file order"
     );
 }
+
+#[test]
+fn pretrain_reads_the_originals_of_a_training_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = dir.path().join("train.parquet");
+    let tabssl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .args(args)
+            .output()
+            .expect("runs tabssl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let export_path = export.to_str().expect("utf-8");
+    tabssl(&[
+        "export",
+        "--input",
+        "synthetic:600:4",
+        "--output",
+        export_path,
+        "--views",
+        "3",
+        "--key",
+        "id",
+        "--keep",
+        "class",
+    ]);
+    let model = dir.path().join("from_export.onnx");
+    tabssl(&[
+        "pretrain",
+        "--input",
+        export_path,
+        "--epochs",
+        "1",
+        "--dim",
+        "4",
+        "--output",
+        model.to_str().expect("utf-8"),
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("from_export.json")).expect("manifest")).expect("json");
+    assert_eq!(
+        manifest["training"]["data"]["rows"], 600,
+        "one row per input row: view 0 only"
+    );
+    let columns: Vec<&str> = manifest["training"]["data"]["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert_eq!(
+        columns.len(),
+        14,
+        "the 14 original features, not their _tilde/_mask columns: {columns:?}"
+    );
+    assert!(
+        columns
+            .iter()
+            .all(|c| !c.ends_with("_tilde") && !c.ends_with("_mask") && *c != "id"),
+        "{columns:?}"
+    );
+}
