@@ -525,3 +525,47 @@ fn pretrain_reads_the_originals_of_a_training_export() {
         "{columns:?}"
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args([
+            "demo",
+            "--rows",
+            "1500",
+            "--test-rows",
+            "500",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--workdir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs tabssl demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "$ tabssl export",
+        "$ tabssl pretrain",
+        "$ tabssl sql",
+        "$ tabssl evaluate",
+        "tabssl demo finished",
+    ] {
+        assert!(stdout.contains(step), "{step} missing from\n{stdout}");
+    }
+    assert!(stdout.contains("labels: raw AUC"), "{stdout}");
+    for file in [
+        "models/demo_vime.onnx",
+        "models/demo_scarf.json",
+        "report/evaluation.png",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+}
