@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Tunes pretraining on a validation split carved from the Adult training file (the test file
+# is never read): 80% of adult.data.csv rows (shuffled with seed 0) pretrain the encoder
+# variants and provide the labelled budgets, the other 20% score them.
+#
+#   cargo build --all-targets && bash models/sweep.sh [vime|scarf|dae]   # ~5 min on 2 cores
+set -euo pipefail
+cd "$(dirname "$0")/.."
+method=${1:-vime}
+adult=${TABSSL_ADULT_DIR:-../shared/data/adult}/adult.data.csv
+out=target/sweep
+mkdir -p "$out/models"
+python3 - "$adult" "$out" <<'PY'
+import random, sys
+lines = open(sys.argv[1]).read().splitlines()
+header, rows = lines[0], [l for l in lines[1:] if l.strip()]
+random.Random(0).shuffle(rows)
+cut = int(len(rows) * 0.8)
+for name, part in (("train.csv", rows[:cut]), ("validation.csv", rows[cut:])):
+    open(f"{sys.argv[2]}/{name}", "w").write("\n".join([header] + part) + "\n")
+PY
+pretrain() {
+  local name=$1; shift
+  target/debug/tabssl pretrain --input "$out/train.csv" --null-regex '\?' --exclude class --method "$method" \
+    --seed 0 --output "$out/models/$name.onnx" "$@"
+}
+pretrain "${method}_default"
+pretrain "${method}_dim32" --dim 32
+pretrain "${method}_p05" --p 0.5
+pretrain "${method}_epochs40" --epochs 40
+target/debug/tabssl evaluate --train "$out/train.csv" --test "$out/validation.csv" --null-regex '\?' \
+  --models "${method}_default,${method}_dim32,${method}_p05,${method}_epochs40" --models-dir "$out/models" \
+  --budgets 100,500,1000 --seeds 3 --classifiers logistic --output "$out/evaluation_$method"
