@@ -16,6 +16,7 @@ use crate::eval::plot::render_panels_png;
 use crate::eval::protocol::{charts, markdown};
 use crate::eval::{Budget, Cell, Classifier, ProtocolConfig, run_protocol};
 use crate::options::TabsslOptions;
+use crate::train::table::is_feature_type;
 
 /// Arguments of `tabssl evaluate`.
 #[derive(Debug, Args)]
@@ -88,15 +89,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
             .fields()
             .iter()
             .filter(|f| f.name() != &args.label && !args.exclude.contains(f.name()))
-            .filter(|f| {
-                f.data_type().is_numeric()
-                    || matches!(
-                        f.data_type(),
-                        arrow::datatypes::DataType::Utf8
-                            | arrow::datatypes::DataType::Utf8View
-                            | arrow::datatypes::DataType::LargeUtf8
-                    )
-            })
+            .filter(|f| is_feature_type(f.data_type()))
             .map(|f| f.name().clone())
             .collect()
     } else {

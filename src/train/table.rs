@@ -32,6 +32,12 @@ pub struct FeatureTable {
     pub rows: usize,
 }
 
+/// Whether a column of this type can be a feature (numeric or string).
+#[must_use]
+pub fn is_feature_type(data_type: &DataType) -> bool {
+    is_numeric(data_type) || is_categorical(data_type)
+}
+
 /// Whether a column of this type is a numeric feature.
 fn is_numeric(data_type: &DataType) -> bool {
     data_type.is_integer()
@@ -75,7 +81,7 @@ impl FeatureTable {
                 .fields()
                 .iter()
                 .filter(|f| !exclude.contains(f.name()))
-                .filter(|f| is_numeric(f.data_type()) || is_categorical(f.data_type()))
+                .filter(|f| is_feature_type(f.data_type()))
                 .map(|f| f.name().clone())
                 .collect(),
         };

@@ -41,6 +41,20 @@ fn save(model: &Pretrained, dir: &Path, name: &str) {
     write_model(model, &manifest, &dir.join(format!("{name}.onnx"))).expect("writes");
 }
 
+/// Runs the tabssl binary, asserting success; returns its stdout.
+fn tabssl_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args(args)
+        .output()
+        .expect("runs tabssl");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn quoted(names: &[String]) -> String {
     names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
 }
@@ -341,22 +355,10 @@ async fn shipped_encoders_embed_every_adult_row_null_cells_included() {
 #[test]
 fn evaluate_writes_a_report_a_plot_and_results() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run_tabssl = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .args(args)
-            .output()
-            .expect("runs tabssl");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).expect("models dir");
     let model = models.join("syn_dae.onnx");
-    run_tabssl(&[
+    tabssl_ok(&[
         "pretrain",
         "--input",
         "synthetic:2000:1",
@@ -372,7 +374,7 @@ fn evaluate_writes_a_report_a_plot_and_results() {
         model.to_str().expect("utf-8"),
     ]);
     let report_dir = dir.path().join("report");
-    let report = run_tabssl(&[
+    let report = tabssl_ok(&[
         "evaluate",
         "--train",
         "synthetic:2000:1",
@@ -464,19 +466,8 @@ fn the_same_pretrain_command_writes_the_same_bytes() {
 fn pretrain_reads_the_originals_of_a_training_export() {
     let dir = tempfile::tempdir().expect("tempdir");
     let export = dir.path().join("train.parquet");
-    let tabssl = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .args(args)
-            .output()
-            .expect("runs tabssl");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let export_path = export.to_str().expect("utf-8");
-    tabssl(&[
+    tabssl_ok(&[
         "export",
         "--input",
         "synthetic:600:4",
@@ -490,7 +481,7 @@ fn pretrain_reads_the_originals_of_a_training_export() {
         "class",
     ]);
     let model = dir.path().join("from_export.onnx");
-    tabssl(&[
+    tabssl_ok(&[
         "pretrain",
         "--input",
         export_path,
