@@ -1,6 +1,7 @@
 //! The `tabssl` command line: `tabssl sql` runs SQL with the tabssl functions registered,
 //! `tabssl models` lists the model registry, `tabssl bench` measures a model, `tabssl export`
-//! writes a corrupted pretraining set, `tabssl pretrain` trains an encoder to ONNX.
+//! writes a corrupted pretraining set, `tabssl pretrain` trains an encoder to ONNX,
+//! `tabssl stream` runs SQL over an unbounded input.
 
 mod bench;
 mod demo;
@@ -10,6 +11,7 @@ mod input;
 mod output;
 mod pretrain;
 mod sql;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,8 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// The whole loop on built-in synthetic data: export, pretrain, embed in SQL, evaluate.
     Demo(demo::DemoArgs),
+    /// SQL over an unbounded input (stdin, a growing file or directory), batch by batch.
+    Stream(stream::StreamArgs),
 }
 
 /// Options shared by every command.
@@ -148,6 +152,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Bench(args) => bench::run(&args).await.map_err(|e| e.to_string()),
         Command::Export(args) => export::run(&args).await,
+        Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
         Command::Demo(args) => demo::run(&args).await.map(|summary| {
             #[allow(clippy::print_stdout)]
             {

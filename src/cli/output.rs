@@ -6,11 +6,12 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::Result;
+
+use crate::stream::sink::nested_as_text;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,25 +105,4 @@ fn ndjson_lines(batch: &RecordBatch) -> Result<String, ArrowError> {
     writer.write(batch)?;
     writer.finish()?;
     String::from_utf8(buffer).map_err(|e| ArrowError::JsonError(e.to_string()))
-}
-
-/// CSV has no nested values: lists, structs and maps become their display text.
-fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let options = FormatOptions::default();
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if field.data_type().is_nested() {
-            let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
-            let text: StringArray = (0..column.len())
-                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
-                .collect();
-            fields.push(Field::new(field.name(), DataType::Utf8, true));
-            columns.push(Arc::new(text));
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(Arc::clone(column));
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }

@@ -12,4 +12,5 @@ mod export;
 mod pretrain;
 mod provider;
 mod sql_files;
+mod stream;
 mod synthetic;

@@ -1,0 +1,53 @@
+//! Streaming: the same SQL over input that never ends, batch by batch, in bounded memory.
+//!
+//! The pieces, in the order data flows through them:
+//! - [`source`]: a reader thread turns stdin, a growing file or a directory of files into
+//!   records (NDJSON lines, CSV rows) or Arrow IPC batches, each tagged with where it came
+//!   from (`stdin line 17, byte 1234`);
+//! - [`batcher`]: a micro-batcher decodes records into `RecordBatch`es of at most N rows,
+//!   emitting early when T milliseconds have passed since a batch's first record, and
+//!   applies the error policy ([`policy`]) to records that do not fit the schema
+//!   ([`schema`]);
+//! - [`query`]: the batches become the unbounded table `input` of a DataFusion plan; this
+//!   is also the library entry point ([`query::execute_stream`]);
+//! - [`sink`]: the plan's output goes to stdout (NDJSON, CSV, Arrow IPC, flushed per batch)
+//!   or to rotating Parquet files written under a temporary name and renamed when complete.
+//!
+//! Every hand-over between them is a bounded channel, so a slow consumer stops the reader
+//! and, through the pipe, the producer: memory does not grow with the input. [`shutdown`]
+//! turns SIGINT/SIGTERM into an orderly end of input; a second signal exits at once.
+
+pub mod batcher;
+pub mod follow;
+pub mod policy;
+pub mod query;
+pub mod schema;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+
+pub use query::{execute_stream, streaming_context};
+
+/// The record formats a stream can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// Comma-separated values, one record per line (quoted fields may hold newlines).
+    Csv,
+    /// The Arrow IPC streaming format.
+    Arrow,
+}
+
+/// The formats a stream can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkFormat {
+    /// One JSON object per line; embeddings are JSON arrays.
+    Ndjson,
+    /// CSV with a header; list columns are written as `[a, b, ...]` text.
+    Csv,
+    /// The Arrow IPC streaming format.
+    Arrow,
+    /// Parquet files in a directory, rotated every `--rotate-rows` rows.
+    Parquet,
+}

@@ -1,0 +1,173 @@
+//! What happens to a record that does not fit the schema, and the counts that prove no
+//! row was lost: records read = rows passed to the query + records rejected.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::error::{DataFusionError, Result};
+
+/// Skipped records logged one by one; later ones are only counted.
+const LOGGED_SKIPS: u64 = 10;
+
+/// Where a record came from, for error messages and the dead-letter file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// `stdin` or the file's path.
+    pub source: Arc<str>,
+    /// 1-based line number of the record's first line.
+    pub line: u64,
+    /// Byte offset of the record's first byte in its source.
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} line {} (byte offset {})", self.source, self.line, self.offset)
+    }
+}
+
+/// The policy for records that do not fit the schema (`--on-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Stop the stream with an error naming the record (after flushing what came before).
+    Fail,
+    /// Count the record, log a warning and go on.
+    Skip,
+    /// Append the record with its position and the error to a file, and go on.
+    DeadLetter(PathBuf),
+}
+
+impl ErrorPolicy {
+    /// Parses `fail`, `skip` or `dead-letter` (which needs `file`).
+    ///
+    /// # Errors
+    /// For other names, or `dead-letter` without a file.
+    pub fn parse(name: &str, file: Option<&Path>) -> Result<Self, String> {
+        match (name, file) {
+            ("fail", None) => Ok(Self::Fail),
+            ("skip", None) => Ok(Self::Skip),
+            ("dead-letter", Some(path)) => Ok(Self::DeadLetter(path.to_path_buf())),
+            ("dead-letter", None) => Err("--on-error dead-letter needs a file: --on-error dead-letter FILE".into()),
+            ("fail" | "skip", Some(path)) => Err(format!(
+                "--on-error {name} takes no file (got {}); only dead-letter writes one",
+                path.display()
+            )),
+            (other, _) => Err(format!("--on-error {other:?}: expected fail, skip or dead-letter FILE")),
+        }
+    }
+}
+
+/// Running counts of a stream, shared between its threads.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    records_read: AtomicU64,
+    records_rejected: AtomicU64,
+    batches_in: AtomicU64,
+}
+
+impl StreamStats {
+    /// Records (or IPC rows) taken from the input.
+    pub fn records_read(&self) -> u64 {
+        self.records_read.load(Ordering::SeqCst)
+    }
+
+    /// Records rejected by the error policy.
+    pub fn records_rejected(&self) -> u64 {
+        self.records_rejected.load(Ordering::SeqCst)
+    }
+
+    /// Rows handed to the query: read minus rejected.
+    pub fn rows_accepted(&self) -> u64 {
+        self.records_read() - self.records_rejected()
+    }
+
+    /// Micro-batches handed to the query.
+    pub fn batches_in(&self) -> u64 {
+        self.batches_in.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn add_read(&self, records: usize) {
+        self.records_read.fetch_add(records as u64, Ordering::SeqCst);
+    }
+
+    pub(crate) fn add_batch(&self) {
+        self.batches_in.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn add_rejected(&self) {
+        self.records_rejected.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Applies an [`ErrorPolicy`] to rejected records.
+#[derive(Debug)]
+pub struct RejectHandler {
+    policy: ErrorPolicy,
+    dead_letter: Option<BufWriter<File>>,
+    stats: Arc<StreamStats>,
+}
+
+impl RejectHandler {
+    /// A handler for `policy`; a dead-letter file is opened for appending now, so a bad
+    /// path fails before any input is read.
+    ///
+    /// # Errors
+    /// When the dead-letter file cannot be opened.
+    pub fn new(policy: ErrorPolicy, stats: Arc<StreamStats>) -> Result<Self> {
+        let dead_letter = match &policy {
+            ErrorPolicy::DeadLetter(path) => Some(BufWriter::new(
+                OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+                    DataFusionError::Execution(format!("cannot open dead-letter file {}: {e}", path.display()))
+                })?,
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            policy,
+            dead_letter,
+            stats,
+        })
+    }
+
+    /// Handles one record that failed with `error`: counts it, then under `fail` returns
+    /// the error that stops the stream; otherwise logs or writes it and returns `Ok`.
+    ///
+    /// # Errors
+    /// Under `fail`, and when the dead-letter file cannot be written.
+    pub fn reject(&mut self, record: &[u8], position: &Position, error: &str) -> Result<()> {
+        self.stats.add_rejected();
+        if self.policy == ErrorPolicy::Fail {
+            return Err(DataFusionError::Execution(format!(
+                "bad record at {position}: {error} (use --on-error skip or dead-letter FILE to go on)"
+            )));
+        }
+        match &mut self.dead_letter {
+            Some(out) => {
+                let entry = serde_json::json!({
+                    "source": &*position.source,
+                    "line": position.line,
+                    "offset": position.offset,
+                    "error": error,
+                    "record": String::from_utf8_lossy(record),
+                });
+                writeln!(out, "{entry}")
+                    .and_then(|()| out.flush())
+                    .map_err(|e| DataFusionError::Execution(format!("cannot write the dead-letter file: {e}")))?;
+            }
+            None => {
+                let skipped = self.stats.records_rejected();
+                if skipped <= LOGGED_SKIPS {
+                    log::warn!("skipped record at {position}: {error}");
+                }
+                if skipped == LOGGED_SKIPS {
+                    log::warn!("further skipped records are counted, not logged (use dead-letter FILE to keep them)");
+                }
+            }
+        }
+        Ok(())
+    }
+}

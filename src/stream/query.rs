@@ -1,0 +1,164 @@
+//! SQL over an unbounded stream: the library entry point.
+//!
+//! ```no_run
+//! # async fn example(batches: datafusion::execution::SendableRecordBatchStream) -> datafusion::error::Result<()> {
+//! use futures::StreamExt;
+//! let ctx = tabssl::stream::streaming_context(tabssl::TabsslOptions::default(), 8192);
+//! let mut out = tabssl::stream::execute_stream(&ctx, batches, "SELECT id, embed('adult_vime', age) AS e FROM input").await?;
+//! while let Some(batch) = out.next().await {
+//!     let batch = batch?; // hand it on
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+
+use crate::options::TabsslOptions;
+
+/// The name of the unbounded input table.
+pub const INPUT_TABLE: &str = "input";
+
+/// A context for streaming queries: tabssl registered, one partition (rows keep their
+/// order and no operator waits for a sibling), and no operator that holds rows back to
+/// fill a batch, so a micro-batch leaves the plan as soon as it is computed.
+/// `batch_rows` is DataFusion's batch size (for tables joined to the stream).
+pub fn streaming_context(options: TabsslOptions, batch_rows: usize) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(batch_rows.max(1))
+        .with_coalesce_batches(false)
+        .with_information_schema(true);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(FiltersPassBatchesOn))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    crate::register_all(&ctx, options);
+    ctx
+}
+
+/// Runs `sql` over `input`, registered as the unbounded table `input`, and returns the
+/// result as a stream that yields a batch for each input batch (fewer rows after a
+/// filter). `sql` may hold several statements (`SET`, `CREATE VIEW`, ...): all but the
+/// last run first; the last is the streaming query. Use a context from
+/// [`streaming_context`] so batches are not held back.
+///
+/// # Errors
+/// When a statement fails, or the last one cannot run on unbounded input (ORDER BY, an
+/// aggregate without a window, ...): DataFusion rejects such plans before any row is read.
+pub async fn execute_stream(
+    ctx: &SessionContext,
+    input: SendableRecordBatchStream,
+    sql: &str,
+) -> Result<SendableRecordBatchStream> {
+    let schema = input.schema();
+    let partition = Arc::new(OneShotPartition {
+        schema: Arc::clone(&schema),
+        stream: Mutex::new(Some(input)),
+    });
+    let table = StreamingTable::try_new(schema, vec![partition])?.with_infinite_table(true);
+    ctx.deregister_table(INPUT_TABLE)?;
+    ctx.register_table(INPUT_TABLE, Arc::new(table))?;
+
+    let mut statements = DFParser::parse_sql(sql)?;
+    let Some(query) = statements.pop_back() else {
+        return Err(DataFusionError::Plan("the streaming SQL is empty: expected a query over `input`".into()));
+    };
+    for statement in statements {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        ctx.execute_logical_plan(plan).await?.collect().await?;
+    }
+    let plan = ctx.state().statement_to_plan(query).await?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    df.execute_stream().await.map_err(explain_unbounded)
+}
+
+/// DataFusion's refusal of an operator that waits for the end of its input, shortened to
+/// the operator's name and what to do instead.
+fn explain_unbounded(error: DataFusionError) -> DataFusionError {
+    let message = error.to_string();
+    let Some(at) = message.find("Cannot execute pipeline breaking queries, operator: ") else {
+        return error;
+    };
+    let operator: String = message[at..]
+        .trim_start_matches("Cannot execute pipeline breaking queries, operator: ")
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect();
+    DataFusionError::Plan(format!(
+        "the query cannot run on the unbounded table `input`: {operator} waits for the end of its input, \
+         which never comes. A streaming query produces rows as they arrive: projections, filters, \
+         the tabssl functions (ORDER BY, aggregates and joins on two streams do not)"
+    ))
+}
+
+/// The input stream, handed out once: a streaming query reads its input one time.
+struct OneShotPartition {
+    schema: arrow::datatypes::SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for OneShotPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneShotPartition").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for OneShotPartition {
+    fn schema(&self) -> &arrow::datatypes::SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().ok().and_then(|mut stream| stream.take());
+        taken.unwrap_or_else(|| {
+            let error = DataFusionError::Execution("the stream `input` was already read: run the query once".into());
+            Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(async move { Err(error) }),
+            ))
+        })
+    }
+}
+
+/// Makes every `FilterExec` pass its output batches on as they are: by default a filter
+/// gathers small outputs into full-size batches, which on a slow stream would hold rows
+/// back until enough arrive.
+#[derive(Debug)]
+struct FiltersPassBatchesOn;
+
+impl PhysicalOptimizerRule for FiltersPassBatchesOn {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| match node.downcast_ref::<FilterExec>() {
+            // A target of one row: every non-empty batch goes straight through.
+            Some(filter) if filter.batch_size() != 1 => {
+                Ok(Transformed::yes(Arc::new(filter.with_batch_size(1)?) as Arc<dyn ExecutionPlan>))
+            }
+            _ => Ok(Transformed::no(node)),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "tabssl_filters_pass_batches_on"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,207 @@
+//! The schema of a stream's records: read from a file, or inferred from the first records.
+//!
+//! A schema file is JSON — `{"fields": [{"name": "age", "type": "Int64", "nullable": true},
+//! ...]}` or just the list — with Arrow type names (`Int64`, `Float64`, `Utf8`, `Boolean`,
+//! `Timestamp(Millisecond, None)`, ...; `int`, `double`, `string` and the like work too),
+//! or a Parquet or Arrow IPC file whose schema is taken.
+
+use std::fs::File;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use serde::Deserialize;
+
+use super::InputFormat;
+use super::source::Chunk;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SchemaFile {
+    Object { fields: Vec<FieldSpec> },
+    List(Vec<FieldSpec>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldSpec {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    #[serde(default = "nullable_default")]
+    nullable: bool,
+}
+
+fn nullable_default() -> bool {
+    true
+}
+
+fn error(path: &Path, message: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("schema file {}: {message}", path.display()))
+}
+
+/// Reads the schema in `path`: a `.parquet`, `.arrow`/`.arrows`/`.ipc` file, or JSON.
+///
+/// # Errors
+/// When the file cannot be read, is not valid JSON of the shape above, names a type Arrow
+/// does not know, or repeats a field.
+pub fn load_schema(path: &Path) -> Result<SchemaRef> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let file = File::open(path).map_err(|e| error(path, e))?;
+    let schema = match extension.as_str() {
+        "parquet" => datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| error(path, e))?
+            .schema()
+            .as_ref()
+            .clone(),
+        "arrow" | "arrows" | "ipc" | "feather" => match arrow::ipc::reader::FileReader::try_new(file, None) {
+            Ok(reader) => reader.schema().as_ref().clone(),
+            Err(_) => {
+                let file = File::open(path).map_err(|e| error(path, e))?;
+                arrow::ipc::reader::StreamReader::try_new(file, None)
+                    .map_err(|e| error(path, format!("neither an Arrow IPC file nor stream: {e}")))?
+                    .schema()
+                    .as_ref()
+                    .clone()
+            }
+        },
+        _ => {
+            let spec: SchemaFile = serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                error(
+                    path,
+                    format!("{e}; expected {{\"fields\": [{{\"name\": \"age\", \"type\": \"Int64\", \"nullable\": true}}, ...]}}"),
+                )
+            })?;
+            let specs = match spec {
+                SchemaFile::Object { fields } | SchemaFile::List(fields) => fields,
+            };
+            let fields = specs
+                .into_iter()
+                .map(|f| Ok(Field::new(&f.name, parse_type(&f.data_type).map_err(|e| error(path, e))?, f.nullable)))
+                .collect::<Result<Vec<_>>>()?;
+            Schema::new(fields)
+        }
+    };
+    check_schema(&schema).map_err(|e| error(path, e))?;
+    Ok(Arc::new(schema))
+}
+
+/// An Arrow type from its name, with the common SQL and lowercase spellings.
+///
+/// # Errors
+/// When the name is not a type.
+pub fn parse_type(name: &str) -> Result<DataType, String> {
+    let alias = match name.to_ascii_lowercase().as_str() {
+        "int" | "integer" | "int64" | "bigint" | "long" => Some(DataType::Int64),
+        "int32" => Some(DataType::Int32),
+        "float" | "float32" | "real" => Some(DataType::Float32),
+        "double" | "float64" => Some(DataType::Float64),
+        "string" | "str" | "text" | "utf8" | "varchar" => Some(DataType::Utf8),
+        "bool" | "boolean" => Some(DataType::Boolean),
+        "date" | "date32" => Some(DataType::Date32),
+        _ => None,
+    };
+    match alias {
+        Some(data_type) => Ok(data_type),
+        None => DataType::from_str(name).map_err(|_| {
+            format!("unknown type {name:?}: expected an Arrow type such as Int64, Float64, Utf8, Boolean or Timestamp(Millisecond, None)")
+        }),
+    }
+}
+
+fn check_schema(schema: &Schema) -> Result<(), String> {
+    if schema.fields().is_empty() {
+        return Err("the schema has no fields".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for field in schema.fields() {
+        if !names.insert(field.name()) {
+            return Err(format!("field {:?} appears twice", field.name()));
+        }
+    }
+    Ok(())
+}
+
+/// Infers a schema from the first records: NDJSON by their JSON types (a field seen only
+/// as null becomes Utf8), CSV by parsing each column (`header` gives the names, else
+/// `column_1`, ...). Every field is nullable. Records that are not valid JSON are left for
+/// the error policy.
+///
+/// # Errors
+/// When there is no record to infer from.
+pub fn infer_schema(
+    format: InputFormat,
+    header: Option<&[String]>,
+    chunks: &[Chunk],
+    null_regex: Option<&regex::Regex>,
+) -> Result<SchemaRef> {
+    let records = chunks.iter().flat_map(|c| (0..c.records.len()).map(move |i| c.record(i)));
+    let schema = match format {
+        InputFormat::Ndjson => {
+            let values = records.filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok()).collect::<Vec<_>>();
+            if values.is_empty() {
+                return Err(no_records());
+            }
+            arrow::json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))?
+        }
+        InputFormat::Csv => {
+            let mut text = Vec::new();
+            let names: Vec<String> = match header {
+                Some(names) => names.to_vec(),
+                None => Vec::new(),
+            };
+            let mut count = 0;
+            for record in records {
+                text.extend_from_slice(record);
+                count += 1;
+            }
+            if count == 0 {
+                return Err(no_records());
+            }
+            let mut format = arrow::csv::reader::Format::default().with_header(false);
+            if let Some(regex) = null_regex {
+                format = format.with_null_regex(regex.clone());
+            }
+            let (inferred, _) = format.infer_schema(text.as_slice(), None)?;
+            if !names.is_empty() && names.len() != inferred.fields().len() {
+                return Err(DataFusionError::Plan(format!(
+                    "the CSV header has {} fields but the first record has {}",
+                    names.len(),
+                    inferred.fields().len()
+                )));
+            }
+            let fields: Vec<Field> = inferred
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let name = names.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1));
+                    Field::new(name, f.data_type().clone(), true)
+                })
+                .collect();
+            Schema::new(fields)
+        }
+        InputFormat::Arrow => return Err(DataFusionError::Internal("an Arrow IPC stream carries its schema".into())),
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = if f.data_type() == &DataType::Null { DataType::Utf8 } else { f.data_type().clone() };
+            Field::new(f.name(), data_type, true)
+        })
+        .collect();
+    let schema = Schema::new(fields);
+    check_schema(&schema).map_err(DataFusionError::Plan)?;
+    Ok(Arc::new(schema))
+}
+
+fn no_records() -> DataFusionError {
+    DataFusionError::Plan(
+        "no record to infer the schema from: the input ended (or shut down) before its first valid record; \
+         pass --schema FILE"
+            .into(),
+    )
+}

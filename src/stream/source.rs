@@ -1,0 +1,442 @@
+//! The reader thread: turns stdin, a followed file or a directory of files into records
+//! (NDJSON lines, CSV rows) or Arrow IPC batches, sent through a bounded channel.
+//!
+//! Records travel in [`Chunk`]s: the bytes of several records and where each starts. A
+//! chunk is sent as soon as the reader has no more bytes at hand (so a slow producer's
+//! record is not held back) or when it is full (so a fast one is not sent record by
+//! record). The channel holds [`CHANNEL_CHUNKS`] chunks: when the batcher is slow, the
+//! reader blocks, stops reading, and the producer blocks on the pipe.
+
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+
+use super::InputFormat;
+use super::follow::{FollowOptions, FollowReader, next_file};
+use super::policy::Position;
+
+/// Chunks the channel between the reader and the batcher holds.
+pub const CHANNEL_CHUNKS: usize = 4;
+/// Most records per chunk.
+const CHUNK_RECORDS: usize = 1024;
+/// Most bytes per chunk (a record larger than this travels alone).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Where a stream reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Standard input, until it closes.
+    Stdin,
+    /// One file, followed as it grows.
+    File(PathBuf),
+    /// A directory: its files in name order, the last one followed, new ones picked up.
+    Directory(PathBuf),
+}
+
+impl SourceSpec {
+    /// `-` is stdin; an existing directory is a directory; anything else a file.
+    ///
+    /// # Errors
+    /// When a file or directory does not exist.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        if input == "-" {
+            return Ok(Self::Stdin);
+        }
+        let path = PathBuf::from(input);
+        if path.is_dir() {
+            Ok(Self::Directory(path))
+        } else if path.is_file() {
+            Ok(Self::File(path))
+        } else {
+            Err(format!("--input {input}: no such file or directory (use - for stdin)"))
+        }
+    }
+}
+
+/// How the reader splits and follows its input.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// The record format.
+    pub format: InputFormat,
+    /// CSV only: each file (and stdin) starts with a header line.
+    pub csv_header: bool,
+    /// A record longer than this is rejected (and skipped to its end) instead of read
+    /// into memory.
+    pub max_record_bytes: usize,
+    /// Following files and directories, and shutdown.
+    pub follow: FollowOptions,
+}
+
+/// Where one record's bytes lie in its chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Start of the record in [`Chunk::data`].
+    pub start: usize,
+    /// End (exclusive) of the record, its line terminator included.
+    pub end: usize,
+    /// 1-based line of the record's first byte.
+    pub line: u64,
+    /// Byte offset of the record in its source.
+    pub offset: u64,
+}
+
+/// Several records of one source.
+#[derive(Debug, Clone, Default)]
+pub struct Chunk {
+    /// `stdin` or the file's path.
+    pub source: Arc<str>,
+    /// The records' bytes, each ending in a line terminator.
+    pub data: Vec<u8>,
+    /// Where each record lies in `data`.
+    pub records: Vec<RecordMeta>,
+}
+
+impl Chunk {
+    fn new(source: Arc<str>) -> Self {
+        Self {
+            source,
+            data: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The bytes of record `i`.
+    pub fn record(&self, i: usize) -> &[u8] {
+        let meta = &self.records[i];
+        &self.data[meta.start..meta.end]
+    }
+
+    /// The position of record `i`.
+    pub fn position(&self, i: usize) -> Position {
+        let meta = &self.records[i];
+        Position {
+            source: Arc::clone(&self.source),
+            line: meta.line,
+            offset: meta.offset,
+        }
+    }
+}
+
+/// What the reader sends to the batcher.
+#[derive(Debug)]
+pub enum SourceItem {
+    /// NDJSON or CSV records.
+    Records(Chunk),
+    /// The header line of a CSV source, as field names.
+    Header {
+        /// The names, in order.
+        names: Vec<String>,
+        /// Where the header is.
+        position: Position,
+    },
+    /// A record too long to read ([`SourceOptions::max_record_bytes`]): rejected.
+    Oversized {
+        /// Its first bytes.
+        head: Vec<u8>,
+        /// Where it starts.
+        position: Position,
+        /// Its length in bytes.
+        length: u64,
+    },
+    /// The schema at the start of an Arrow IPC stream.
+    IpcSchema(SchemaRef, Arc<str>),
+    /// A batch of an Arrow IPC stream.
+    Batch(RecordBatch),
+    /// The input cannot be read further (an I/O error, a broken IPC stream).
+    Failed(String),
+}
+
+/// Starts the reader thread and returns the channel it fills. The channel closes at the
+/// end of the input, on shutdown, or after a [`SourceItem::Failed`].
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn(spec: SourceSpec, options: SourceOptions) -> io::Result<Receiver<SourceItem>> {
+    let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
+    std::thread::Builder::new()
+        .name("tabssl-stream-reader".into())
+        .spawn(move || {
+            if let Err(message) = read_all(&spec, &options, &tx) {
+                let _ = tx.send(SourceItem::Failed(message));
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Extensions of the files of a directory source, by format.
+fn extension(format: InputFormat) -> &'static [&'static str] {
+    match format {
+        InputFormat::Ndjson => &[".ndjson", ".jsonl", ".json"],
+        InputFormat::Csv => &[".csv"],
+        InputFormat::Arrow => &[".arrows", ".arrow", ".ipc"],
+    }
+}
+
+/// Reads every segment (stdin, the file, each file of the directory) in order. `Err`
+/// carries a message for [`SourceItem::Failed`]; a closed channel ends quietly.
+fn read_all(spec: &SourceSpec, options: &SourceOptions, tx: &SyncSender<SourceItem>) -> Result<(), String> {
+    match spec {
+        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, tx),
+        SourceSpec::File(path) => {
+            let reader = FollowReader::open(path, options.follow.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+            read_segment(BufReader::with_capacity(1 << 16, reader), path.display().to_string().into(), options, tx)
+        }
+        SourceSpec::Directory(directory) => read_directory(directory, options, tx),
+    }
+}
+
+fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<SourceItem>) -> Result<(), String> {
+    let extensions = extension(options.format);
+    let listing_error = |e: io::Error| format!("cannot list {}: {e}", directory.display());
+    let mut last: Option<String> = None;
+    loop {
+        // The next file of any accepted extension, in name order.
+        let mut next: Option<(PathBuf, &str)> = None;
+        for ext in extensions {
+            if let Some(path) = next_file(directory, ext, last.as_deref()).map_err(listing_error)? {
+                if next.as_ref().is_none_or(|(best, _)| path < *best) {
+                    next = Some((path, ext));
+                }
+            }
+        }
+        let Some((path, ext)) = next else {
+            if !options.follow.follow || options.follow.shutdown.is_requested() {
+                return Ok(());
+            }
+            std::thread::sleep(options.follow.poll);
+            continue;
+        };
+        let reader = FollowReader::open_in_directory(&path, directory, ext, options.follow.clone())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        read_segment(BufReader::with_capacity(1 << 16, reader), path.display().to_string().into(), options, tx)?;
+        if options.follow.shutdown.is_requested() {
+            return Ok(());
+        }
+        last = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+}
+
+fn read_segment<R: BufRead>(
+    reader: R,
+    source: Arc<str>,
+    options: &SourceOptions,
+    tx: &SyncSender<SourceItem>,
+) -> Result<(), String> {
+    match options.format {
+        InputFormat::Arrow => read_ipc(reader, source, options, tx),
+        InputFormat::Ndjson | InputFormat::Csv => read_lines(reader, source, options, tx),
+    }
+}
+
+fn read_ipc<R: BufRead>(
+    reader: R,
+    source: Arc<str>,
+    options: &SourceOptions,
+    tx: &SyncSender<SourceItem>,
+) -> Result<(), String> {
+    let reader = match StreamReader::try_new(reader, None) {
+        Ok(reader) => reader,
+        // An empty input is an empty stream, not a broken one.
+        Err(arrow::error::ArrowError::IoError(_, e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) => return Err(format!("{source}: not an Arrow IPC stream: {e}")),
+    };
+    if tx.send(SourceItem::IpcSchema(reader.schema(), Arc::clone(&source))).is_err() {
+        return Ok(());
+    }
+    for (index, batch) in reader.enumerate() {
+        let batch = batch.map_err(|e| format!("{source}: Arrow IPC batch {index} cannot be read: {e}"))?;
+        if options.follow.shutdown.is_requested() || tx.send(SourceItem::Batch(batch)).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// One record as the splitter found it.
+enum Split {
+    /// A record; `terminated` is false when the input ended in its middle (no newline).
+    Record {
+        /// Whether a newline ended it.
+        terminated: bool,
+    },
+    /// Nothing but whitespace.
+    Blank,
+    /// Longer than the limit; its bytes were skipped.
+    Oversized(u64),
+    /// The input ended.
+    End,
+}
+
+/// Splits a byte stream into records: lines, except that for CSV a newline inside a
+/// quoted field does not end the record.
+struct Splitter<R> {
+    reader: R,
+    csv: bool,
+    max_bytes: usize,
+    line: u64,
+    offset: u64,
+    /// The last read used up every byte the reader held.
+    drained: bool,
+}
+
+impl<R: BufRead> Splitter<R> {
+    /// Appends the next record to `out` (with a terminating newline).
+    fn next(&mut self, out: &mut Vec<u8>) -> io::Result<Split> {
+        let start = out.len();
+        let mut in_quotes = false;
+        let mut length: u64 = 0;
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                if length == 0 {
+                    return Ok(Split::End);
+                }
+                out.push(b'\n');
+                return Ok(self.finish(out, start, length, false));
+            }
+            let mut end = None;
+            for (i, &byte) in buffer.iter().enumerate() {
+                if self.csv && byte == b'"' {
+                    in_quotes = !in_quotes;
+                } else if byte == b'\n' {
+                    self.line += 1;
+                    if !in_quotes {
+                        end = Some(i + 1);
+                        break;
+                    }
+                }
+            }
+            let take = end.unwrap_or(buffer.len());
+            self.drained = take == buffer.len();
+            if length as usize + take <= self.max_bytes {
+                out.extend_from_slice(&buffer[..take]);
+            }
+            length += take as u64;
+            self.reader.consume(take);
+            if end.is_some() {
+                return Ok(self.finish(out, start, length, true));
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>, start: usize, length: u64, terminated: bool) -> Split {
+        self.offset += length;
+        if length as usize > self.max_bytes {
+            return Split::Oversized(length);
+        }
+        if out[start..].iter().all(u8::is_ascii_whitespace) {
+            out.truncate(start);
+            return Split::Blank;
+        }
+        Split::Record { terminated }
+    }
+
+    /// Whether the reader holds no more bytes, so the next read may wait.
+    fn drained(&self) -> bool {
+        self.drained
+    }
+}
+
+/// Reads NDJSON or CSV records (and, for CSV, the header) into chunks.
+fn read_lines<R: BufRead>(
+    reader: R,
+    source: Arc<str>,
+    options: &SourceOptions,
+    tx: &SyncSender<SourceItem>,
+) -> Result<(), String> {
+    let csv = options.format == InputFormat::Csv;
+    let mut splitter = Splitter {
+        reader,
+        csv,
+        max_bytes: options.max_record_bytes,
+        line: 0,
+        offset: 0,
+        drained: true,
+    };
+    let mut header_pending = csv && options.csv_header;
+    let mut chunk = Chunk::new(Arc::clone(&source));
+    let read_error = |e: io::Error| format!("{source}: read failed: {e}");
+    loop {
+        let (line, offset) = (splitter.line + 1, splitter.offset);
+        let start = chunk.data.len();
+        let split = splitter.next(&mut chunk.data).map_err(read_error)?;
+        let position = || Position {
+            source: Arc::clone(&source),
+            line,
+            offset,
+        };
+        let item = match split {
+            Split::End => break,
+            Split::Blank => None,
+            Split::Oversized(length) => Some(SourceItem::Oversized {
+                head: chunk.data.drain(start..).take(200).collect(),
+                position: position(),
+                length,
+            }),
+            Split::Record { terminated: false } if options.follow.shutdown.is_requested() => {
+                // Shutdown cut the input inside a record that may be half-written: it was
+                // never complete, so it is not read (the end of a finished input is).
+                log::warn!("shutdown: the unfinished record at {} is not read", position());
+                chunk.data.truncate(start);
+                None
+            }
+            Split::Record { .. } if header_pending => {
+                header_pending = false;
+                let names = csv_header_names(&chunk.data[start..]).map_err(|e| format!("{}: bad CSV header: {e}", position()))?;
+                chunk.data.truncate(start);
+                Some(SourceItem::Header {
+                    names,
+                    position: position(),
+                })
+            }
+            Split::Record { .. } => {
+                chunk.records.push(RecordMeta {
+                    start,
+                    end: chunk.data.len(),
+                    line,
+                    offset,
+                });
+                None
+            }
+        };
+        let full = chunk.records.len() >= CHUNK_RECORDS || chunk.data.len() >= CHUNK_BYTES;
+        if item.is_some() || full || splitter.drained() {
+            if !send_chunk(&mut chunk, tx) {
+                return Ok(());
+            }
+        }
+        if let Some(item) = item {
+            if tx.send(item).is_err() {
+                return Ok(());
+            }
+        }
+        if options.follow.shutdown.is_requested() {
+            return Ok(());
+        }
+    }
+    send_chunk(&mut chunk, tx);
+    Ok(())
+}
+
+/// Sends the chunk's records, if any, and starts an empty one. `false` when the batcher
+/// is gone.
+fn send_chunk(chunk: &mut Chunk, tx: &SyncSender<SourceItem>) -> bool {
+    if chunk.records.is_empty() {
+        chunk.data.clear();
+        return true;
+    }
+    let full = std::mem::replace(chunk, Chunk::new(Arc::clone(&chunk.source)));
+    tx.send(SourceItem::Records(full)).is_ok()
+}
+
+/// The field names of a CSV header line.
+fn csv_header_names(line: &[u8]) -> Result<Vec<String>, String> {
+    let format = arrow::csv::reader::Format::default().with_header(true);
+    let (schema, _) = format.infer_schema(line, Some(0)).map_err(|e| e.to_string())?;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
