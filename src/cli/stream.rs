@@ -25,7 +25,12 @@ use crate::stream::{InputFormat, SinkFormat, execute_stream, streaming_context};
 pub struct StreamArgs {
     /// The query over the unbounded table `input` (several statements allowed; the last one
     /// streams).
-    #[arg(long, value_name = "SQL", required_unless_present = "sql_file", conflicts_with = "sql_file")]
+    #[arg(
+        long,
+        value_name = "SQL",
+        required_unless_present = "sql_file",
+        conflicts_with = "sql_file"
+    )]
     sql: Option<String>,
     /// A file holding the query.
     #[arg(long, value_name = "FILE")]
@@ -120,7 +125,11 @@ impl StreamArgs {
             return format;
         }
         let extension = match spec {
-            SourceSpec::File(path) => path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase(),
+            SourceSpec::File(path) => path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             _ => String::new(),
         };
         match extension.as_str() {
@@ -223,7 +232,11 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         (format, path) => {
             let file = std::fs::File::create(path)
                 .map_err(|e| DataFusionError::Execution(format!("cannot create --output {path}: {e}")))?;
-            Box::new(WriterSink::new(format, &output.schema(), std::io::BufWriter::new(file))?)
+            Box::new(WriterSink::new(
+                format,
+                &output.schema(),
+                std::io::BufWriter::new(file),
+            )?)
         }
     };
     let mut failure = None;

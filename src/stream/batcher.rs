@@ -127,7 +127,9 @@ impl Batcher {
         }
         loop {
             let wait = match self.first_at() {
-                Some(first) => (first + self.config.max_delay).saturating_duration_since(Instant::now()).min(TICK),
+                Some(first) => (first + self.config.max_delay)
+                    .saturating_duration_since(Instant::now())
+                    .min(TICK),
                 None => TICK,
             };
             match source.recv_timeout(wait) {
@@ -135,7 +137,10 @@ impl Batcher {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self.emit(),
             }
-            if self.first_at().is_some_and(|first| first.elapsed() >= self.config.max_delay) {
+            if self
+                .first_at()
+                .is_some_and(|first| first.elapsed() >= self.config.max_delay)
+            {
                 self.emit()?;
             }
             if shutdown.is_requested() {
@@ -184,7 +189,9 @@ impl Batcher {
             }
             SourceItem::Batch(batch) => {
                 self.stats.add_read(batch.num_rows());
-                let batch = batch.with_schema(Arc::clone(&self.config.schema)).map_err(DataFusionError::from)?;
+                let batch = batch
+                    .with_schema(Arc::clone(&self.config.schema))
+                    .map_err(DataFusionError::from)?;
                 let mut offset = 0;
                 while offset < batch.num_rows() {
                     let length = self.config.max_rows.min(batch.num_rows() - offset);
@@ -247,11 +254,11 @@ impl Batcher {
     /// error of the first bad one (the batch then holds the records before it).
     fn decode(&mut self, chunks: &[Chunk], rows: usize) -> (Option<RecordBatch>, Option<DataFusionError>) {
         let all = chunks.iter().map(|c| c.data.as_slice());
-        if let Ok(batch) = decode_records(&self.config, all, rows) {
-            if batch.num_rows() == rows {
-                self.stats.add_read(rows);
-                return (Some(batch), None);
-            }
+        if let Ok(batch) = decode_records(&self.config, all, rows)
+            && batch.num_rows() == rows
+        {
+            self.stats.add_read(rows);
+            return (Some(batch), None);
         }
         // Find the bad records one by one.
         let mut good: Vec<&[u8]> = Vec::with_capacity(rows);
@@ -307,7 +314,11 @@ fn split_front(chunk: &mut Chunk, count: usize) -> Chunk {
 }
 
 /// Decodes the records in `parts` (whole records, newline-terminated) into one batch.
-fn decode_records<'a>(config: &BatcherConfig, parts: impl Iterator<Item = &'a [u8]>, rows: usize) -> Result<RecordBatch> {
+fn decode_records<'a>(
+    config: &BatcherConfig,
+    parts: impl Iterator<Item = &'a [u8]>,
+    rows: usize,
+) -> Result<RecordBatch> {
     let batch_size = rows + 1;
     let schema = Arc::clone(&config.schema);
     let batch = match config.format {

@@ -51,8 +51,16 @@ impl FollowReader {
     ///
     /// # Errors
     /// When the file cannot be opened.
-    pub fn open_in_directory(path: &Path, directory: &Path, extension: &str, options: FollowOptions) -> io::Result<Self> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    pub fn open_in_directory(
+        path: &Path,
+        directory: &Path,
+        extension: &str,
+        options: FollowOptions,
+    ) -> io::Result<Self> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Self {
             file: File::open(path)?,
             options,

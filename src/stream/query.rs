@@ -77,7 +77,9 @@ pub async fn execute_stream(
 
     let mut statements = DFParser::parse_sql(sql)?;
     let Some(query) = statements.pop_back() else {
-        return Err(DataFusionError::Plan("the streaming SQL is empty: expected a query over `input`".into()));
+        return Err(DataFusionError::Plan(
+            "the streaming SQL is empty: expected a query over `input`".into(),
+        ));
     };
     for statement in statements {
         let plan = ctx.state().statement_to_plan(statement).await?;
@@ -115,7 +117,9 @@ struct OneShotPartition {
 
 impl std::fmt::Debug for OneShotPartition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OneShotPartition").field("schema", &self.schema).finish_non_exhaustive()
+        f.debug_struct("OneShotPartition")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,9 +150,9 @@ impl PhysicalOptimizerRule for FiltersPassBatchesOn {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| match node.downcast_ref::<FilterExec>() {
             // A target of one row: every non-empty batch goes straight through.
-            Some(filter) if filter.batch_size() != 1 => {
-                Ok(Transformed::yes(Arc::new(filter.with_batch_size(1)?) as Arc<dyn ExecutionPlan>))
-            }
+            Some(filter) if filter.batch_size() != 1 => Ok(Transformed::yes(
+                Arc::new(filter.with_batch_size(1)?) as Arc<dyn ExecutionPlan>
+            )),
             _ => Ok(Transformed::no(node)),
         })
         .map(|t| t.data)

@@ -48,7 +48,11 @@ fn error(path: &Path, message: impl std::fmt::Display) -> DataFusionError {
 /// When the file cannot be read, is not valid JSON of the shape above, names a type Arrow
 /// does not know, or repeats a field.
 pub fn load_schema(path: &Path) -> Result<SchemaRef> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let file = File::open(path).map_err(|e| error(path, e))?;
     let schema = match extension.as_str() {
         "parquet" => datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -79,7 +83,13 @@ pub fn load_schema(path: &Path) -> Result<SchemaRef> {
             };
             let fields = specs
                 .into_iter()
-                .map(|f| Ok(Field::new(&f.name, parse_type(&f.data_type).map_err(|e| error(path, e))?, f.nullable)))
+                .map(|f| {
+                    Ok(Field::new(
+                        &f.name,
+                        parse_type(&f.data_type).map_err(|e| error(path, e))?,
+                        f.nullable,
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?;
             Schema::new(fields)
         }
@@ -137,10 +147,14 @@ pub fn infer_schema(
     chunks: &[Chunk],
     null_regex: Option<&regex::Regex>,
 ) -> Result<SchemaRef> {
-    let records = chunks.iter().flat_map(|c| (0..c.records.len()).map(move |i| c.record(i)));
+    let records = chunks
+        .iter()
+        .flat_map(|c| (0..c.records.len()).map(move |i| c.record(i)));
     let schema = match format {
         InputFormat::Ndjson => {
-            let values = records.filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok()).collect::<Vec<_>>();
+            let values = records
+                .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok())
+                .collect::<Vec<_>>();
             if values.is_empty() {
                 return Err(no_records());
             }
@@ -183,13 +197,21 @@ pub fn infer_schema(
                 .collect();
             Schema::new(fields)
         }
-        InputFormat::Arrow => return Err(DataFusionError::Internal("an Arrow IPC stream carries its schema".into())),
+        InputFormat::Arrow => {
+            return Err(DataFusionError::Internal(
+                "an Arrow IPC stream carries its schema".into(),
+            ));
+        }
     };
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
-            let data_type = if f.data_type() == &DataType::Null { DataType::Utf8 } else { f.data_type().clone() };
+            let data_type = if f.data_type() == &DataType::Null {
+                DataType::Utf8
+            } else {
+                f.data_type().clone()
+            };
             Field::new(f.name(), data_type, true)
         })
         .collect();

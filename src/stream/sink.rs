@@ -55,7 +55,7 @@ pub struct WriterSink<W: Write + Send> {
 enum Encoder<W: Write> {
     Ndjson(W),
     Csv(W),
-    Ipc(StreamWriter<W>),
+    Ipc(Box<StreamWriter<W>>),
 }
 
 impl<W: Write + Send> WriterSink<W> {
@@ -70,14 +70,17 @@ impl<W: Write + Send> WriterSink<W> {
             SinkFormat::Ndjson => Encoder::Ndjson(out),
             SinkFormat::Csv => {
                 let header = nested_as_text(&RecordBatch::new_empty(Arc::clone(schema)))?;
-                arrow::csv::WriterBuilder::new().with_header(true).build(&mut out).write(&header)?;
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out)
+                    .write(&header)?;
                 out.flush()?;
                 Encoder::Csv(out)
             }
             SinkFormat::Arrow => {
                 let mut writer = StreamWriter::try_new(out, schema)?;
                 writer.flush()?;
-                Encoder::Ipc(writer)
+                Encoder::Ipc(Box::new(writer))
             }
             SinkFormat::Parquet => {
                 return Err(DataFusionError::Plan(
@@ -106,7 +109,10 @@ impl<W: Write + Send> BatchSink for WriterSink<W> {
             }
             Encoder::Csv(out) => {
                 let batch = nested_as_text(batch)?;
-                arrow::csv::WriterBuilder::new().with_header(false).build(&mut *out).write(&batch)?;
+                arrow::csv::WriterBuilder::new()
+                    .with_header(false)
+                    .build(&mut *out)
+                    .write(&batch)?;
                 out.flush()?;
             }
             Encoder::Ipc(writer) => {
@@ -170,15 +176,16 @@ impl ParquetSink {
         if rotation.rows == 0 {
             return Err(DataFusionError::Plan("--rotate-rows must be at least 1".into()));
         }
-        let io_error = |e: io::Error| DataFusionError::Execution(format!("output directory {}: {e}", directory.display()));
+        let io_error =
+            |e: io::Error| DataFusionError::Execution(format!("output directory {}: {e}", directory.display()));
         std::fs::create_dir_all(directory).map_err(io_error)?;
         let mut next_index = 0;
         for entry in std::fs::read_dir(directory).map_err(io_error)? {
             let name = entry.map_err(io_error)?.file_name().to_string_lossy().into_owned();
-            if let Some(index) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet")) {
-                if let Ok(index) = index.parse::<u64>() {
-                    next_index = next_index.max(index + 1);
-                }
+            if let Some(index) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet"))
+                && let Ok(index) = index.parse::<u64>()
+            {
+                next_index = next_index.max(index + 1);
             }
         }
         Ok(Self {
@@ -222,12 +229,15 @@ impl ParquetSink {
             return Ok(());
         };
         file.writer.finish()?;
-        let io_error = |e: io::Error| DataFusionError::Execution(format!("cannot complete {}: {e}", file.path.display()));
+        let io_error =
+            |e: io::Error| DataFusionError::Execution(format!("cannot complete {}: {e}", file.path.display()));
         let inner = file.writer.inner_mut();
         inner.flush().map_err(io_error)?;
         inner.get_ref().sync_all().map_err(io_error)?;
         std::fs::rename(&file.temporary, &file.path).map_err(io_error)?;
-        File::open(&self.directory).and_then(|d| d.sync_all()).map_err(io_error)?;
+        File::open(&self.directory)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error)?;
         self.summary.files.push(file.path);
         Ok(())
     }

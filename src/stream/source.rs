@@ -183,8 +183,14 @@ fn read_all(spec: &SourceSpec, options: &SourceOptions, tx: &SyncSender<SourceIt
     match spec {
         SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, tx),
         SourceSpec::File(path) => {
-            let reader = FollowReader::open(path, options.follow.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
-            read_segment(BufReader::with_capacity(1 << 16, reader), path.display().to_string().into(), options, tx)
+            let reader =
+                FollowReader::open(path, options.follow.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+            read_segment(
+                BufReader::with_capacity(1 << 16, reader),
+                path.display().to_string().into(),
+                options,
+                tx,
+            )
         }
         SourceSpec::Directory(directory) => read_directory(directory, options, tx),
     }
@@ -198,10 +204,10 @@ fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<Sou
         // The next file of any accepted extension, in name order.
         let mut next: Option<(PathBuf, &str)> = None;
         for ext in extensions {
-            if let Some(path) = next_file(directory, ext, last.as_deref()).map_err(listing_error)? {
-                if next.as_ref().is_none_or(|(best, _)| path < *best) {
-                    next = Some((path, ext));
-                }
+            if let Some(path) = next_file(directory, ext, last.as_deref()).map_err(listing_error)?
+                && next.as_ref().is_none_or(|(best, _)| path < *best)
+            {
+                next = Some((path, ext));
             }
         }
         let Some((path, ext)) = next else {
@@ -213,7 +219,12 @@ fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<Sou
         };
         let reader = FollowReader::open_in_directory(&path, directory, ext, options.follow.clone())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        read_segment(BufReader::with_capacity(1 << 16, reader), path.display().to_string().into(), options, tx)?;
+        read_segment(
+            BufReader::with_capacity(1 << 16, reader),
+            path.display().to_string().into(),
+            options,
+            tx,
+        )?;
         if options.follow.shutdown.is_requested() {
             return Ok(());
         }
@@ -245,7 +256,10 @@ fn read_ipc<R: BufRead>(
         Err(arrow::error::ArrowError::IoError(_, e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
         Err(e) => return Err(format!("{source}: not an Arrow IPC stream: {e}")),
     };
-    if tx.send(SourceItem::IpcSchema(reader.schema(), Arc::clone(&source))).is_err() {
+    if tx
+        .send(SourceItem::IpcSchema(reader.schema(), Arc::clone(&source)))
+        .is_err()
+    {
         return Ok(());
     }
     for (index, batch) in reader.enumerate() {
@@ -387,7 +401,8 @@ fn read_lines<R: BufRead>(
             }
             Split::Record { .. } if header_pending => {
                 header_pending = false;
-                let names = csv_header_names(&chunk.data[start..]).map_err(|e| format!("{}: bad CSV header: {e}", position()))?;
+                let names = csv_header_names(&chunk.data[start..])
+                    .map_err(|e| format!("{}: bad CSV header: {e}", position()))?;
                 chunk.data.truncate(start);
                 Some(SourceItem::Header {
                     names,
@@ -405,15 +420,13 @@ fn read_lines<R: BufRead>(
             }
         };
         let full = chunk.records.len() >= CHUNK_RECORDS || chunk.data.len() >= CHUNK_BYTES;
-        if item.is_some() || full || splitter.drained() {
-            if !send_chunk(&mut chunk, tx) {
-                return Ok(());
-            }
+        if (item.is_some() || full || splitter.drained()) && !send_chunk(&mut chunk, tx) {
+            return Ok(());
         }
-        if let Some(item) = item {
-            if tx.send(item).is_err() {
-                return Ok(());
-            }
+        if let Some(item) = item
+            && tx.send(item).is_err()
+        {
+            return Ok(());
         }
         if options.follow.shutdown.is_requested() {
             return Ok(());

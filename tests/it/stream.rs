@@ -105,13 +105,20 @@ fn reference_embeddings(from: &str) -> HashMap<i64, Vec<f32>> {
     let ctx = common::context(&repo().join("models"));
     let batches = runtime.block_on(async {
         common::register_adult(&ctx).await;
-        common::run(&ctx, &format!("SELECT id, embed('adult_vime', {VIME_ARGS}) AS e FROM {from}")).await
+        common::run(
+            &ctx,
+            &format!("SELECT id, embed('adult_vime', {VIME_ARGS}) AS e FROM {from}"),
+        )
+        .await
     });
     let mut out = HashMap::new();
     for batch in &batches {
         let ids = batch.column(0).as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
-            out.insert(ids.value(row), output_row(batch.column(1).as_ref(), row).expect("embedded"));
+            out.insert(
+                ids.value(row),
+                output_row(batch.column(1).as_ref(), row).expect("embedded"),
+            );
         }
     }
     out
@@ -160,7 +167,10 @@ fn every_row_arrives_once_with_its_embedding() {
     let status = child.wait().expect("exits");
     let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
     assert!(status.success(), "{stderr}");
-    assert!(batches.iter().all(|b| b.num_rows() <= 256), "micro-batches hold at most --batch-rows");
+    assert!(
+        batches.iter().all(|b| b.num_rows() <= 256),
+        "micro-batches hold at most --batch-rows"
+    );
     assert_eq!(counts(&stderr), (3000, 0, 3000, 3000));
     check_exactly_once(&batches, &reference_embeddings("tabssl_synthetic(3000, 11)"));
 }
@@ -169,7 +179,16 @@ fn every_row_arrives_once_with_its_embedding() {
 fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_row() {
     let csv = std::fs::read(adult_csv()).expect("adult");
     let sql = format!("SELECT embed('adult_vime', {VIME_ARGS}) AS e FROM input");
-    let mut child = spawn(&["--input-format", "csv", "--null-regex", "\\?", "--sql", &sql, "--output-format", "arrow"]);
+    let mut child = spawn(&[
+        "--input-format",
+        "csv",
+        "--null-regex",
+        "\\?",
+        "--sql",
+        &sql,
+        "--output-format",
+        "arrow",
+    ]);
     let writer = feed(child.stdin.take().expect("stdin"), csv);
     let stderr = drain(child.stderr.take().expect("stderr"));
     let reader = arrow::ipc::reader::StreamReader::try_new(child.stdout.take().expect("stdout"), None).expect("ipc");
@@ -186,7 +205,11 @@ fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_ro
     let ctx = common::context_with(&repo().join("models"), config);
     let reference = runtime.block_on(async {
         common::register_adult(&ctx).await;
-        common::run(&ctx, &format!("SELECT embed('adult_vime', {VIME_ARGS}) AS e FROM adult")).await
+        common::run(
+            &ctx,
+            &format!("SELECT embed('adult_vime', {VIME_ARGS}) AS e FROM adult"),
+        )
+        .await
     });
     let rows = |batches: &[RecordBatch]| -> Vec<Vec<f32>> {
         batches
@@ -208,8 +231,11 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
     // the generous bound for a loaded machine. The filter must not hold rows back either.
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"{"fields": [{"name": "id", "type": "Int64"}, {"name": "v", "type": "Float64"}]}"#)
-        .expect("schema");
+    std::fs::write(
+        &schema,
+        r#"{"fields": [{"name": "id", "type": "Int64"}, {"name": "v", "type": "Float64"}]}"#,
+    )
+    .expect("schema");
     let schema = schema.display().to_string();
     let mut child = spawn(&[
         "--schema",
@@ -247,7 +273,10 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
     assert_eq!(ids, (0..20).step_by(2).collect::<Vec<_>>());
     for (id, arrived) in &arrivals {
         let latency = arrived.duration_since(sent[id]);
-        assert!(latency < Duration::from_millis(2500), "row {id} took {latency:?} with T = 200 ms");
+        assert!(
+            latency < Duration::from_millis(2500),
+            "row {id} took {latency:?} with T = 200 ms"
+        );
     }
 }
 
@@ -256,7 +285,10 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
 fn records_with_errors() -> (Vec<u8>, &'static str) {
     let text = "{\"id\": 1, \"x\": 1.0}\n{\"id\": 2, \"x\": 2.0}\n{\"id\": 3, \"x\": 3.0}\n{\"id\": 4, \"x\": 4.0}\n\
                 {\"id\": 5, \"x\": 5.0}\n{\"id\": 6, \"x\": \"six\"}\n\nnot json\n{\"id\": 9, \"x\": 9.0}\n{\"id\": 10, \"x\": 10.0}\n";
-    (text.as_bytes().to_vec(), r#"{"fields": [{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]}"#)
+    (
+        text.as_bytes().to_vec(),
+        r#"{"fields": [{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]}"#,
+    )
 }
 
 fn run_with_policy(policy: &[&str]) -> (bool, String, String) {
@@ -265,7 +297,13 @@ fn run_with_policy(policy: &[&str]) -> (bool, String, String) {
     let schema = dir.path().join("schema.json");
     std::fs::write(&schema, schema_text).expect("schema");
     let schema = schema.display().to_string();
-    let mut args = vec!["--schema", schema.as_str(), "--sql", "SELECT id FROM input", "--on-error"];
+    let mut args = vec![
+        "--schema",
+        schema.as_str(),
+        "--sql",
+        "SELECT id FROM input",
+        "--on-error",
+    ];
     args.extend_from_slice(policy);
     let mut child = spawn(&args);
     let writer = feed(child.stdin.take().expect("stdin"), input);
@@ -284,7 +322,11 @@ fn run_with_policy(policy: &[&str]) -> (bool, String, String) {
 fn ids(ndjson: &str) -> Vec<i64> {
     ndjson
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["id"].as_i64().expect("id"))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["id"]
+                .as_i64()
+                .expect("id")
+        })
         .collect()
 }
 
@@ -334,7 +376,10 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         let output = stream_command(args).stdin(Stdio::null()).output().expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "{args:?} must fail");
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in\n{stderr}"
+        );
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = dir.path().join("schema.json");
@@ -344,13 +389,42 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         &["--schema", &schema, "--sql", "SELECT id FROM input ORDER BY id"],
         "SortExec waits for the end of its input",
     );
-    refused(&["--schema", &schema, "--sql", "SELECT id FROM input", "--on-error", "dead-letter"], "needs a file");
-    refused(&["--schema", &schema, "--sql", "SELECT id FROM input", "--on-error", "ignore"], "expected fail, skip");
+    refused(
+        &[
+            "--schema",
+            &schema,
+            "--sql",
+            "SELECT id FROM input",
+            "--on-error",
+            "dead-letter",
+        ],
+        "needs a file",
+    );
+    refused(
+        &[
+            "--schema",
+            &schema,
+            "--sql",
+            "SELECT id FROM input",
+            "--on-error",
+            "ignore",
+        ],
+        "expected fail, skip",
+    );
     std::fs::write(dir.path().join("bad.json"), r#"[{"name": "id", "type": "Integer128"}]"#).expect("schema");
     let bad = dir.path().join("bad.json").display().to_string();
-    refused(&["--schema", &bad, "--sql", "SELECT id FROM input"], "unknown type \"Integer128\"");
-    refused(&["--sql", "SELECT 1", "--output-format", "parquet"], "give --output DIR");
-    refused(&["--input", "/no/such/file", "--sql", "SELECT 1"], "no such file or directory");
+    refused(
+        &["--schema", &bad, "--sql", "SELECT id FROM input"],
+        "unknown type \"Integer128\"",
+    );
+    refused(
+        &["--sql", "SELECT 1", "--output-format", "parquet"],
+        "give --output DIR",
+    );
+    refused(
+        &["--input", "/no/such/file", "--sql", "SELECT 1"],
+        "no such file or directory",
+    );
     // Empty input and no schema: nothing to infer from.
     refused(&["--sql", "SELECT * FROM input"], "pass --schema FILE");
 }
@@ -390,7 +464,11 @@ fn sigterm_mid_stream_flushes_and_leaves_only_complete_parquet_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#).expect("schema");
+    std::fs::write(
+        &schema,
+        r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
+    )
+    .expect("schema");
     let (schema, out_text) = (schema.display().to_string(), out.display().to_string());
     let mut child = spawn(&[
         "--schema",
@@ -412,11 +490,18 @@ fn sigterm_mid_stream_flushes_and_leaves_only_complete_parquet_files() {
     let started = Instant::now();
     let complete = |out: &Path| {
         std::fs::read_dir(out)
-            .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
             .unwrap_or(0)
     };
     while complete(&out) < 3 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no Parquet files after 60 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no Parquet files after 60 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     kill(&child, "-TERM");
@@ -431,7 +516,10 @@ fn sigterm_mid_stream_flushes_and_leaves_only_complete_parquet_files() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.iter().all(|n| n.starts_with("part-") && n.ends_with(".parquet")), "only complete files: {names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("part-") && n.ends_with(".parquet")),
+        "only complete files: {names:?}"
+    );
     let mut all = Vec::new();
     for name in &names {
         all.extend(parquet_ids(&out.join(name)));
@@ -449,9 +537,20 @@ fn a_slow_consumer_stops_the_reader() {
     // must stop taking input. Unbounded buffering would swallow the whole 200 MB.
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#).expect("schema");
+    std::fs::write(
+        &schema,
+        r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
+    )
+    .expect("schema");
     let schema = schema.display().to_string();
-    let mut child = spawn(&["--schema", &schema, "--sql", "SELECT id, x FROM input", "--batch-rows", "1000"]);
+    let mut child = spawn(&[
+        "--schema",
+        &schema,
+        "--sql",
+        "SELECT id, x FROM input",
+        "--batch-rows",
+        "1000",
+    ]);
     let written = Arc::new(AtomicU64::new(0));
     let stdin = child.stdin.take().expect("stdin");
     let counter = Arc::clone(&written);
@@ -489,11 +588,22 @@ fn follows_a_growing_file_and_a_directory_of_files() {
     let file = dir.path().join("events.ndjson");
     std::fs::write(&file, "{\"id\": 1}\n{\"id\": 2}\n").expect("file");
     let file_text = file.display().to_string();
-    let mut child = spawn(&["--input", &file_text, "--schema", &schema, "--sql", "SELECT id FROM input", "--batch-ms", "50"]);
+    let mut child = spawn(&[
+        "--input",
+        &file_text,
+        "--schema",
+        &schema,
+        "--sql",
+        "SELECT id FROM input",
+        "--batch-ms",
+        "50",
+    ]);
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut next_id = || {
         let line = lines.next().expect("a line").expect("read");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"].as_i64().expect("id")
+        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"]
+            .as_i64()
+            .expect("id")
     };
     assert_eq!((next_id(), next_id()), (1, 2));
     let mut append = std::fs::OpenOptions::new().append(true).open(&file).expect("append");
@@ -527,7 +637,9 @@ fn follows_a_growing_file_and_a_directory_of_files() {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut next_id = || {
         let line = lines.next().expect("a line").expect("read");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"].as_i64().expect("id")
+        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"]
+            .as_i64()
+            .expect("id")
     };
     assert_eq!((next_id(), next_id()), (1, 2));
     std::fs::write(events.join("0002.csv"), "id\n3\n").expect("csv");
@@ -543,7 +655,11 @@ fn follows_a_growing_file_and_a_directory_of_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_api_runs_sql_over_a_record_batch_stream() {
     let ctx = tabssl::stream::streaming_context(tabssl::TabsslOptions::default(), 1024);
-    let batches = common::run(&common::context(&common::fixture_models()), "SELECT id, age FROM tabssl_synthetic(5000, 3)").await;
+    let batches = common::run(
+        &common::context(&common::fixture_models()),
+        "SELECT id, age FROM tabssl_synthetic(5000, 3)",
+    )
+    .await;
     let schema = batches[0].schema();
     let input = Box::pin(RecordBatchStreamAdapter::new(
         schema,
@@ -562,12 +678,19 @@ async fn library_api_runs_sql_over_a_record_batch_stream() {
     for batch in &batches {
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let ages = batch.column(1).as_primitive::<Int64Type>();
-        expected.extend((0..batch.num_rows()).filter(|&r| ages.value(r) >= 40).map(|r| ids.value(r)));
+        expected.extend(
+            (0..batch.num_rows())
+                .filter(|&r| ages.value(r) >= 40)
+                .map(|r| ids.value(r)),
+        );
     }
     assert!(!expected.is_empty());
     assert_eq!(got, expected, "the filter keeps order and every matching row");
 
-    let empty = Box::pin(RecordBatchStreamAdapter::new(batches[0].schema(), futures::stream::empty()));
+    let empty = Box::pin(RecordBatchStreamAdapter::new(
+        batches[0].schema(),
+        futures::stream::empty(),
+    ));
     let error = tabssl::stream::execute_stream(&ctx, empty, "SELECT age, count(*) FROM input GROUP BY age")
         .await
         .err()
