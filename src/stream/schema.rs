@@ -152,13 +152,30 @@ pub fn infer_schema(
         .flat_map(|c| (0..c.records.len()).map(move |i| c.record(i)));
     let schema = match format {
         InputFormat::Ndjson => {
+            let records: Vec<&[u8]> = records.collect();
             let values = records
+                .iter()
                 .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok())
                 .collect::<Vec<_>>();
             if values.is_empty() {
                 return Err(no_records());
             }
-            arrow::json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))?
+            let inferred = arrow::json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))?;
+            // serde_json sorts keys: put the fields back in the order they first appear.
+            let mut order: Vec<String> = Vec::new();
+            for record in &records {
+                if let Ok(KeyOrder(keys)) = serde_json::from_slice::<KeyOrder>(record) {
+                    for key in keys {
+                        if !order.contains(&key) {
+                            order.push(key);
+                        }
+                    }
+                }
+            }
+            let position = |name: &String| order.iter().position(|k| k == name).unwrap_or(usize::MAX);
+            let mut fields: Vec<Field> = inferred.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.sort_by_key(|f| position(f.name()));
+            Schema::new(fields)
         }
         InputFormat::Csv => {
             let mut text = Vec::new();
@@ -220,10 +237,134 @@ pub fn infer_schema(
     Ok(Arc::new(schema))
 }
 
+/// The keys of a JSON object, in the order they are written.
+struct KeyOrder(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeyOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<KeyOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(key);
+                }
+                Ok(KeyOrder(keys))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
 fn no_records() -> DataFusionError {
     DataFusionError::Plan(
         "no record to infer the schema from: the input ended (or shut down) before its first valid record; \
          pass --schema FILE"
             .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("schema.json");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_the_object_and_list_forms_with_aliases() {
+        let (_dir, path) = write(
+            r#"{"fields": [{"name": "id", "type": "bigint", "nullable": false},
+                           {"name": "t", "type": "Timestamp(Millisecond, None)"},
+                           {"name": "s", "type": "string"}]}"#,
+        );
+        let schema = load_schema(&path).expect("schema");
+        assert_eq!(schema.field(0), &Field::new("id", DataType::Int64, false));
+        assert_eq!(
+            schema.field(1).data_type(),
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)
+        );
+        assert_eq!(schema.field(2), &Field::new("s", DataType::Utf8, true));
+        let (_dir, path) = write(r#"[{"name": "x", "type": "double"}]"#);
+        assert_eq!(
+            load_schema(&path).expect("schema").field(0).data_type(),
+            &DataType::Float64
+        );
+    }
+
+    #[test]
+    fn bad_schema_files_say_what_is_wrong() {
+        for (text, expected) in [
+            (
+                r#"[{"name": "x", "type": "Integer128"}]"#,
+                "unknown type \"Integer128\"",
+            ),
+            (
+                r#"[{"name": "x", "type": "Int64"}, {"name": "x", "type": "Utf8"}]"#,
+                "appears twice",
+            ),
+            (r#"[{"name": "x", "kind": "Int64"}]"#, "expected {\"fields\""),
+            ("[]", "no fields"),
+        ] {
+            let (_dir, path) = write(text);
+            let error = load_schema(&path).expect_err(text).to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains("schema.json"), "the message names the file: {error}");
+        }
+    }
+
+    #[test]
+    fn infers_ndjson_and_csv_schemas_from_records() {
+        let chunk = |text: &str| {
+            let mut chunk = Chunk::default();
+            for line in text.lines() {
+                let start = chunk.data.len();
+                chunk.data.extend_from_slice(line.as_bytes());
+                chunk.data.push(b'\n');
+                chunk.records.push(crate::stream::source::RecordMeta {
+                    start,
+                    end: chunk.data.len(),
+                    line: 1,
+                    offset: 0,
+                });
+            }
+            chunk
+        };
+        let json = chunk("{\"id\": 1, \"v\": 0.5, \"s\": null}\nnot json\n{\"id\": 2, \"v\": 1, \"s\": null}");
+        let schema = infer_schema(InputFormat::Ndjson, None, &[json], None).expect("schema");
+        let types: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            types,
+            vec![("id", DataType::Int64), ("v", DataType::Float64), ("s", DataType::Utf8)]
+        );
+
+        let csv = chunk("1,?,a\n2,3.5,b");
+        let names = vec!["id".to_string(), "x".to_string(), "s".to_string()];
+        let null = regex::Regex::new(r"^\?$").expect("regex");
+        let schema = infer_schema(InputFormat::Csv, Some(&names), &[csv], Some(&null)).expect("schema");
+        let types: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            types,
+            vec![("id", DataType::Int64), ("x", DataType::Float64), ("s", DataType::Utf8)]
+        );
+
+        let error = infer_schema(InputFormat::Ndjson, None, &[chunk("garbage")], None).expect_err("nothing valid");
+        assert!(error.to_string().contains("pass --schema FILE"));
+    }
 }

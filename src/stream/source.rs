@@ -453,3 +453,90 @@ fn csv_header_names(line: &[u8]) -> Result<Vec<String>, String> {
     let (schema, _) = format.infer_schema(line, Some(0)).map_err(|e| e.to_string())?;
     Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits `text` and returns each record's text (or a marker), line and offset.
+    fn split(text: &str, csv: bool, max_bytes: usize) -> Vec<(String, u64, u64)> {
+        let mut splitter = Splitter {
+            reader: io::Cursor::new(text.as_bytes().to_vec()),
+            csv,
+            max_bytes,
+            line: 0,
+            offset: 0,
+            drained: true,
+        };
+        let mut out = Vec::new();
+        loop {
+            let (line, offset) = (splitter.line + 1, splitter.offset);
+            let mut bytes = Vec::new();
+            let found = match splitter.next(&mut bytes).expect("reads") {
+                Split::End => return out,
+                Split::Blank => "<blank>".to_string(),
+                Split::Oversized(length) => format!("<oversized {length}>"),
+                Split::Record { terminated } => {
+                    format!(
+                        "{}{}",
+                        String::from_utf8(bytes).expect("utf-8"),
+                        if terminated { "" } else { "<cut>" }
+                    )
+                }
+            };
+            out.push((found, line, offset));
+        }
+    }
+
+    #[test]
+    fn lines_with_positions_blank_lines_and_an_unterminated_end() {
+        let records = split("{\"a\": 1}\n\n  \n{\"a\": 22}\n{\"a\"", false, 100);
+        assert_eq!(
+            records,
+            vec![
+                ("{\"a\": 1}\n".into(), 1, 0),
+                ("<blank>".into(), 2, 9),
+                ("<blank>".into(), 3, 10),
+                ("{\"a\": 22}\n".into(), 4, 13),
+                ("{\"a\"\n<cut>".into(), 5, 23),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quoted_csv_newline_stays_inside_its_record() {
+        let records = split("1,\"two\nlines\",x\r\n2,\"\"\"quoted\"\"\",y\n3,plain,z\n", true, 100);
+        assert_eq!(
+            records,
+            vec![
+                ("1,\"two\nlines\",x\r\n".into(), 1, 0),
+                ("2,\"\"\"quoted\"\"\",y\n".into(), 3, 17),
+                ("3,plain,z\n".into(), 4, 34),
+            ]
+        );
+        // The same text as NDJSON-style lines splits at every newline.
+        assert_eq!(split("1,\"two\nlines\"\n", false, 100).len(), 2);
+    }
+
+    #[test]
+    fn an_oversized_record_is_skipped_whole_and_reading_goes_on() {
+        let long = "x".repeat(50);
+        let records = split(&format!("short\n{long}\nnext\n"), false, 20);
+        assert_eq!(
+            records,
+            vec![
+                ("short\n".into(), 1, 0),
+                ("<oversized 51>".into(), 2, 6),
+                ("next\n".into(), 3, 57),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_header_names_are_parsed_with_quotes() {
+        assert_eq!(
+            csv_header_names(b"id,\"education-num\",\"a,b\"\n").expect("header"),
+            vec!["id", "education-num", "a,b"]
+        );
+    }
+}
