@@ -260,7 +260,8 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
     });
     let mut stdin = child.stdin.take().expect("stdin");
     let mut sent = HashMap::new();
-    for id in 0..20_i64 {
+    // 3 s of input: a stream that held rows to the end would show latencies above 2.5 s.
+    for id in 0..30_i64 {
         sent.insert(id, Instant::now());
         writeln!(stdin, "{{\"id\": {id}, \"v\": {id}.5}}").expect("write");
         stdin.flush().expect("flush");
@@ -270,7 +271,7 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
     let arrivals = arrivals.join().expect("reader");
     assert!(child.wait().expect("exits").success());
     let ids: Vec<i64> = arrivals.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, (0..20).step_by(2).collect::<Vec<_>>());
+    assert_eq!(ids, (0..30).step_by(2).collect::<Vec<_>>());
     for (id, arrived) in &arrivals {
         let latency = arrived.duration_since(sent[id]);
         assert!(
@@ -696,4 +697,75 @@ async fn library_api_runs_sql_over_a_record_batch_stream() {
         .err()
         .expect("an aggregate over an unbounded input is refused");
     assert!(error.to_string().contains("unbounded table `input`"), "{error}");
+}
+
+#[test]
+fn arrow_ipc_on_stdin_to_csv_on_stdout() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let batches = runtime.block_on(common::run(
+        &common::context(&common::fixture_models()),
+        "SELECT * FROM tabssl_synthetic(2000, 5)",
+    ));
+    let mut input = Vec::new();
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut input, &batches[0].schema()).expect("ipc");
+    for batch in &batches {
+        // Small and large IPC batches: large ones are cut to --batch-rows.
+        writer.write(&batch.slice(0, 3)).expect("write");
+        writer.write(&batch.slice(3, batch.num_rows() - 3)).expect("write");
+    }
+    writer.finish().expect("finish");
+    drop(writer);
+    let sql = format!("SELECT id, embed('adult_vime', {VIME_ARGS}) AS e FROM input WHERE age < 40");
+    let mut child = spawn(&["--input-format", "arrow", "--sql", &sql, "--output-format", "csv", "--batch-rows", "500"]);
+    let feeder = feed(child.stdin.take().expect("stdin"), input);
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = child.wait().expect("exits");
+    feeder.join().expect("feeder");
+    let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
+    assert!(status.success(), "{stderr}");
+    let csv = String::from_utf8(stdout.join().expect("stdout")).expect("utf-8");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("id,e"));
+    let expected = reference_embeddings("tabssl_synthetic(2000, 5) WHERE age < 40");
+    let mut seen = 0;
+    for line in lines {
+        let (id, list) = line.split_once(',').expect("two fields");
+        let values: Vec<f32> = list
+            .trim_matches(|c| c == '"' || c == '[' || c == ']')
+            .split(", ")
+            .map(|v| v.parse().expect("float"))
+            .collect();
+        assert_close(&values, &expected[&id.parse::<i64>().expect("id")], line);
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len());
+    let (read, rejected, passed, written) = counts(&stderr);
+    assert_eq!((read, rejected, passed, written), (2000, 0, 2000, expected.len() as u64));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    // Nobody reads stdout, so the first SIGTERM's flush cannot finish; the second one ends
+    // the process immediately with 128 + 15.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#).expect("schema");
+    let schema = schema.display().to_string();
+    let mut child = spawn(&["--schema", &schema, "--sql", "SELECT id, x FROM input"]);
+    let _producer = endless_producer(child.stdin.take().expect("stdin"), Arc::new(AtomicU64::new(0)));
+    std::thread::sleep(Duration::from_secs(2));
+    kill(&child, "-TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().expect("status").is_none(), "the first signal waits for the flush");
+    kill(&child, "-TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the second signal did not end the process");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
 }
