@@ -63,6 +63,10 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(1);
     let schema = Arc::clone(&config.schema);
     let mut batcher = Batcher {
+        decoder: RecordDecoder {
+            config: config.clone(),
+            reusable: None,
+        },
         config,
         rejects,
         stats,
@@ -100,6 +104,7 @@ type Step = std::result::Result<(), Halt>;
 
 struct Batcher {
     config: BatcherConfig,
+    decoder: RecordDecoder,
     rejects: RejectHandler,
     stats: Arc<StreamStats>,
     tx: mpsc::Sender<Result<RecordBatch>>,
@@ -254,7 +259,7 @@ impl Batcher {
     /// error of the first bad one (the batch then holds the records before it).
     fn decode(&mut self, chunks: &[Chunk], rows: usize) -> (Option<RecordBatch>, Option<DataFusionError>) {
         let all = chunks.iter().map(|c| c.data.as_slice());
-        if let Ok(batch) = decode_records(&self.config, all, rows)
+        if let Ok(batch) = self.decoder.decode(all)
             && batch.num_rows() == rows
         {
             self.stats.add_read(rows);
@@ -267,7 +272,7 @@ impl Batcher {
             for i in 0..chunk.records.len() {
                 let record = chunk.record(i);
                 self.stats.add_read(1);
-                let error = match decode_records(&self.config, std::iter::once(record), 1) {
+                let error = match self.decoder.decode(std::iter::once(record)) {
                     Ok(batch) if batch.num_rows() == 1 => {
                         good.push(record);
                         continue;
@@ -281,8 +286,7 @@ impl Batcher {
                 }
             }
         }
-        let count = good.len();
-        let batch = match decode_records(&self.config, good.into_iter(), count) {
+        let batch = match self.decoder.decode(good.into_iter()) {
             Ok(batch) => Some(batch),
             Err(e) => {
                 let position = chunks.first().map_or_else(String::new, |c| c.position(0).to_string());
@@ -313,36 +317,65 @@ fn split_front(chunk: &mut Chunk, count: usize) -> Chunk {
     front
 }
 
-/// Decodes the records in `parts` (whole records, newline-terminated) into one batch.
-fn decode_records<'a>(
-    config: &BatcherConfig,
-    parts: impl Iterator<Item = &'a [u8]>,
-    rows: usize,
-) -> Result<RecordBatch> {
-    let batch_size = rows + 1;
-    let schema = Arc::clone(&config.schema);
-    let batch = match config.format {
-        InputFormat::Ndjson => {
-            let mut decoder = arrow::json::ReaderBuilder::new(schema)
-                .with_batch_size(batch_size)
-                .build_decoder()?;
-            feed(parts, |bytes| decoder.decode(bytes))?;
-            decoder.flush()?
-        }
-        InputFormat::Csv => {
-            let mut builder = arrow::csv::ReaderBuilder::new(schema)
-                .with_header(false)
-                .with_batch_size(batch_size);
-            if let Some(regex) = &config.csv_null_regex {
-                builder = builder.with_null_regex(regex.clone());
+/// An arrow decoder for NDJSON or CSV, kept between batches so its buffers are reused.
+enum Decoder {
+    Json(arrow::json::reader::Decoder),
+    Csv(Box<arrow::csv::reader::Decoder>),
+}
+
+/// Decodes whole, newline-terminated records into batches of the stream's schema.
+struct RecordDecoder {
+    config: BatcherConfig,
+    /// The decoder of the last successful batch; dropped after an error.
+    reusable: Option<Decoder>,
+}
+
+impl RecordDecoder {
+    fn build(&self) -> Result<Decoder> {
+        let schema = Arc::clone(&self.config.schema);
+        let batch_size = self.config.max_rows + 1;
+        Ok(match self.config.format {
+            InputFormat::Csv => {
+                let mut builder = arrow::csv::ReaderBuilder::new(schema)
+                    .with_header(false)
+                    .with_batch_size(batch_size);
+                if let Some(regex) = &self.config.csv_null_regex {
+                    builder = builder.with_null_regex(regex.clone());
+                }
+                Decoder::Csv(Box::new(builder.build_decoder()))
             }
-            let mut decoder = builder.build_decoder();
-            feed(parts, |bytes| decoder.decode(bytes))?;
-            decoder.flush()?
-        }
-        InputFormat::Arrow => None,
-    };
-    Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&config.schema))))
+            InputFormat::Ndjson => Decoder::Json(
+                arrow::json::ReaderBuilder::new(schema)
+                    .with_batch_size(batch_size)
+                    .build_decoder()?,
+            ),
+            InputFormat::Arrow => {
+                return Err(DataFusionError::Internal(
+                    "Arrow IPC batches are not decoded from records".into(),
+                ));
+            }
+        })
+    }
+
+    /// Decodes the records in `parts` (at most `max_rows`) into one batch.
+    fn decode<'a>(&mut self, parts: impl Iterator<Item = &'a [u8]>) -> Result<RecordBatch> {
+        let mut decoder = match self.reusable.take() {
+            Some(decoder) => decoder,
+            None => self.build()?,
+        };
+        let batch = match &mut decoder {
+            Decoder::Json(json) => {
+                feed(parts, |bytes| json.decode(bytes))?;
+                json.flush()?
+            }
+            Decoder::Csv(csv) => {
+                feed(parts, |bytes| csv.decode(bytes))?;
+                csv.flush()?
+            }
+        };
+        self.reusable = Some(decoder);
+        Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.config.schema))))
+    }
 }
 
 /// Hands every byte of `parts` to `decode`, which returns how many it took.

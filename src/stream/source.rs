@@ -24,6 +24,8 @@ use super::policy::Position;
 pub const CHANNEL_CHUNKS: usize = 4;
 /// Most records per chunk.
 const CHUNK_RECORDS: usize = 1024;
+/// Bytes reserved for a new chunk (one read of the 64 KiB input buffer).
+const CHUNK_START_BYTES: usize = 1 << 16;
 /// Most bytes per chunk (a record larger than this travels alone).
 const CHUNK_BYTES: usize = 1 << 20;
 
@@ -100,7 +102,7 @@ impl Chunk {
     fn new(source: Arc<str>) -> Self {
         Self {
             source,
-            data: Vec::new(),
+            data: Vec::with_capacity(CHUNK_START_BYTES),
             records: Vec::new(),
         }
     }
@@ -314,16 +316,24 @@ impl<R: BufRead> Splitter<R> {
                 return Ok(self.finish(out, start, length, false));
             }
             let mut end = None;
-            for (i, &byte) in buffer.iter().enumerate() {
-                if self.csv && byte == b'"' {
-                    in_quotes = !in_quotes;
-                } else if byte == b'\n' {
-                    self.line += 1;
-                    if !in_quotes {
-                        end = Some(i + 1);
-                        break;
+            if self.csv {
+                let mut from = 0;
+                while let Some(i) = memchr::memchr2(b'"', b'\n', &buffer[from..]) {
+                    let at = from + i;
+                    from = at + 1;
+                    if buffer[at] == b'"' {
+                        in_quotes = !in_quotes;
+                    } else {
+                        self.line += 1;
+                        if !in_quotes {
+                            end = Some(from);
+                            break;
+                        }
                     }
                 }
+            } else if let Some(i) = memchr::memchr(b'\n', buffer) {
+                self.line += 1;
+                end = Some(i + 1);
             }
             let take = end.unwrap_or(buffer.len());
             self.drained = take == buffer.len();

@@ -716,7 +716,16 @@ fn arrow_ipc_on_stdin_to_csv_on_stdout() {
     writer.finish().expect("finish");
     drop(writer);
     let sql = format!("SELECT id, embed('adult_vime', {VIME_ARGS}) AS e FROM input WHERE age < 40");
-    let mut child = spawn(&["--input-format", "arrow", "--sql", &sql, "--output-format", "csv", "--batch-rows", "500"]);
+    let mut child = spawn(&[
+        "--input-format",
+        "arrow",
+        "--sql",
+        &sql,
+        "--output-format",
+        "csv",
+        "--batch-rows",
+        "500",
+    ]);
     let feeder = feed(child.stdin.take().expect("stdin"), input);
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
@@ -741,7 +750,10 @@ fn arrow_ipc_on_stdin_to_csv_on_stdout() {
     }
     assert_eq!(seen, expected.len());
     let (read, rejected, passed, written) = counts(&stderr);
-    assert_eq!((read, rejected, passed, written), (2000, 0, 2000, expected.len() as u64));
+    assert_eq!(
+        (read, rejected, passed, written),
+        (2000, 0, 2000, expected.len() as u64)
+    );
 }
 
 #[test]
@@ -750,21 +762,31 @@ fn a_second_signal_exits_at_once() {
     // the process immediately with 128 + 15.
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#).expect("schema");
+    std::fs::write(
+        &schema,
+        r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
+    )
+    .expect("schema");
     let schema = schema.display().to_string();
     let mut child = spawn(&["--schema", &schema, "--sql", "SELECT id, x FROM input"]);
     let _producer = endless_producer(child.stdin.take().expect("stdin"), Arc::new(AtomicU64::new(0)));
     std::thread::sleep(Duration::from_secs(2));
     kill(&child, "-TERM");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(child.try_wait().expect("status").is_none(), "the first signal waits for the flush");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the first signal waits for the flush"
+    );
     kill(&child, "-TERM");
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("status") {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "the second signal did not end the process");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the second signal did not end the process"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(143));
