@@ -1,7 +1,8 @@
 //! `tabssl demo`: the whole loop on built-in synthetic data, no files needed: export a
 //! VIME training set, pretrain VIME, SCARF and DAE encoders from it, add embedding
-//! columns in SQL, and evaluate the embeddings with few labels. Each step is the same
-//! command a user would type, printed before it runs.
+//! columns in SQL, stream new rows through the encoder into rotating Parquet files, and
+//! evaluate the embeddings with few labels. Each step is the same command a user would
+//! type, printed before it runs.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser};
 
-use super::{Cli, Command, evaluate, export, pretrain, shell_quote, sql};
+use super::{Cli, Command, evaluate, export, pretrain, shell_quote, sql, stream};
 use crate::eval::metrics::mean_std;
 use crate::eval::{Budget, Cell};
 
@@ -105,6 +106,42 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
     run_step(&["sql", "--models", &path(models.clone()), "-c", &query]).await?;
     timings.push(("embed in SQL".to_string(), step.elapsed().as_secs_f64()));
 
+    // Streaming: new rows arrive as NDJSON; the same embedding is added as they come and
+    // written to Parquet files of 2,000 rows (the file is read to its end, not followed).
+    let step = Instant::now();
+    let events = path(dir.join("events.ndjson"));
+    let stream_out = path(dir.join("stream"));
+    let _ = std::fs::remove_dir_all(&stream_out);
+    run_step(&[
+        "sql",
+        "-c",
+        &format!(
+            "COPY (SELECT * FROM tabssl_synthetic({}, 3)) TO '{}' STORED AS JSON",
+            args.test_rows,
+            super::input::sql_string(&events)
+        ),
+    ])
+    .await?;
+    let stream_query = format!("SELECT id, embed('demo_vime', {args_list}) AS vime_embedding FROM input");
+    run_step(&[
+        "stream",
+        "--input",
+        &events,
+        "--no-follow",
+        "--models",
+        &path(models.clone()),
+        "--sql",
+        &stream_query,
+        "--output",
+        &stream_out,
+        "--output-format",
+        "parquet",
+        "--rotate-rows",
+        "2000",
+    ])
+    .await?;
+    timings.push(("stream to Parquet".to_string(), step.elapsed().as_secs_f64()));
+
     let step = Instant::now();
     let report_dir = path(dir.join("report"));
     let seeds = args.seeds.to_string();
@@ -149,6 +186,7 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
         "Models: {}/demo_{{vime,scarf,dae}}.onnx (+ .json manifests)",
         models.display()
     );
+    let _ = writeln!(summary, "Streamed: {stream_out}/part-*.parquet");
     let _ = write!(summary, "Report: {report_dir}/evaluation.md and evaluation.png");
     Ok(summary)
 }
@@ -196,6 +234,7 @@ async fn run_step(argv: &[&str]) -> Result<(), String> {
         Command::Export(args) => export::run(&args).await,
         Command::Pretrain(args) => pretrain::run(&args).await.map(|summary| println!("{summary}")),
         Command::Evaluate(args) => evaluate::run(&args).await.map(|report| println!("{report}")),
+        Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
         Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format)
             .await
             .map_err(|e| e.to_string()),

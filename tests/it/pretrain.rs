@@ -546,16 +546,23 @@ fn the_demo_runs_the_whole_loop() {
         "$ tabssl export",
         "$ tabssl pretrain",
         "$ tabssl sql",
+        "$ tabssl stream",
         "$ tabssl evaluate",
         "tabssl demo finished",
     ] {
         assert!(stdout.contains(step), "{step} missing from\n{stdout}");
     }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("read 500 records, rejected 0, passed 500 to the query, wrote 500 rows"),
+        "{stderr}"
+    );
     assert!(stdout.contains("labels: raw AUC"), "{stdout}");
     for file in [
         "models/demo_vime.onnx",
         "models/demo_scarf.json",
         "report/evaluation.png",
+        "stream/part-000000.parquet",
     ] {
         assert!(dir.path().join(file).is_file(), "{file} missing");
     }

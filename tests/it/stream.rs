@@ -176,16 +176,16 @@ fn every_row_arrives_once_with_its_embedding() {
 }
 
 #[test]
+/// The enrichment job of sql/stream/adult_enrich.sql.
 fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_row() {
     let csv = std::fs::read(adult_csv()).expect("adult");
-    let sql = format!("SELECT embed('adult_vime', {VIME_ARGS}) AS e FROM input");
     let mut child = spawn(&[
         "--input-format",
         "csv",
         "--null-regex",
         "\\?",
-        "--sql",
-        &sql,
+        "--sql-file",
+        "sql/stream/adult_enrich.sql",
         "--output-format",
         "arrow",
     ]);
