@@ -50,9 +50,9 @@ enum Command {
     Stream(stream::StreamArgs),
 }
 
-/// Options shared by every command.
+/// Where models come from and how they run: shared by the commands that run SQL.
 #[derive(Debug, Args)]
-struct CommonArgs {
+struct ModelArgs {
     /// Model registry directory [default: $TABSSL_MODELS, else ./models].
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
@@ -65,6 +65,33 @@ struct CommonArgs {
     /// ONNX Runtime intra-op threads per session [default: cores / partitions].
     #[arg(long, value_name = "N")]
     intra_threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The `tabssl.*` options these arguments set.
+    fn options(&self) -> TabsslOptions {
+        let mut options = TabsslOptions::default();
+        if let Some(dir) = &self.models {
+            options.models_dir = dir.display().to_string();
+        }
+        if let Some(provider) = self.provider {
+            options.provider = provider;
+        }
+        if let Some(device) = self.device_id {
+            options.device_id = device;
+        }
+        if let Some(threads) = self.intra_threads {
+            options.intra_threads = threads;
+        }
+        options
+    }
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+struct CommonArgs {
+    #[command(flatten)]
+    model: ModelArgs,
     /// DataFusion target partitions [default: cores].
     #[arg(long, value_name = "N")]
     partitions: Option<usize>,
@@ -89,23 +116,6 @@ struct SqlArgs {
 }
 
 impl CommonArgs {
-    fn options(&self) -> TabsslOptions {
-        let mut options = TabsslOptions::default();
-        if let Some(dir) = &self.models {
-            options.models_dir = dir.display().to_string();
-        }
-        if let Some(provider) = self.provider {
-            options.provider = provider;
-        }
-        if let Some(device) = self.device_id {
-            options.device_id = device;
-        }
-        if let Some(threads) = self.intra_threads {
-            options.intra_threads = threads;
-        }
-        options
-    }
-
     fn context(&self) -> datafusion::prelude::SessionContext {
         let mut config = datafusion::prelude::SessionConfig::new();
         if let Some(partitions) = self.partitions {
@@ -115,7 +125,7 @@ impl CommonArgs {
             config = config.with_batch_size(rows.max(1));
         }
         // On the command line, `SELECT * FROM 'file.parquet'` reads files directly.
-        crate::new_context_with_config(config, self.options()).enable_url_table()
+        crate::new_context_with_config(config, self.model.options()).enable_url_table()
     }
 }
 

@@ -10,7 +10,6 @@ use clap::Args;
 use datafusion::error::{DataFusionError, Result};
 use futures::StreamExt;
 
-use crate::options::{Provider, TabsslOptions};
 use crate::stream::batcher::{self, BatcherConfig};
 use crate::stream::follow::FollowOptions;
 use crate::stream::policy::{ErrorPolicy, RejectHandler, StreamStats};
@@ -88,38 +87,11 @@ pub struct StreamArgs {
     /// arrive).
     #[arg(long, value_name = "MS")]
     rotate_ms: Option<u64>,
-    /// Model registry directory [default: $TABSSL_MODELS, else ./models].
-    #[arg(long, value_name = "DIR")]
-    models: Option<PathBuf>,
-    /// Execution provider for models: cpu, cuda or auto.
-    #[arg(long, value_name = "PROVIDER")]
-    provider: Option<Provider>,
-    /// CUDA device ordinal.
-    #[arg(long, value_name = "N")]
-    device_id: Option<usize>,
-    /// ONNX Runtime intra-op threads per session [default: cores].
-    #[arg(long, value_name = "N")]
-    intra_threads: Option<usize>,
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 impl StreamArgs {
-    fn options(&self) -> TabsslOptions {
-        let mut options = TabsslOptions::default();
-        if let Some(dir) = &self.models {
-            options.models_dir = dir.display().to_string();
-        }
-        if let Some(provider) = self.provider {
-            options.provider = provider;
-        }
-        if let Some(device) = self.device_id {
-            options.device_id = device;
-        }
-        if let Some(threads) = self.intra_threads {
-            options.intra_threads = threads;
-        }
-        options
-    }
-
     fn input_format(&self, spec: &SourceSpec) -> InputFormat {
         if let Some(format) = self.input_format {
             return format;
@@ -217,7 +189,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         csv_null_regex: null_regex,
     };
     let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())?;
-    let ctx = streaming_context(args.options(), args.batch_rows);
+    let ctx = streaming_context(args.model.options(), args.batch_rows);
     let mut output = execute_stream(&ctx, input, &sql).await?;
     let mut sink: Box<dyn BatchSink> = match (args.output_format, args.output.as_str()) {
         (SinkFormat::Parquet, dir) => Box::new(ParquetSink::new(

@@ -321,6 +321,14 @@ mod tests {
         }
     }
 
+    fn types(schema: &Schema) -> Vec<(&str, DataType)> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect()
+    }
+
     #[test]
     fn infers_ndjson_and_csv_schemas_from_records() {
         let chunk = |text: &str| {
@@ -340,28 +348,18 @@ mod tests {
         };
         let json = chunk("{\"id\": 1, \"v\": 0.5, \"s\": null}\nnot json\n{\"id\": 2, \"v\": 1, \"s\": null}");
         let schema = infer_schema(InputFormat::Ndjson, None, &[json], None).expect("schema");
-        let types: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().as_str(), f.data_type().clone()))
-            .collect();
         assert_eq!(
-            types,
-            vec![("id", DataType::Int64), ("v", DataType::Float64), ("s", DataType::Utf8)]
+            types(&schema),
+            [("id", DataType::Int64), ("v", DataType::Float64), ("s", DataType::Utf8)]
         );
 
         let csv = chunk("1,?,a\n2,3.5,b");
         let names = vec!["id".to_string(), "x".to_string(), "s".to_string()];
         let null = regex::Regex::new(r"^\?$").expect("regex");
         let schema = infer_schema(InputFormat::Csv, Some(&names), &[csv], Some(&null)).expect("schema");
-        let types: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().as_str(), f.data_type().clone()))
-            .collect();
         assert_eq!(
-            types,
-            vec![("id", DataType::Int64), ("x", DataType::Float64), ("s", DataType::Utf8)]
+            types(&schema),
+            [("id", DataType::Int64), ("x", DataType::Float64), ("s", DataType::Utf8)]
         );
 
         let error = infer_schema(InputFormat::Ndjson, None, &[chunk("garbage")], None).expect_err("nothing valid");

@@ -141,13 +141,27 @@ fn check_exactly_once(batches: &[RecordBatch], expected: &HashMap<i64, Vec<f32>>
     }
 }
 
+/// Feeds `input` to a stream that writes Arrow IPC; returns its batches and stderr once it
+/// has exited successfully.
+fn arrow_output(mut child: Child, input: Vec<u8>) -> (Vec<RecordBatch>, String) {
+    let writer = feed(child.stdin.take().expect("stdin"), input);
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let reader = arrow::ipc::reader::StreamReader::try_new(child.stdout.take().expect("stdout"), None).expect("ipc");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    writer.join().expect("writer");
+    let status = child.wait().expect("exits");
+    let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
+    assert!(status.success(), "{stderr}");
+    (batches, stderr)
+}
+
 #[test]
 fn every_row_arrives_once_with_its_embedding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (input, schema) = synthetic_ndjson(3000, 11, dir.path());
     let sql = format!("SELECT id, embed('adult_vime', {VIME_ARGS}) AS e FROM input");
     let schema = schema.display().to_string();
-    let mut child = spawn(&[
+    let child = spawn(&[
         "--input-format",
         "ndjson",
         "--schema",
@@ -159,14 +173,7 @@ fn every_row_arrives_once_with_its_embedding() {
         "--batch-rows",
         "256",
     ]);
-    let writer = feed(child.stdin.take().expect("stdin"), input);
-    let stderr = drain(child.stderr.take().expect("stderr"));
-    let reader = arrow::ipc::reader::StreamReader::try_new(child.stdout.take().expect("stdout"), None).expect("ipc");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
-    writer.join().expect("writer");
-    let status = child.wait().expect("exits");
-    let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
-    assert!(status.success(), "{stderr}");
+    let (batches, stderr) = arrow_output(child, input);
     assert!(
         batches.iter().all(|b| b.num_rows() <= 256),
         "micro-batches hold at most --batch-rows"
@@ -179,7 +186,7 @@ fn every_row_arrives_once_with_its_embedding() {
 /// The enrichment job of sql/stream/adult_enrich.sql.
 fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_row() {
     let csv = std::fs::read(adult_csv()).expect("adult");
-    let mut child = spawn(&[
+    let child = spawn(&[
         "--input-format",
         "csv",
         "--null-regex",
@@ -189,14 +196,7 @@ fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_ro
         "--output-format",
         "arrow",
     ]);
-    let writer = feed(child.stdin.take().expect("stdin"), csv);
-    let stderr = drain(child.stderr.take().expect("stderr"));
-    let reader = arrow::ipc::reader::StreamReader::try_new(child.stdout.take().expect("stdout"), None).expect("ipc");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
-    writer.join().expect("writer");
-    let status = child.wait().expect("exits");
-    let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
-    assert!(status.success(), "{stderr}");
+    let (batches, stderr) = arrow_output(child, csv);
     assert_eq!(counts(&stderr), (32_561, 0, 32_561, 32_561));
 
     // The same query on the CSV table, read in file order.
@@ -230,13 +230,10 @@ fn a_slow_producer_gets_each_row_within_the_batch_deadline() {
     // take 1,000 s. With T = 200 ms every row must come out well within a second; 2.5 s is
     // the generous bound for a loaded machine. The filter must not hold rows back either.
     let dir = tempfile::tempdir().expect("tempdir");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(
-        &schema,
+    let schema = schema_file(
+        dir.path(),
         r#"{"fields": [{"name": "id", "type": "Int64"}, {"name": "v", "type": "Float64"}]}"#,
-    )
-    .expect("schema");
-    let schema = schema.display().to_string();
+    );
     let mut child = spawn(&[
         "--schema",
         &schema,
@@ -295,9 +292,7 @@ fn records_with_errors() -> (Vec<u8>, &'static str) {
 fn run_with_policy(policy: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (input, schema_text) = records_with_errors();
-    let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, schema_text).expect("schema");
-    let schema = schema.display().to_string();
+    let schema = schema_file(dir.path(), schema_text);
     let mut args = vec![
         "--schema",
         schema.as_str(),
@@ -383,9 +378,7 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         );
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}]"#).expect("schema");
-    let schema = schema.display().to_string();
+    let schema = schema_file(dir.path(), r#"[{"name": "id", "type": "Int64"}]"#);
     refused(
         &["--schema", &schema, "--sql", "SELECT id FROM input ORDER BY id"],
         "SortExec waits for the end of its input",
@@ -430,6 +423,13 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
     refused(&["--sql", "SELECT * FROM input"], "pass --schema FILE");
 }
 
+/// Writes a schema file into `dir`; returns its path.
+fn schema_file(dir: &Path, fields: &str) -> String {
+    let path = dir.join("schema.json");
+    std::fs::write(&path, fields).expect("schema written");
+    path.display().to_string()
+}
+
 /// Feeds NDJSON records `{"id": n}` forever (until the pipe closes), counting them.
 fn endless_producer(stdin: ChildStdin, written: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -464,13 +464,11 @@ fn parquet_ids(path: &Path) -> Vec<i64> {
 fn sigterm_mid_stream_flushes_and_leaves_only_complete_parquet_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(
-        &schema,
+    let schema = schema_file(
+        dir.path(),
         r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
-    )
-    .expect("schema");
-    let (schema, out_text) = (schema.display().to_string(), out.display().to_string());
+    );
+    let out_text = out.display().to_string();
     let mut child = spawn(&[
         "--schema",
         &schema,
@@ -537,13 +535,10 @@ fn a_slow_consumer_stops_the_reader() {
     // Nobody reads stdout: after the pipes and the bounded channels fill up, the stream
     // must stop taking input. Unbounded buffering would swallow the whole 200 MB.
     let dir = tempfile::tempdir().expect("tempdir");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(
-        &schema,
+    let schema = schema_file(
+        dir.path(),
         r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
-    )
-    .expect("schema");
-    let schema = schema.display().to_string();
+    );
     let mut child = spawn(&[
         "--schema",
         &schema,
@@ -578,12 +573,16 @@ fn a_slow_consumer_stops_the_reader() {
     assert!(first < 32_000, "{first} KB taken in with nobody reading the output");
 }
 
+/// Reads the `id` of the next NDJSON line on the child's stdout, waiting for it.
+fn id_reader(child: &mut Child) -> impl FnMut() -> i64 + use<> {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    move || ids(&lines.next().expect("a line").expect("read"))[0]
+}
+
 #[test]
 fn follows_a_growing_file_and_a_directory_of_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(&schema, r#"[{"name": "id", "type": "Int64"}]"#).expect("schema");
-    let schema = schema.display().to_string();
+    let schema = schema_file(dir.path(), r#"[{"name": "id", "type": "Int64"}]"#);
 
     // A file that grows while it is followed; a record is written in two parts.
     let file = dir.path().join("events.ndjson");
@@ -599,13 +598,7 @@ fn follows_a_growing_file_and_a_directory_of_files() {
         "--batch-ms",
         "50",
     ]);
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_id = || {
-        let line = lines.next().expect("a line").expect("read");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"]
-            .as_i64()
-            .expect("id")
-    };
+    let mut next_id = id_reader(&mut child);
     assert_eq!((next_id(), next_id()), (1, 2));
     let mut append = std::fs::OpenOptions::new().append(true).open(&file).expect("append");
     append.write_all(b"{\"id\": ").expect("append");
@@ -635,13 +628,7 @@ fn follows_a_growing_file_and_a_directory_of_files() {
         "--batch-ms",
         "50",
     ]);
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_id = || {
-        let line = lines.next().expect("a line").expect("read");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json")["id"]
-            .as_i64()
-            .expect("id")
-    };
+    let mut next_id = id_reader(&mut child);
     assert_eq!((next_id(), next_id()), (1, 2));
     std::fs::write(events.join("0002.csv"), "id\n3\n").expect("csv");
     std::fs::write(events.join("0003.csv"), "id\n4\n5\n").expect("csv");
@@ -761,13 +748,10 @@ fn a_second_signal_exits_at_once() {
     // Nobody reads stdout, so the first SIGTERM's flush cannot finish; the second one ends
     // the process immediately with 128 + 15.
     let dir = tempfile::tempdir().expect("tempdir");
-    let schema = dir.path().join("schema.json");
-    std::fs::write(
-        &schema,
+    let schema = schema_file(
+        dir.path(),
         r#"[{"name": "id", "type": "Int64"}, {"name": "x", "type": "Float64"}]"#,
-    )
-    .expect("schema");
-    let schema = schema.display().to_string();
+    );
     let mut child = spawn(&["--schema", &schema, "--sql", "SELECT id, x FROM input"]);
     let _producer = endless_producer(child.stdin.take().expect("stdin"), Arc::new(AtomicU64::new(0)));
     std::thread::sleep(Duration::from_secs(2));
