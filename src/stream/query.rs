@@ -87,6 +87,13 @@ pub async fn execute_stream(
     }
     let plan = ctx.state().statement_to_plan(query).await?;
     let df = ctx.execute_logical_plan(plan).await?;
+    if df.schema().fields().is_empty() {
+        return Err(DataFusionError::Plan(
+            "the last statement of the streaming SQL returns no columns: it must be the query over `input` \
+             (SET and CREATE statements go before it)"
+                .into(),
+        ));
+    }
     df.execute_stream().await.map_err(explain_unbounded)
 }
 

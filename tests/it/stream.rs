@@ -416,6 +416,15 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         "give --output DIR",
     );
     refused(
+        &[
+            "--schema",
+            &schema,
+            "--sql",
+            "SELECT id FROM input; SET tabssl.provider = 'cpu'",
+        ],
+        "it must be the query over `input`",
+    );
+    refused(
         &["--input", "/no/such/file", "--sql", "SELECT 1"],
         "no such file or directory",
     );
