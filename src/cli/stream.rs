@@ -176,6 +176,13 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                     _ => None,
                 })
                 .collect();
+            if chunks.is_empty() && shutdown.is_requested() {
+                // Stopped before the first record: nothing was read, nothing to write.
+                eprintln!(
+                    "tabssl stream: stopped before the first record; read 0 records, rejected 0, passed 0 to the query, wrote 0 rows"
+                );
+                return Ok(());
+            }
             let schema = infer_schema(format, header.as_deref(), &chunks, null_regex.as_ref())?;
             log::info!("inferred schema: {schema:?}");
             (schema, head)

@@ -753,6 +753,22 @@ fn arrow_ipc_on_stdin_to_csv_on_stdout() {
 }
 
 #[test]
+fn a_signal_before_the_first_record_is_a_clean_stop() {
+    // No schema and no record yet: the stream is still waiting to infer one.
+    let mut child = spawn(&["--sql", "SELECT * FROM input"]);
+    let stdin = child.stdin.take().expect("stdin");
+    // Time to start and install the signal handlers, even on a loaded machine.
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(&child, "-TERM");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = child.wait().expect("exits");
+    drop(stdin);
+    let stderr = String::from_utf8(stderr.join().expect("stderr")).expect("utf-8");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(counts(&stderr), (0, 0, 0, 0));
+}
+
+#[test]
 fn a_second_signal_exits_at_once() {
     // Nobody reads stdout, so the first SIGTERM's flush cannot finish; the second one ends
     // the process immediately with 128 + 15.
