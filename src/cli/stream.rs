@@ -13,7 +13,7 @@ use futures::StreamExt;
 use crate::stream::batcher::{self, BatcherConfig};
 use crate::stream::follow::FollowOptions;
 use crate::stream::policy::{ErrorPolicy, RejectHandler, StreamStats};
-use crate::stream::schema::{infer_schema, load_schema};
+use crate::stream::schema::{infer_schema, load_schema, same_columns};
 use crate::stream::shutdown::Shutdown;
 use crate::stream::sink::{BatchSink, ParquetSink, Rotation, WriterSink};
 use crate::stream::source::{self, Chunk, SourceItem, SourceOptions, SourceSpec};
@@ -165,14 +165,14 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         },
     )?;
     let (schema, head) = match (format, declared) {
-        (InputFormat::Arrow, declared) => ipc_schema(&source, declared)?,
+        (InputFormat::Arrow, declared) => (ipc_schema(&source, declared)?, Vec::new()),
         (_, Some(schema)) => (schema, Vec::new()),
         (_, None) => {
             let (header, head) = first_records(&source, args.infer_rows, batch_delay, &shutdown);
-            let chunks: Vec<Chunk> = head
+            let chunks: Vec<&Chunk> = head
                 .iter()
                 .filter_map(|item| match item {
-                    SourceItem::Records(chunk) => Some(chunk.clone()),
+                    SourceItem::Records(chunk) => Some(chunk),
                     _ => None,
                 })
                 .collect();
@@ -255,23 +255,17 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
 }
 
 /// The schema of an Arrow IPC input: the stream's own, which a declared schema must match.
-fn ipc_schema(source: &Receiver<SourceItem>, declared: Option<SchemaRef>) -> Result<(SchemaRef, Vec<SourceItem>)> {
+fn ipc_schema(source: &Receiver<SourceItem>, declared: Option<SchemaRef>) -> Result<SchemaRef> {
     match source.recv() {
         Ok(SourceItem::IpcSchema(schema, name)) => {
-            if let Some(declared) = declared {
-                let same = declared.fields().len() == schema.fields().len()
-                    && declared
-                        .fields()
-                        .iter()
-                        .zip(schema.fields())
-                        .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-                if !same {
-                    return Err(plan_error(format!(
-                        "the Arrow IPC input {name} has the schema {schema:?}, but --schema declares {declared:?}"
-                    )));
-                }
+            if let Some(declared) = declared
+                && !same_columns(&declared, &schema)
+            {
+                return Err(plan_error(format!(
+                    "the Arrow IPC input {name} has the schema {schema:?}, but --schema declares {declared:?}"
+                )));
             }
-            Ok((schema, Vec::new()))
+            Ok(schema)
         }
         Ok(SourceItem::Failed(message)) => Err(DataFusionError::Execution(message)),
         Ok(_) | Err(_) => Err(plan_error("the Arrow IPC input ended before its schema")),

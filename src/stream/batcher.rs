@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::InputFormat;
 use super::policy::{RejectHandler, StreamStats};
+use super::schema::same_columns;
 use super::shutdown::Shutdown;
 use super::source::{Chunk, SourceItem};
 
@@ -185,7 +186,7 @@ impl Batcher {
                 self.rejects.reject(&head, &position, &error)?;
             }
             SourceItem::IpcSchema(schema, name) => {
-                if !schemas_match(&schema, &self.config.schema) {
+                if !same_columns(&schema, &self.config.schema) {
                     return Err(Halt::Error(DataFusionError::Execution(format!(
                         "the Arrow IPC stream {name} has the schema {schema:?}, expected {:?}",
                         self.config.schema
@@ -303,12 +304,11 @@ impl Batcher {
 /// Takes the first `count` records of `chunk` into a new chunk.
 fn split_front(chunk: &mut Chunk, count: usize) -> Chunk {
     let cut = chunk.records[count].start;
-    let mut front = Chunk {
+    let front = Chunk {
         source: Arc::clone(&chunk.source),
         data: chunk.data[..cut].to_vec(),
         records: chunk.records.drain(..count).collect(),
     };
-    front.records.shrink_to_fit();
     chunk.data.drain(..cut);
     for meta in &mut chunk.records {
         meta.start -= cut;
@@ -394,13 +394,4 @@ fn feed<'a>(
         }
     }
     Ok(())
-}
-
-/// Same field names and types (nullability and metadata aside).
-fn schemas_match(a: &SchemaRef, b: &SchemaRef) -> bool {
-    a.fields().len() == b.fields().len()
-        && a.fields()
-            .iter()
-            .zip(b.fields())
-            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }

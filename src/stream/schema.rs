@@ -121,6 +121,15 @@ pub fn parse_type(name: &str) -> Result<DataType, String> {
     }
 }
 
+/// Same field names and types, in order (nullability and metadata aside).
+pub fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
 fn check_schema(schema: &Schema) -> Result<(), String> {
     if schema.fields().is_empty() {
         return Err("the schema has no fields".into());
@@ -144,7 +153,7 @@ fn check_schema(schema: &Schema) -> Result<(), String> {
 pub fn infer_schema(
     format: InputFormat,
     header: Option<&[String]>,
-    chunks: &[Chunk],
+    chunks: &[&Chunk],
     null_regex: Option<&regex::Regex>,
 ) -> Result<SchemaRef> {
     let records = chunks
@@ -347,7 +356,7 @@ mod tests {
             chunk
         };
         let json = chunk("{\"id\": 1, \"v\": 0.5, \"s\": null}\nnot json\n{\"id\": 2, \"v\": 1, \"s\": null}");
-        let schema = infer_schema(InputFormat::Ndjson, None, &[json], None).expect("schema");
+        let schema = infer_schema(InputFormat::Ndjson, None, &[&json], None).expect("schema");
         assert_eq!(
             types(&schema),
             [("id", DataType::Int64), ("v", DataType::Float64), ("s", DataType::Utf8)]
@@ -356,13 +365,13 @@ mod tests {
         let csv = chunk("1,?,a\n2,3.5,b");
         let names = vec!["id".to_string(), "x".to_string(), "s".to_string()];
         let null = regex::Regex::new(r"^\?$").expect("regex");
-        let schema = infer_schema(InputFormat::Csv, Some(&names), &[csv], Some(&null)).expect("schema");
+        let schema = infer_schema(InputFormat::Csv, Some(&names), &[&csv], Some(&null)).expect("schema");
         assert_eq!(
             types(&schema),
             [("id", DataType::Int64), ("x", DataType::Float64), ("s", DataType::Utf8)]
         );
 
-        let error = infer_schema(InputFormat::Ndjson, None, &[chunk("garbage")], None).expect_err("nothing valid");
+        let error = infer_schema(InputFormat::Ndjson, None, &[&chunk("garbage")], None).expect_err("nothing valid");
         assert!(error.to_string().contains("pass --schema FILE"));
     }
 }
