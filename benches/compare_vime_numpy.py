@@ -20,6 +20,7 @@ from reading to the written file (imports excluded).
 import argparse
 import os
 import platform
+import re
 import subprocess
 import time
 
@@ -37,7 +38,9 @@ def numpy_vime(source, target, seed):
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
+    started = time.perf_counter()
     table = pq.read_table(source)
+    read = time.perf_counter()
     n = table.num_rows
     columns, dictionaries = [], []
     for name in NUMERIC + CATEGORICAL:
@@ -72,7 +75,9 @@ def numpy_vime(source, target, seed):
         out[name + "_tilde"] = tilde
         out[name + "_mask"] = pa.array(mask[:, i].astype(bool))
         out[name + "_changed"] = pa.array(m_new[:, i])
+    corrupted = time.perf_counter()
     pq.write_table(pa.table(out), target, compression="snappy")
+    return {"read": read - started, "corrupt": corrupted - read, "write": time.perf_counter() - corrupted}
 
 
 def main():
@@ -91,26 +96,33 @@ def main():
                         f"COPY (SELECT * FROM tabssl_synthetic({args.rows}, 7) ORDER BY id) TO '{source}'"],
                        check=True, capture_output=True)
     features = ",".join(NUMERIC + CATEGORICAL)
-    tabssl_times, numpy_times = [], []
+    tabssl_times, numpy_times, first_passes, numpy_phases = [], [], [], []
     for r in range(args.repeat):
         target = os.path.join(work, "tabssl_out.parquet")
         started = time.perf_counter()
-        subprocess.run([args.binary, "export", "--input", source, "--key", "id", "--columns", features,
-                        "--method", "vime", "--p", str(P), "--seed", str(r), "--output", target],
-                       check=True, capture_output=True)
+        run = subprocess.run([args.binary, "export", "--input", source, "--key", "id", "--columns", features,
+                              "--method", "vime", "--p", str(P), "--seed", str(r), "--output", target],
+                             check=True, capture_output=True, text=True)
         tabssl_times.append(time.perf_counter() - started)
+        first_passes.append(float(re.search(r"first pass ([0-9.]+) s", run.stderr).group(1)))
         started = time.perf_counter()
-        numpy_vime(source, os.path.join(work, "numpy_out.parquet"), r)
+        numpy_phases.append(numpy_vime(source, os.path.join(work, "numpy_out.parquet"), r))
         numpy_times.append(time.perf_counter() - started)
     import pyarrow.parquet as pq
     rows_t = pq.ParquetFile(os.path.join(work, "tabssl_out.parquet")).metadata.num_rows
     rows_n = pq.ParquetFile(os.path.join(work, "numpy_out.parquet")).metadata.num_rows
     assert rows_t == rows_n == args.rows, (rows_t, rows_n)
     t, n = min(tabssl_times), min(numpy_times)
+    best_t, best_n = tabssl_times.index(t), numpy_times.index(n)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; rows: {args.rows}; best of {args.repeat}")
     print(f"tabssl export (whole process): {t:.3f} s  {args.rows / t / 1e6:.2f} M rows/s  runs {['%.3f' % x for x in tabssl_times]}")
     print(f"numpy VIME (read..write):      {n:.3f} s  {args.rows / n / 1e6:.2f} M rows/s  runs {['%.3f' % x for x in numpy_times]}")
     print(f"ratio tabssl / numpy throughput: {n / t:.2f}x")
+    print(f"  tabssl best run: first pass (marginal sample) {first_passes[best_t]:.3f} s, "
+          f"rest (start-up, export pass) {t - first_passes[best_t]:.3f} s")
+    phases = numpy_phases[best_n]
+    print(f"  numpy best run: read {phases['read']:.3f} s, corrupt {phases['corrupt']:.3f} s, "
+          f"write {phases['write']:.3f} s")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ pub mod eval;
 pub mod infer;
 pub mod onnx;
 pub mod options;
+pub mod parallel_parquet;
 pub mod stream;
 pub mod synthetic;
 pub mod train;

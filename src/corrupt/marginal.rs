@@ -185,21 +185,22 @@ impl SampleAccumulator {
         self.hashes.extend(rows.iter().map(|&i| hashes[i as usize]));
         self.values.push(take(values.as_ref(), &UInt32Array::from(rows), None)?);
         if self.hashes.len() >= 2 * self.capacity.max(1024) {
-            self.prune()?;
+            self.prune(false)?;
         }
         Ok(())
     }
 
-    /// Keeps the `capacity` candidates first in (hash, value) order; ties of equal keys
-    /// are broken by value so the result does not depend on arrival order.
-    fn prune(&mut self) -> Result<()> {
+    /// Keeps the `capacity` candidates first in (hash, value) order, sorted in that order
+    /// when `sorted` (pruning alone only needs them selected); ties of equal keys are broken
+    /// by value so the result does not depend on arrival order.
+    fn prune(&mut self, sorted: bool) -> Result<()> {
         if self.values.is_empty() {
             return Ok(());
         }
         let chunks: Vec<&dyn Array> = self.values.iter().map(AsRef::as_ref).collect();
         let values = concat(&chunks)?;
         let hashes = std::mem::take(&mut self.hashes);
-        // Sorted by hash; values are compared only for equal hashes (duplicate keys).
+        // Ordered by hash; values are compared only for equal hashes (duplicate keys).
         let compare_values = make_comparator(values.as_ref(), values.as_ref(), SortOptions::default())?;
         let by_hash_then_value =
             |a: &(u64, u32), b: &(u64, u32)| a.0.cmp(&b.0).then_with(|| compare_values(a.1 as usize, b.1 as usize));
@@ -210,22 +211,23 @@ impl SampleAccumulator {
             .collect();
         let keep = self.capacity.min(order.len());
         if keep < order.len() {
-            order.select_nth_unstable_by(keep, by_hash_then_value);
+            // The last kept pair lands at keep - 1 with every smaller pair before it.
+            order.select_nth_unstable_by(keep - 1, by_hash_then_value);
             order.truncate(keep);
+            self.threshold = order[keep - 1].0;
         }
-        order.sort_unstable_by(by_hash_then_value);
+        if sorted {
+            order.sort_unstable_by(by_hash_then_value);
+        }
         self.hashes = order.iter().map(|&(h, _)| h).collect();
         let rows: UInt32Array = order.iter().map(|&(_, i)| i).collect();
         self.values = vec![take(values.as_ref(), &rows, None)?];
-        if self.hashes.len() == self.capacity {
-            self.threshold = self.hashes.last().copied().unwrap_or(u64::MAX);
-        }
         Ok(())
     }
 
     /// The kept values, in hash order.
     fn kept(&mut self) -> Result<ArrayRef> {
-        self.prune()?;
+        self.prune(true)?;
         Ok(self
             .values
             .first()

@@ -126,6 +126,45 @@ fn the_export_holds_original_corrupted_value_and_both_masks_per_view() {
 }
 
 #[test]
+fn a_single_view_export_labels_changes_and_keeps_statistics_for_input_columns_only() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("train.parquet");
+    succeed(export(&[
+        "--input",
+        "synthetic:3000:5",
+        "--key",
+        "id",
+        "--columns",
+        "age,workclass",
+        "--output",
+        path(&out),
+    ]));
+    let sql = format!(
+        "SELECT count(*), min(view_id), max(view_id), \
+           count(*) FILTER (WHERE workclass IS NULL AND workclass_changed IS NOT NULL), \
+           count(*) FILTER (WHERE workclass IS NOT NULL AND workclass_changed IS NULL), \
+           sum(CAST(workclass_changed AS INT)) = count(*) FILTER (WHERE workclass_tilde <> workclass), \
+           sum(CAST(age_changed AS INT)) = count(*) FILTER (WHERE age_tilde <> age) \
+         FROM '{}'",
+        out.display()
+    );
+    let text = query(&sql);
+    assert_eq!(text.lines().nth(1), Some("3000,0,0,0,0,true,true"), "{text}");
+    // Statistics serve pruning on the input's columns; the derived ones are read whole.
+    let reader = SerializedFileReader::new(std::fs::File::open(&out).expect("output")).expect("parquet");
+    let row_group = reader.metadata().row_group(0);
+    let with_statistics: Vec<String> = row_group
+        .columns()
+        .iter()
+        .filter(|c| c.statistics().is_some())
+        .map(|c| c.column_path().string())
+        .collect();
+    assert_eq!(with_statistics, ["id", "view_id", "age", "workclass"]);
+}
+
+#[test]
 fn printed_sql_runs_and_gives_the_same_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("direct.parquet");
