@@ -85,6 +85,7 @@ impl<W: Write + Send> ParallelParquetWriter<W> {
     /// # Errors
     /// When the batch does not match the schema or encoding fails.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        check_batch_schema(batch, &self.schema)?;
         let mut rest = batch.clone();
         while rest.num_rows() > 0 {
             let take = rest.num_rows().min(self.row_group_rows - self.buffered_rows);
@@ -134,6 +135,27 @@ impl<W: Write + Send> ParallelParquetWriter<W> {
         row_group.close()?;
         self.row_groups += 1;
         Ok(())
+    }
+}
+
+/// An error naming the first column of `batch` that does not match `schema`.
+fn check_batch_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<()> {
+    let (expected, got) = (schema.fields(), batch.schema_ref().fields());
+    if expected.len() != got.len() {
+        return Err(ParquetError::General(format!(
+            "the batch has {} columns, the file {}",
+            got.len(),
+            expected.len()
+        )));
+    }
+    match expected.iter().zip(got).find(|(e, g)| e.data_type() != g.data_type()) {
+        Some((e, g)) => Err(ParquetError::General(format!(
+            "column {:?} is {} in the batch but {} in the file",
+            e.name(),
+            g.data_type(),
+            e.data_type()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -342,6 +364,29 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, (0..4600).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn refuses_a_batch_of_another_schema() {
+        let mut writer = ParallelParquetWriter::try_new(Vec::new(), schema(), properties(), 2).expect("writer");
+        let other =
+            RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]).expect("batch");
+        let error = writer.write(&other).expect_err("refused");
+        assert!(
+            error.to_string().contains("the batch has 1 columns, the file 4"),
+            "{error}"
+        );
+        let mut columns = batch(0, 3).columns().to_vec();
+        columns[1] = Arc::new(Int64Array::from(vec![1, 2, 3]));
+        let other =
+            RecordBatch::try_from_iter(schema().fields().iter().map(|f| f.name().clone()).zip(columns)).expect("batch");
+        let error = writer.write(&other).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("column \"word\" is Int64 in the batch but Utf8 in the file"),
+            "{error}"
+        );
     }
 
     #[test]
