@@ -33,6 +33,8 @@ pub struct ParallelParquetWriter<W: Write + Send> {
     writer: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// How many Parquet leaf columns each top-level field has (one for a flat field).
+    leaves_per_field: Vec<usize>,
     row_group_rows: usize,
     helpers: Vec<(Sender<Arc<RowGroupJob>>, JoinHandle<()>)>,
     buffered: Vec<RecordBatch>,
@@ -58,6 +60,11 @@ impl<W: Write + Send> ParallelParquetWriter<W> {
         // lower-level parts then do the work.
         let (writer, factory) =
             ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties))?.into_serialized_writer()?;
+        let descriptor = writer.schema_descr();
+        let mut leaves_per_field = vec![0; schema.fields().len()];
+        for leaf in 0..descriptor.num_columns() {
+            leaves_per_field[descriptor.get_column_root_idx(leaf)] += 1;
+        }
         let helpers = (1..threads.max(1).min(schema.fields().len()))
             .map(|i| {
                 let (sender, jobs) = channel::<Arc<RowGroupJob>>();
@@ -72,6 +79,7 @@ impl<W: Write + Send> ParallelParquetWriter<W> {
             writer,
             factory,
             schema,
+            leaves_per_field,
             row_group_rows: row_group_rows.max(1),
             helpers,
             buffered: Vec::new(),
@@ -121,7 +129,12 @@ impl<W: Write + Send> ParallelParquetWriter<W> {
         let batches = std::mem::take(&mut self.buffered);
         self.buffered_rows = 0;
         let writers = self.factory.create_column_writers(self.row_groups)?;
-        let job = Arc::new(RowGroupJob::new(writers, Arc::clone(&self.schema), batches)?);
+        let job = Arc::new(RowGroupJob::new(
+            writers,
+            &self.leaves_per_field,
+            Arc::clone(&self.schema),
+            batches,
+        ));
         for (sender, _) in &self.helpers {
             // A helper that is gone leaves its share to the others.
             let _ = sender.send(Arc::clone(&job));
@@ -181,17 +194,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RowGroupJob {
     /// Splits `writers` (one per Parquet leaf, in schema order) by field.
-    fn new(writers: Vec<ArrowColumnWriter>, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
+    fn new(
+        writers: Vec<ArrowColumnWriter>,
+        leaves_per_field: &[usize],
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Self {
         let mut writers = writers.into_iter();
-        let mut pending = Vec::with_capacity(schema.fields().len());
-        if let Some(first) = batches.first() {
-            for (index, field) in schema.fields().iter().enumerate() {
-                let leaves = compute_leaves(field, first.column(index))?.len();
-                pending.push(Mutex::new(writers.by_ref().take(leaves).collect()));
-            }
-        }
+        let pending: Vec<Mutex<Vec<ArrowColumnWriter>>> = leaves_per_field
+            .iter()
+            .map(|&leaves| Mutex::new(writers.by_ref().take(leaves).collect()))
+            .collect();
         let encoded = pending.iter().map(|_| Mutex::new(None)).collect();
-        Ok(Self {
+        Self {
             schema,
             batches,
             pending,
@@ -199,7 +214,7 @@ impl RowGroupJob {
             next: AtomicUsize::new(0),
             finished: Mutex::new(0),
             all_finished: Condvar::new(),
-        })
+        }
     }
 
     /// Encodes fields until none is left to take.

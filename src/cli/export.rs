@@ -245,12 +245,9 @@ impl Plan {
         })
     }
 
-    /// The columns the export derives from each feature: corrupted value, mask, label.
+    /// The columns the export derives from the features.
     fn derived_columns(&self) -> Vec<String> {
-        self.features
-            .iter()
-            .flat_map(|(c, _)| ["tilde", "mask", "changed"].map(|suffix| format!("{c}_{suffix}")))
-            .collect()
+        self.features.iter().flat_map(|(c, _)| derived_names(c)).collect()
     }
 
     /// The input with its row key: the given column, or the row's position.
@@ -359,9 +356,7 @@ impl Plan {
                 }
                 _ => swap,
             };
-            let tilde = ident(&format!("{column}_tilde"));
-            let mask = ident(&format!("{column}_mask"));
-            let changed = ident(&format!("{column}_changed"));
+            let [tilde, mask, changed] = derived_names(column).map(|name| ident(&name));
             let _ = write!(
                 inner,
                 ", {c}, {corrupted} AS {tilde}, corrupt_mask({c}, {p}, {seed}, {key}, view_id) AS {mask}"
@@ -394,6 +389,11 @@ impl Plan {
             self.keyed_input(args)
         )
     }
+}
+
+/// The columns derived from feature `column`: corrupted value, mask, VIME's label.
+fn derived_names(column: &str) -> [String; 3] {
+    ["tilde", "mask", "changed"].map(|suffix| format!("{column}_{suffix}"))
 }
 
 /// `name` as a quoted SQL identifier.
