@@ -57,6 +57,8 @@ fn settings() -> InferenceSettings {
         device_id: 0,
         intra_threads: 1,
         max_sessions: 1,
+        max_tensor_elements: tabssl::options::DEFAULT_MAX_TENSOR_ELEMENTS,
+        max_threads: tabssl::options::DEFAULT_MAX_THREADS,
     }
 }
 

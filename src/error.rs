@@ -98,6 +98,16 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// A size or count above a configured limit; the message names the limit and how to
+    /// raise it.
+    #[error("{message}")]
+    LimitExceeded {
+        /// The setting that limits it, e.g. `tabssl.max_tensor_elements`.
+        limit: &'static str,
+        /// What exceeded it, by how much, and what to do.
+        message: String,
+    },
+
     /// A file system error with the path it concerns.
     #[error("{path}: {source}")]
     Io {
@@ -135,6 +145,7 @@ impl Error {
                 | Self::Binding { .. }
                 | Self::ProviderUnavailable { .. }
                 | Self::InvalidOption { .. }
+                | Self::LimitExceeded { .. }
                 | Self::RuntimeUnavailable(_)
         )
     }

@@ -34,6 +34,7 @@ pub mod corrupt;
 pub mod error;
 pub mod eval;
 pub mod infer;
+pub mod io;
 pub mod onnx;
 pub mod options;
 pub mod parallel_parquet;

@@ -96,8 +96,19 @@ extensions_options! {
         pub intra_threads: usize, default = 0
         /// Most sessions kept per model and provider; 0 = one per target partition.
         pub sessions_per_model: usize, default = 0
+        /// Most values one model call may take or return, and one batch's result may hold
+        /// (rows × width): a model whose single row is wider is refused while planning, and
+        /// larger batches are run in several calls.
+        pub max_tensor_elements: usize, default = DEFAULT_MAX_TENSOR_ELEMENTS
+        /// Most ONNX Runtime threads one session may use (`intra_threads` above it is an error).
+        pub max_threads: usize, default = DEFAULT_MAX_THREADS
     }
 }
+
+/// Default of `tabssl.max_tensor_elements`: 2^27 values, 512 MiB as float32.
+pub const DEFAULT_MAX_TENSOR_ELEMENTS: usize = 1 << 27;
+/// Default of `tabssl.max_threads`.
+pub const DEFAULT_MAX_THREADS: usize = 256;
 
 impl ConfigExtension for TabsslOptions {
     const PREFIX: &'static str = "tabssl";
@@ -116,6 +127,10 @@ pub struct InferenceSettings {
     pub intra_threads: usize,
     /// Most sessions per model (never 0).
     pub max_sessions: usize,
+    /// Most values per model call and per batch result (`tabssl.max_tensor_elements`).
+    pub max_tensor_elements: usize,
+    /// Most intra-op threads per session (`tabssl.max_threads`).
+    pub max_threads: usize,
 }
 
 impl InferenceSettings {
@@ -140,6 +155,35 @@ impl InferenceSettings {
             } else {
                 options.sessions_per_model
             },
+            max_tensor_elements: options.max_tensor_elements,
+            max_threads: options.max_threads,
         }
+    }
+
+    /// Checks the settings against their limits, before any session is created.
+    ///
+    /// # Errors
+    /// [`crate::Error::LimitExceeded`] for more intra-op threads than `tabssl.max_threads`
+    /// allows, [`crate::Error::InvalidOption`] for a zero limit.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.intra_threads > self.max_threads {
+            return Err(crate::Error::LimitExceeded {
+                limit: "tabssl.max_threads",
+                message: format!(
+                    "tabssl.intra_threads = {} asks for more ONNX Runtime threads per session than \
+                     tabssl.max_threads = {} allows; use fewer threads (0 = cores / partitions) or raise \
+                     tabssl.max_threads",
+                    self.intra_threads, self.max_threads
+                ),
+            });
+        }
+        if self.max_tensor_elements == 0 {
+            return Err(crate::Error::InvalidOption {
+                key: "tabssl.max_tensor_elements",
+                value: "0".into(),
+                expected: "a positive number of values",
+            });
+        }
+        Ok(())
     }
 }

@@ -11,15 +11,19 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::MemTable;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 
 /// Rows per generated batch.
 const BATCH_ROWS: usize = 8192;
-/// Upper bound on generated rows, to keep a typo from exhausting memory.
+/// Upper bound on generated rows, to keep a typo from running for hours.
 const MAX_ROWS: i64 = 50_000_000;
 
 const WORKCLASS: [&str; 7] = [
@@ -275,8 +279,9 @@ pub fn synthetic_batch(seed: u64, start: u64, end: u64) -> arrow::error::Result<
     )
 }
 
-/// `rows` synthetic rows as an in-memory table, batches dealt round-robin over
-/// `partitions` partitions.
+/// `rows` synthetic rows as an in-memory table (generated once, up front: for benchmarks
+/// that must not time the generation), batches dealt round-robin over `partitions`
+/// partitions.
 ///
 /// # Errors
 /// Arrow or DataFusion errors building the table (none expected).
@@ -294,16 +299,71 @@ pub fn synthetic_table(seed: u64, rows: u64, partitions: usize) -> Result<MemTab
     MemTable::try_new(synthetic_schema(), batches)
 }
 
-fn literal_int(expr: Option<&Expr>, what: &str) -> Result<Option<i64>> {
-    match expr {
-        None => Ok(None),
+/// One partition of the lazily generated table: batches `partition`, `partition + n`, ...
+#[derive(Debug)]
+struct SyntheticPartition {
+    seed: u64,
+    rows: u64,
+    partition: usize,
+    partitions: usize,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for SyntheticPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (seed, rows) = (self.seed, self.rows);
+        let starts = (self.partition as u64 * BATCH_ROWS as u64..rows).step_by(self.partitions * BATCH_ROWS);
+        let batches = futures::stream::iter(starts.map(move |start| {
+            synthetic_batch(seed, start, (start + BATCH_ROWS as u64).min(rows)).map_err(DataFusionError::from)
+        }));
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
+    }
+}
+
+/// `rows` synthetic rows generated batch by batch as they are read, so memory does not grow
+/// with `rows`; batches are dealt round-robin over `partitions` partitions.
+///
+/// # Errors
+/// DataFusion errors building the table (none expected).
+pub fn lazy_synthetic_table(seed: u64, rows: u64, partitions: usize) -> Result<StreamingTable> {
+    let partitions = partitions.max(1);
+    let streams = (0..partitions)
+        .map(|partition| {
+            Arc::new(SyntheticPartition {
+                seed,
+                rows,
+                partition,
+                partitions,
+                schema: synthetic_schema(),
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    StreamingTable::try_new(synthetic_schema(), streams)
+}
+
+/// An integer literal argument in `range`.
+fn literal_int(expr: Option<&Expr>, what: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
+    let value = match expr {
+        None => return Ok(None),
         Some(Expr::Literal(value, _)) => match value {
-            ScalarValue::Int64(Some(v)) => Ok(Some(*v)),
-            ScalarValue::Int32(Some(v)) => Ok(Some(i64::from(*v))),
-            ScalarValue::UInt64(Some(v)) => Ok(i64::try_from(*v).ok()),
-            other => plan_err!("tabssl_synthetic: {what} must be an integer literal, got {other}"),
+            ScalarValue::Int64(Some(v)) => i128::from(*v),
+            ScalarValue::Int32(Some(v)) => i128::from(*v),
+            ScalarValue::UInt64(Some(v)) => i128::from(*v),
+            other => return plan_err!("tabssl_synthetic: {what} must be an integer literal, got {other}"),
         },
-        Some(other) => plan_err!("tabssl_synthetic: {what} must be an integer literal, got {other}"),
+        Some(other) => return plan_err!("tabssl_synthetic: {what} must be an integer literal, got {other}"),
+    };
+    match i64::try_from(value).ok().filter(|v| range.contains(v)) {
+        Some(v) => Ok(Some(v)),
+        None => plan_err!(
+            "tabssl_synthetic: {what} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        ),
     }
 }
 
@@ -316,13 +376,11 @@ impl TableFunctionImpl for SyntheticTableFunction {
                 exprs.len()
             );
         }
-        let rows = literal_int(exprs.first(), "rows")?.unwrap_or(0);
-        if !(0..=MAX_ROWS).contains(&rows) {
-            return plan_err!("tabssl_synthetic: rows must be between 0 and {MAX_ROWS}, got {rows}");
-        }
-        let seed = literal_int(exprs.get(1), "seed")?.unwrap_or(42);
+        let rows = literal_int(exprs.first(), "rows", 0..=MAX_ROWS)?.unwrap_or(0);
+        let seed = literal_int(exprs.get(1), "seed", 0..=i64::MAX)?.unwrap_or(42);
         let partitions = args.session().config_options().execution.target_partitions;
-        Ok(Arc::new(synthetic_table(seed as u64, rows as u64, partitions)?))
+        #[allow(clippy::cast_sign_loss)]
+        Ok(Arc::new(lazy_synthetic_table(seed as u64, rows as u64, partitions)?))
     }
 }
 

@@ -71,7 +71,15 @@ fn model_columns(ctx: &SessionContext, model: &str) -> Result<Vec<String>> {
     let settings = InferenceSettings::from_config(ctx.state().config().options());
     let loaded = load_model(&settings, model)?;
     let columns: Vec<String> = match &loaded.spec.layout {
-        InputLayout::Packed { columns, .. } => columns.clone(),
+        InputLayout::Packed {
+            columns: Some(columns), ..
+        } => columns.clone(),
+        InputLayout::Packed { columns: None, .. } => {
+            return Err(DataFusionError::Plan(format!(
+                "model '{model}' has a packed input whose columns its manifest does not name \
+                 (inputs[0].columns); tabssl bench needs them to pick tabssl_synthetic columns"
+            )));
+        }
         InputLayout::PerColumn(inputs) => inputs.iter().map(|i| i.name.clone()).collect(),
     };
     let schema = crate::synthetic::synthetic_schema();
@@ -118,6 +126,44 @@ fn max_relative_difference(reference: &[Option<Vec<f32>>], other: &[Option<Vec<f
     Some(worst)
 }
 
+/// Refuses `--rows` that would not fit in memory: the bench holds the rows and two copies
+/// of their embeddings, and may use at most half of the memory available now.
+///
+/// # Errors
+/// When the estimate is over that share, with the numbers.
+fn check_memory(args: &BenchArgs) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let sample = crate::synthetic::synthetic_batch(1, 0, 8192)?;
+    let input_per_row = sample.get_array_memory_size() as f64 / 8192.0;
+    let mut options = TabsslOptions::default();
+    if let Some(dir) = &args.models {
+        options.models_dir = dir.display().to_string();
+    }
+    let settings = InferenceSettings::from_config(SessionConfig::new().with_option_extension(options).options());
+    let width = load_model(&settings, &args.model)?.spec.width as f64;
+    let needed = args.rows as f64 * (input_per_row + 2.0 * (4.0 * width + 8.0));
+    if needed > available as f64 / 2.0 {
+        return Err(DataFusionError::Plan(format!(
+            "--rows {} would hold about {:.1} GB in memory (the rows and two copies of their embeddings), \
+             more than half of the {:.1} GB available now; use fewer --rows",
+            args.rows,
+            needed / 1e9,
+            available as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of memory available now (Linux `MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Runs the benchmark and prints its table.
 ///
 /// # Errors
@@ -126,9 +172,10 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
     let partitions = args
         .partitions
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    check_memory(args)?;
     let table = Arc::new(synthetic_table(1, args.rows, partitions)?);
 
-    let mut out = std::io::stdout().lock();
+    let mut out = super::console::Stdout;
     writeln!(
         out,
         "model {}, {} synthetic rows, {partitions} partitions, best of {}",

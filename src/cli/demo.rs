@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser};
 
-use super::{Cli, Command, evaluate, export, pretrain, shell_quote, sql, stream};
+use super::{Cli, Command, console, evaluate, export, pretrain, shell_quote, sql, stream};
 use crate::eval::metrics::mean_std;
 use crate::eval::{Budget, Cell};
 
@@ -224,16 +224,12 @@ fn gains(results: &std::path::Path) -> Result<Vec<String>, String> {
 /// Runs one tabssl command, echoing it first.
 async fn run_step(argv: &[&str]) -> Result<(), String> {
     let shown: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
-    #[allow(clippy::print_stdout)]
-    {
-        println!("\n$ tabssl {}", shown.join(" "));
-    }
+    console::print(&format!("\n$ tabssl {}", shown.join(" ")))?;
     let cli = Cli::try_parse_from(std::iter::once("tabssl").chain(argv.iter().copied())).map_err(|e| e.to_string())?;
-    #[allow(clippy::print_stdout)]
     match cli.command {
         Command::Export(args) => export::run(&args).await,
-        Command::Pretrain(args) => pretrain::run(&args).await.map(|summary| println!("{summary}")),
-        Command::Evaluate(args) => evaluate::run(&args).await.map(|report| println!("{report}")),
+        Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),
+        Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
         Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
         Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format)
             .await

@@ -85,13 +85,25 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         return Err(format!("the training split has no label column '{}'", args.label));
     }
     let columns: Vec<String> = if args.columns.is_empty() {
-        schema
+        let candidates = schema
             .fields()
             .iter()
-            .filter(|f| f.name() != &args.label && !args.exclude.contains(f.name()))
-            .filter(|f| is_feature_type(f.data_type()))
-            .map(|f| f.name().clone())
-            .collect()
+            .filter(|f| f.name() != &args.label && !args.exclude.contains(f.name()));
+        let mut columns = Vec::new();
+        for field in candidates {
+            // A column that cannot be a raw feature is refused, never dropped in silence.
+            if !is_feature_type(field.data_type()) {
+                return Err(format!(
+                    "column '{}' has type {}; raw features must be numeric or strings: leave it out with \
+                     --exclude {} or list the features with --columns",
+                    field.name(),
+                    field.data_type(),
+                    field.name()
+                ));
+            }
+            columns.push(field.name().clone());
+        }
+        columns
     } else {
         args.columns.clone()
     };
@@ -116,7 +128,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {
         if terminal {
-            eprintln!("{line}");
+            super::console::note(line);
         }
     };
     let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress).map_err(|e| e.to_string())?;
@@ -170,7 +182,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    crate::io::write_atomically(path, bytes).map_err(|e| e.to_string())
 }
 
 /// Stores, under `training.downstream` of the model's manifest, the mean test AUC per

@@ -8,7 +8,6 @@
 //! give a byte-identical file whatever the batch size.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,7 +22,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use super::input::{register_input, sql_string};
-use crate::corrupt::marginal::DEFAULT_CAPACITY;
+use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
+use crate::io::AtomicFile;
 use crate::options::TabsslOptions;
 use crate::parallel_parquet::ParallelParquetWriter;
 
@@ -127,13 +127,8 @@ pub struct ExportArgs {
 /// # Errors
 /// When the input cannot be read, an argument is invalid, or writing fails.
 pub async fn run(args: &ExportArgs) -> Result<(), String> {
+    check_arguments(args)?;
     let p = args.p.unwrap_or_else(|| args.method.default_p());
-    if !(0.0..=1.0).contains(&p) {
-        return Err(format!("--p must be in [0, 1], got {p}"));
-    }
-    if args.views == 0 {
-        return Err("--views must be at least 1".into());
-    }
     let mut options = TabsslOptions::default();
     if let Some(dir) = &args.models {
         options.models_dir = dir.display().to_string();
@@ -160,23 +155,27 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
             text = format!("{};\n", plan.marginal_sql(args, &marginal));
         }
         let output = sql_string(&args.output.display().to_string());
-        text.push_str(&format!("COPY ({export_sql}) TO '{output}' STORED AS PARQUET;\n"));
-        return std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()).map_err(|e| e.to_string());
+        text.push_str(&format!("COPY ({export_sql}) TO '{output}' STORED AS PARQUET;"));
+        return super::console::print(&text);
     }
+    // Both files are reserved before any work, so a bad output path fails at once.
+    let output = AtomicFile::create(&args.output).map_err(|e| e.to_string())?;
     if args.method.swaps() && !args.batch_local {
+        let marginal = AtomicFile::create(&marginal).map_err(|e| e.to_string())?;
         // The sample does not depend on row order, so with a key column the first pass
         // may use every core; the default key (row position) needs the ordered scan.
         if args.key.is_some() {
             set_partitions(&ctx, std::thread::available_parallelism().map_or(1, usize::from)).await?;
         }
-        write_marginal(&ctx, |target| plan.marginal_sql(args, target), Path::new(&marginal)).await?;
+        write_marginal(&ctx, |target| plan.marginal_sql(args, target), marginal).await?;
         set_partitions(&ctx, 1).await?;
     }
     let first_pass = started.elapsed().as_secs_f64();
     let df = ctx.sql(&export_sql).await.map_err(|e| e.to_string())?;
-    let rows = write_parquet_atomically(df, &args.output, &plan.derived_columns()).await?;
+    let rows = write_parquet(df, &output, &plan.derived_columns()).await?;
+    output.commit().map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
+    super::console::note(&format!(
         "wrote {rows} rows ({} views, {} columns, method {:?}, p {p}, seed {}) to {} in {seconds:.2} s \
          (first pass {first_pass:.2} s, {:.0} rows/s)",
         args.views,
@@ -185,7 +184,34 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
         args.seed,
         args.output.display(),
         rows as f64 / seconds.max(1e-9),
-    );
+    ));
+    Ok(())
+}
+
+/// Most augmented views per row.
+const MAX_VIEWS: u32 = 10_000;
+
+/// Checks the numeric arguments before any input is read.
+fn check_arguments(args: &ExportArgs) -> Result<(), String> {
+    let p = args.p.unwrap_or_else(|| args.method.default_p());
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("--p must be in [0, 1], got {p}"));
+    }
+    if !(1..=MAX_VIEWS).contains(&args.views) {
+        return Err(format!("--views must be between 1 and {MAX_VIEWS}, got {}", args.views));
+    }
+    if !(args.noise_std.is_finite() && args.noise_std >= 0.0) {
+        return Err(format!(
+            "--noise-std must be a finite number >= 0 (a multiple of each column's standard deviation), got {}",
+            args.noise_std
+        ));
+    }
+    if !(1..=MAX_CAPACITY).contains(&args.capacity) {
+        return Err(format!(
+            "--capacity must be between 1 and {MAX_CAPACITY} rows per column, got {}",
+            args.capacity
+        ));
+    }
     Ok(())
 }
 
@@ -316,7 +342,14 @@ impl Plan {
                     scale * std
                 })
             })
-            .collect())
+            .map(|sigma| match sigma {
+                Some(s) if !s.is_finite() => Err(format!(
+                    "--method noise: a column's standard deviation is not finite ({s}); leave it out with --keep or \
+                     --columns"
+                )),
+                other => Ok(other),
+            })
+            .collect::<Result<Vec<_>, String>>()?)
     }
 
     fn export_sql(&self, args: &ExportArgs, marginal: &str, sigmas: &[Option<f64>]) -> String {
@@ -410,60 +443,32 @@ fn marginal_path(output: &Path) -> String {
         .to_string()
 }
 
-/// A temporary name in the same directory as `path`, so the final rename is atomic.
-fn temporary_path(path: &Path) -> PathBuf {
-    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("output");
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Runs `COPY ... TO '<tmp>'` for the marginal sample, then renames it into place.
-/// Runs the first pass (`COPY` of the marginal sample) into a temporary file beside `path`,
-/// then moves it into place.
-async fn write_marginal(ctx: &SessionContext, copy_sql_to: impl Fn(&str) -> String, path: &Path) -> Result<(), String> {
-    let tmp = temporary_path(path);
-    let sql = copy_sql_to(&tmp.display().to_string());
-    let result = async { ctx.sql(&sql).await?.collect().await }
+/// Runs the first pass (`COPY` of the marginal sample) into `target`'s temporary file, then
+/// moves it into place.
+async fn write_marginal(
+    ctx: &SessionContext,
+    copy_sql_to: impl Fn(&str) -> String,
+    target: AtomicFile,
+) -> Result<(), String> {
+    let sql = copy_sql_to(&target.path().display().to_string());
+    async { ctx.sql(&sql).await?.collect().await }
         .await
-        .map_err(|e| format!("first pass (marginal sample) failed: {e}"));
-    move_into_place(&tmp, path, result).map(drop)
-}
-
-/// Streams the query into `output` through a temporary file: no reader ever sees a
-/// partial file under the final name.
-async fn write_parquet_atomically(
-    df: datafusion::dataframe::DataFrame,
-    output: &Path,
-    derived: &[String],
-) -> Result<u64, String> {
-    let tmp = temporary_path(output);
-    let result = write_parquet(df, &tmp, derived).await;
-    move_into_place(&tmp, output, result)
-}
-
-/// Renames the finished temporary file `tmp` to `path` when writing succeeded, and removes
-/// it when writing failed.
-fn move_into_place<T>(tmp: &Path, path: &Path, written: Result<T, String>) -> Result<T, String> {
-    match written {
-        Ok(value) => {
-            std::fs::rename(tmp, path)
-                .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(tmp);
-            Err(e)
-        }
-    }
+        .map_err(|e| format!("first pass (marginal sample) failed: {e}"))?;
+    target.commit().map_err(|e| e.to_string())
 }
 
 /// Streams the query's batches, cut to fixed-size batches, to a writer thread: encoding
 /// Parquet (on every core, column by column) overlaps with computing the next batches,
 /// and the bounded channel holds at most one row group, so a slow disk slows the query
 /// instead of filling memory.
-async fn write_parquet(df: datafusion::dataframe::DataFrame, path: &Path, derived: &[String]) -> Result<u64, String> {
+async fn write_parquet(
+    df: datafusion::dataframe::DataFrame,
+    output: &AtomicFile,
+    derived: &[String],
+) -> Result<u64, String> {
     let mut stream = df.execute_stream().await.map_err(|e| e.to_string())?;
     let schema = stream.schema();
-    let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let file = output.open().map_err(|e| e.to_string())?;
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -480,7 +485,6 @@ async fn write_parquet(df: datafusion::dataframe::DataFrame, path: &Path, derive
     // writer encodes this one.
     let (sender, receiver) =
         std::sync::mpsc::sync_channel::<arrow::array::RecordBatch>(ROW_GROUP_ROWS / WRITE_BATCH_ROWS);
-    let display = path.display().to_string();
     let writer_thread = std::thread::spawn(move || -> Result<u64, String> {
         let mut writer = writer;
         let mut progress = Progress::new();
@@ -490,8 +494,7 @@ async fn write_parquet(df: datafusion::dataframe::DataFrame, path: &Path, derive
             writer.write(&batch).map_err(|e| e.to_string())?;
             progress.update(rows);
         }
-        let file = writer.finish().map_err(|e| e.to_string())?;
-        file.sync_all().map_err(|e| format!("cannot sync {display}: {e}"))?;
+        writer.finish().map_err(|e| e.to_string())?;
         progress.finish();
         Ok(rows)
     });
@@ -549,13 +552,13 @@ impl Progress {
         if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
             self.last = Instant::now();
             let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\r\x1b[2Kexport: {rows} rows written ({rate:.0} rows/s)");
+            super::console::note_raw(&format!("\r\x1b[2Kexport: {rows} rows written ({rate:.0} rows/s)"));
         }
     }
 
     fn finish(&self) {
         if self.enabled {
-            eprint!("\r\x1b[2K");
+            super::console::note_raw("\r\x1b[2K");
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Input sources of the commands that read a table: files, directories, synthetic data.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
+
+use crate::stream::schema::duplicate_name;
 
 /// Registers `input` as table `table`: a .csv, .parquet or .json/.ndjson file or
 /// directory, or `synthetic:ROWS[:SEED]` for the built-in Adult-shaped table.
@@ -31,7 +34,7 @@ pub async fn register_input(
             .map_err(|_| format!("bad seed in {:?}", input))?;
         let sql = format!("CREATE VIEW {table} AS SELECT * FROM tabssl_synthetic({rows}, {seed})");
         ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-        return table_schema(ctx, table).await;
+        return checked_schema(ctx, table, input).await;
     }
     let path = Path::new(&input);
     if !path.exists() {
@@ -56,6 +59,13 @@ pub async fn register_input(
     let location = sql_string(input);
     let sql = match extension.as_str() {
         "csv" => {
+            let names = csv_header(&probe)?;
+            if let Some(message) = duplicate_name(&names) {
+                return Err(format!(
+                    "the CSV header of {} {message}: every column needs its own name",
+                    probe.display()
+                ));
+            }
             let null_regex = null_regex.map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
             format!(
                 "CREATE EXTERNAL TABLE {table} STORED AS CSV LOCATION '{location}' \
@@ -72,17 +82,37 @@ pub async fn register_input(
         }
     };
     ctx.sql(&sql).await.map_err(|e| e.to_string())?;
-    table_schema(ctx, table).await
+    checked_schema(ctx, table, input).await
 }
 
-async fn table_schema(ctx: &SessionContext, table: &str) -> Result<Schema, String> {
-    Ok(ctx
-        .table(table)
-        .await
-        .map_err(|e| e.to_string())?
-        .schema()
-        .as_arrow()
-        .clone())
+/// The schema of `table`, which must hold at least one row: a header-only file has no
+/// column types to infer, and nothing to export or train on.
+async fn checked_schema(ctx: &SessionContext, table: &str, input: &str) -> Result<Schema, String> {
+    let df = ctx.table(table).await.map_err(|e| e.to_string())?;
+    let schema = df.schema().as_arrow().clone();
+    let first = df.limit(0, Some(1)).map_err(|e| e.to_string())?;
+    let rows = first.count().await.map_err(|e| e.to_string())?;
+    if rows == 0 {
+        return Err(format!(
+            "the input {input} has no rows (a header alone, or an empty file)"
+        ));
+    }
+    Ok(schema)
+}
+
+/// The field names of the first line of a CSV file.
+fn csv_header(path: &Path) -> Result<Vec<String>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (schema, _) = arrow::csv::reader::Format::default()
+        .with_header(true)
+        .infer_schema(line.as_slice(), Some(0))
+        .map_err(|e| format!("{}: bad CSV header: {e}", path.display()))?;
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
 
 /// `text` escaped for a single-quoted SQL string.

@@ -4,6 +4,7 @@
 //! `tabssl stream` runs SQL over an unbounded input.
 
 mod bench;
+mod console;
 mod demo;
 mod evaluate;
 mod export;
@@ -163,29 +164,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(&args).await.map_err(|e| e.to_string()),
         Command::Export(args) => export::run(&args).await,
         Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
-        Command::Demo(args) => demo::run(&args).await.map(|summary| {
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{summary}");
-            }
-        }),
-        Command::Evaluate(args) => evaluate::run(&args).await.map(|report| {
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{report}");
-            }
-        }),
-        Command::Pretrain(args) => pretrain::run(&args).await.map(|summary| {
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{summary}");
-            }
-        }),
+        Command::Demo(args) => demo::run(&args).await.and_then(|summary| console::print(&summary)),
+        Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
+        Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output closed it: it has what it wanted (`| head`).
+        Err(_) if console::stdout_closed() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e}");
+            console::note(&format!("Error: {e}"));
             ExitCode::FAILURE
         }
     }

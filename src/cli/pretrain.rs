@@ -13,7 +13,7 @@ use serde_json::json;
 use super::command_line;
 use super::input::register_input;
 use crate::options::TabsslOptions;
-use crate::train::export::{manifest, write_model};
+use crate::train::export::{manifest, manifest_path, write_model};
 use crate::train::{EpochStats, FeatureTable, Method, PretrainConfig, VocabularyLimits, pretrain};
 
 /// Arguments of `tabssl pretrain`.
@@ -80,6 +80,10 @@ pub struct PretrainArgs {
     /// One-line description stored in the manifest.
     #[arg(long)]
     pub description: Option<String>,
+    /// Most values one tensor may hold (a layer's weights, a batch's activations, the
+    /// encoded training rows): larger runs are refused before they start.
+    #[arg(long, value_name = "N", default_value_t = crate::options::DEFAULT_MAX_TENSOR_ELEMENTS)]
+    pub max_tensor_elements: usize,
 }
 
 impl PretrainArgs {
@@ -99,6 +103,7 @@ impl PretrainArgs {
                 max_vocab: self.max_vocab,
                 min_count: self.min_count,
             },
+            max_tensor_elements: self.max_tensor_elements,
             ..PretrainConfig::new(self.method)
         }
     }
@@ -110,6 +115,8 @@ impl PretrainArgs {
 /// When the input cannot be read or trained on, or the model cannot be written.
 pub async fn run(args: &PretrainArgs) -> Result<String, String> {
     let started = Instant::now();
+    // Where the model goes is checked before hours of training, not after.
+    manifest_path(&args.output).map_err(|e| e.to_string())?;
     // One partition: rows arrive in file order, so the seeded split and shuffles pick the
     // same rows on every run.
     let session = SessionConfig::new().with_target_partitions(1);
@@ -126,6 +133,12 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
     let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
     let schema = df.schema().as_arrow().clone();
     let batches = df.collect().await.map_err(|e| e.to_string())?;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Err(format!(
+            "{} selects no rows from {}: there is nothing to train on",
+            sql, args.input
+        ));
+    }
     let columns = if args.columns.is_empty() {
         export_columns
     } else {
@@ -141,10 +154,10 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
             let validation = stats
                 .validation_loss
                 .map_or(String::new(), |v| format!("  validation {v:.4}"));
-            eprintln!(
+            super::console::note(&format!(
                 "epoch {:>3}/{}  loss {:.4}{validation}  ({:.1} s)",
                 stats.epoch, config.epochs, stats.train_loss, stats.seconds
-            );
+            ));
         }
     };
     let model = pretrain(&table, &config, &mut progress).map_err(|e| e.to_string())?;

@@ -7,6 +7,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 
+use super::console::Stdout;
 use super::output::{OutputFormat, ResultWriter};
 
 /// Runs every statement of `commands` then of `files`, in order, printing results to
@@ -23,7 +24,6 @@ pub async fn run(ctx: &SessionContext, commands: &[String], files: &[PathBuf], f
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
         sources.push(text);
     }
-    let stdout = std::io::stdout();
     for source in &sources {
         for statement in DFParser::parse_sql(source)? {
             let plan = ctx.state().statement_to_plan(statement).await?;
@@ -33,7 +33,8 @@ pub async fn run(ctx: &SessionContext, commands: &[String], files: &[PathBuf], f
                 df.collect().await?;
                 continue;
             }
-            let mut writer = ResultWriter::new(format, schema, stdout.lock());
+            let out = std::io::BufWriter::with_capacity(1 << 16, Stdout);
+            let mut writer = ResultWriter::new(format, schema, out);
             let mut stream = df.execute_stream().await?;
             while let Some(batch) = stream.next().await {
                 writer.write(&batch?)?;

@@ -19,6 +19,12 @@ use crate::stream::sink::{BatchSink, ParquetSink, Rotation, WriterSink};
 use crate::stream::source::{self, Chunk, SourceItem, SourceOptions, SourceSpec};
 use crate::stream::{InputFormat, SinkFormat, execute_stream, streaming_context};
 
+use super::console;
+
+/// The deepest NDJSON nesting `--max-json-depth` may allow: deeper records would need more
+/// stack than the decoder thread has.
+const MAX_JSON_DEPTH: usize = 10_000;
+
 /// Arguments of `tabssl stream`.
 #[derive(Debug, Args)]
 pub struct StreamArgs {
@@ -54,6 +60,10 @@ pub struct StreamArgs {
     /// CSV input: values matching this regex are NULL [default: empty fields].
     #[arg(long, value_name = "REGEX")]
     null_regex: Option<String>,
+    /// CSV input: a newline inside a quoted field continues the record (RFC 4180). Off,
+    /// every line is one record, so a stray quote costs only its own line.
+    #[arg(long)]
+    csv_multiline: bool,
     /// Stop at the current end of a file or directory instead of waiting for more.
     #[arg(long)]
     no_follow: bool,
@@ -67,9 +77,14 @@ pub struct StreamArgs {
     /// milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     batch_ms: u64,
-    /// Records longer than this many bytes are rejected without being read into memory.
+    /// Records (and Arrow IPC messages) longer than this many bytes are rejected without
+    /// being read into memory.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     max_record_bytes: usize,
+    /// NDJSON records nested deeper than this many arrays and objects are rejected (at most
+    /// 10000).
+    #[arg(long, value_name = "LEVELS", default_value_t = 64)]
+    max_json_depth: usize,
     /// What to do with records that do not fit the schema: fail, skip, or dead-letter FILE
     /// (appends each as JSON with its source, line, offset and error).
     #[arg(long, value_names = ["POLICY", "FILE"], num_args = 1..=2, default_value = "fail")]
@@ -128,6 +143,15 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     if args.batch_rows == 0 {
         return Err(plan_error("--batch-rows must be at least 1"));
     }
+    if !(1..=MAX_JSON_DEPTH).contains(&args.max_json_depth) {
+        return Err(plan_error(format!(
+            "--max-json-depth {} is out of range: expected 1 to {MAX_JSON_DEPTH} levels",
+            args.max_json_depth
+        )));
+    }
+    if args.max_record_bytes == 0 {
+        return Err(plan_error("--max-record-bytes must be at least 1"));
+    }
     let sql = match (&args.sql, &args.sql_file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -156,14 +180,18 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         SourceOptions {
             format,
             csv_header: !args.no_header,
+            csv_multiline: args.csv_multiline,
             max_record_bytes: args.max_record_bytes,
+            max_json_depth: args.max_json_depth,
             follow: FollowOptions {
                 follow: !args.no_follow,
                 poll: Duration::from_millis(args.poll_ms.max(1)),
                 shutdown: shutdown.clone(),
             },
         },
+        Arc::clone(&stats),
     )?;
+    let inferred = declared.is_none() && format != InputFormat::Arrow;
     let (schema, head) = match (format, declared) {
         (InputFormat::Arrow, declared) => (ipc_schema(&source, declared)?, Vec::new()),
         (_, Some(schema)) => (schema, Vec::new()),
@@ -176,10 +204,19 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                     _ => None,
                 })
                 .collect();
+            if chunks.is_empty()
+                && let Some(message) = head.iter().find_map(|item| match item {
+                    SourceItem::Failed(message) => Some(message.clone()),
+                    _ => None,
+                })
+            {
+                // The input broke before its first record (a bad header): that is the error.
+                return Err(DataFusionError::Execution(message));
+            }
             if chunks.is_empty() && shutdown.is_requested() {
                 // Stopped before the first record: nothing was read, nothing to write.
-                eprintln!(
-                    "tabssl stream: stopped before the first record; read 0 records, rejected 0, passed 0 to the query, wrote 0 rows"
+                console::note(
+                    "tabssl stream: stopped before the first record; read 0 records, rejected 0, passed 0 to the query, wrote 0 rows",
                 );
                 return Ok(());
             }
@@ -194,6 +231,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         max_rows: args.batch_rows,
         max_delay: batch_delay,
         csv_null_regex: null_regex,
+        json_coerce_primitives: inferred,
     };
     let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())?;
     let ctx = streaming_context(args.model.options(), args.batch_rows);
@@ -207,7 +245,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                 after: args.rotate_ms.map(Duration::from_millis),
             },
         )?),
-        (format, "-") => Box::new(WriterSink::new(format, &output.schema(), std::io::stdout())?),
+        (format, "-") => Box::new(WriterSink::new(format, &output.schema(), console::Stdout)?),
         (format, path) => {
             let file = std::fs::File::create(path)
                 .map_err(|e| DataFusionError::Execution(format!("cannot create --output {path}: {e}")))?;
@@ -230,7 +268,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     shutdown.request();
     drop(output);
     let summary = sink.finish();
-    let (summary, failure) = match (summary, failure) {
+    let (summary, mut failure) = match (summary, failure) {
         (Ok(summary), failure) => (summary, failure),
         (Err(e), failure) => (Default::default(), failure.or(Some(e))),
     };
@@ -239,15 +277,31 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     } else {
         format!(" into {} file(s)", summary.files.len())
     };
-    eprintln!(
-        "tabssl stream: read {} records, rejected {}, passed {} to the query, wrote {} rows in {} batches{files} ({:.1} s)",
+    let unaccounted = stats.records_unaccounted();
+    let ending = if console::stdout_closed() {
+        "; stopped: the reader closed standard output".to_string()
+    } else if unaccounted > 0 && !stats.input_done() {
+        format!("; the stream stopped early, {unaccounted} records read were not processed")
+    } else {
+        String::new()
+    };
+    console::note(&format!(
+        "tabssl stream: read {} records, rejected {}, passed {} to the query, wrote {} rows in {} batches{files} \
+         ({:.1} s{ending})",
         stats.records_read(),
         stats.records_rejected(),
-        stats.rows_accepted(),
+        stats.rows_passed(),
         summary.rows,
         summary.batches,
         started.elapsed().as_secs_f64()
-    );
+    ));
+    if failure.is_none() && stats.input_done() && unaccounted != 0 {
+        // Every record read is passed or rejected once the whole input was handled; a
+        // difference is a defect, never to be passed over in silence.
+        failure = Some(DataFusionError::Internal(format!(
+            "{unaccounted} records were read but neither passed to the query nor rejected"
+        )));
+    }
     match failure {
         Some(error) => Err(error),
         None => Ok(()),

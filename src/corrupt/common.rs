@@ -257,7 +257,13 @@ fn view_values(name: &str, views: &ArrayRef) -> Result<Vec<u64>> {
     if views.null_count() > 0 {
         return exec_err!("{name}: view must not be NULL");
     }
-    let views = arrow::compute::cast(views, &DataType::Int64)?;
+    // A view that does not fit 64 bits is an error, not a NULL read as view 0.
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let views = arrow::compute::cast_with_options(views, &DataType::Int64, &strict)
+        .map_err(|e| DataFusionError::Execution(format!("{name}: view must fit a 64-bit integer: {e}")))?;
     #[allow(clippy::cast_sign_loss)]
     Ok(views
         .as_primitive::<arrow::datatypes::Int64Type>()

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use arrow::array::make_comparator;
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt32Array, UInt64Array, new_empty_array};
 use arrow::buffer::OffsetBuffer;
-use arrow::compute::{SortOptions, cast, concat, take};
+use arrow::compute::{CastOptions, SortOptions, cast_with_options, concat, take};
 use arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result};
@@ -40,7 +40,7 @@ use super::rng::{is_key_type, key_hashes, key_type_error, splitmix64};
 /// Rows kept per column when `capacity` is not given.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 /// Largest accepted `capacity`, to keep a typo from exhausting memory.
-const MAX_CAPACITY: usize = 50_000_000;
+pub const MAX_CAPACITY: usize = 50_000_000;
 /// Salt of the sampling hash, so it is not the hash the corruption draws start from.
 const SAMPLE_SALT: u64 = 0x6D61_7267_696E_616C;
 
@@ -311,13 +311,23 @@ impl Marginal {
                 available.join(", ")
             );
         };
-        let donors = cast(values, data_type).map_err(|e| {
+        let cannot = |why: String| {
             DataFusionError::Plan(format!(
-                "marginal file {}: column {column:?} holds {} values, which cannot be used as {data_type}: {e}",
+                "marginal file {}: column {column:?} holds {} values, which cannot be used as {data_type}: {why}",
                 self.path.display(),
                 values.data_type()
             ))
-        })?;
+        };
+        // A value that does not convert is an error, never a NULL: a swap must not invent
+        // a missing value.
+        let strict = CastOptions {
+            safe: false,
+            ..CastOptions::default()
+        };
+        let donors = cast_with_options(values, data_type, &strict).map_err(|e| cannot(e.to_string()))?;
+        if donors.null_count() > 0 {
+            return Err(cannot(format!("{} values became NULL", donors.null_count())));
+        }
         cast_cache.insert(key, Arc::clone(&donors));
         Ok(donors)
     }
@@ -355,6 +365,14 @@ pub fn load_marginal(path: &str) -> Result<Arc<Marginal>> {
             path.display()
         ))
     })?;
+    if !metadata.is_file() {
+        // Reading a FIFO or a device would block the query or never end.
+        return Err(DataFusionError::Plan(format!(
+            "marginal file {} is not a regular file; give the Parquet file written by \
+             COPY (SELECT marginal_sample(col, key) AS col, ...) TO '...'",
+            path.display()
+        )));
+    }
     let stamp = (metadata.modified().ok(), metadata.len());
     let mut cache = MARGINALS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((modified, len, marginal)) = cache.get(path)

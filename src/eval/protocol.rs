@@ -135,6 +135,13 @@ pub fn run_protocol(
     let mut cells = Vec::new();
     for &budget in &config.budgets {
         let labelled = budget.rows(train_labels.len());
+        if labelled < 2 {
+            return Err(TrainError::Input(format!(
+                "the training split has {} labelled rows; the protocol needs at least 2 (each budget's rows \
+                 are split into fit and validation rows)",
+                train_labels.len()
+            )));
+        }
         // Index into `cells` of each (representation, classifier) for this budget.
         let start = cells.len();
         for representation in representations {

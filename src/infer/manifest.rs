@@ -87,11 +87,14 @@ impl Manifest {
     /// # Errors
     /// [`Error::InvalidModel`] naming the JSON problem.
     pub fn parse(text: &str, model: &str, origin: &Path) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::InvalidModel {
+        let invalid = |message: String| Error::InvalidModel {
             model: model.to_string(),
             path: origin.to_path_buf(),
-            message: format!("manifest is not valid: {e}"),
-        })
+            message: format!("manifest is not valid: {message}"),
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        check_shape(&value).map_err(invalid)?;
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
     }
 
     /// Reads and parses a manifest file.
@@ -102,6 +105,38 @@ impl Manifest {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::parse(&text, model, path)
     }
+}
+
+/// serde reads a struct from a JSON array too (`[]` would be an empty manifest): the
+/// manifest, its `output` and each of its `inputs` must be objects.
+fn check_shape(value: &serde_json::Value) -> std::result::Result<(), String> {
+    let expected = "expected an object such as {\"inputs\": [{\"name\": \"x\"}], \"output\": {\"width\": 8}}";
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    };
+    let serde_json::Value::Object(fields) = value else {
+        return Err(format!("the manifest is {}; {expected}", kind(value)));
+    };
+    if let Some(output) = fields.get("output").filter(|o| !o.is_object() && !o.is_null()) {
+        return Err(format!(
+            "\"output\" is {}; expected an object {{\"name\": ..., \"width\": ...}}",
+            kind(output)
+        ));
+    }
+    if let Some(serde_json::Value::Array(inputs)) = fields.get("inputs")
+        && let Some((i, input)) = inputs.iter().enumerate().find(|(_, input)| !input.is_object())
+    {
+        return Err(format!(
+            "\"inputs\"[{i}] is {}; expected an object {{\"name\": ..., \"dtype\": ...}}",
+            kind(input)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -123,8 +158,77 @@ mod tests {
     }
 
     #[test]
+    fn arrays_are_not_manifests() {
+        for (text, expected) in [
+            ("[]", "the manifest is an array"),
+            ("7", "the manifest is a number"),
+            (r#"{"output": [null, 8]}"#, "\"output\" is an array"),
+            (r#"{"inputs": [["x", "float32"]]}"#, "\"inputs\"[0] is an array"),
+        ] {
+            let err = Manifest::parse(text, "m", Path::new("m.json"))
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+            assert!(err.contains("m.json"), "{text}: {err}");
+        }
+        assert_eq!(
+            Manifest::parse("{}", "m", Path::new("m.json")).expect("an empty object is a manifest"),
+            Manifest::default()
+        );
+    }
+
+    #[test]
     fn rejects_unknown_fields_naming_them() {
         let err = Manifest::parse(r#"{"ouput": {}}"#, "m", Path::new("m.json")).expect_err("an error is expected");
         assert!(err.to_string().contains("unknown field `ouput`"), "{err}");
+    }
+
+    /// JSON values built from the manifest's own keys, nested a few levels.
+    fn json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let keys = prop::sample::select(vec![
+            "description",
+            "inputs",
+            "output",
+            "nulls",
+            "name",
+            "dtype",
+            "columns",
+            "width",
+            "training",
+            "x",
+        ]);
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            prop::sample::select(vec!["float32", "encode", "propagate", "", "x"]).prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::vec((keys.clone(), inner), 0..5).prop_map(|fields| {
+                    serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any text, and any JSON made of the manifest's words, parses or is refused with
+        /// a message naming the file; a parsed manifest's parts are what the JSON said.
+        #[test]
+        fn any_json_parses_or_is_refused(value in json(), text in ".{0,64}") {
+            let _ = Manifest::parse(&text, "m", Path::new("m.json"));
+            match Manifest::parse(&value.to_string(), "m", Path::new("m.json")) {
+                Ok(manifest) => {
+                    proptest::prop_assert!(value.is_object());
+                    let width = value.get("output").and_then(|o| o.get("width")).and_then(serde_json::Value::as_u64);
+                    proptest::prop_assert_eq!(manifest.output.and_then(|o| o.width).map(|w| w as u64), width);
+                }
+                Err(error) => proptest::prop_assert!(error.to_string().contains("m.json")),
+            }
+        }
     }
 }

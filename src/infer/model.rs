@@ -55,6 +55,8 @@ pub struct LoadedModel {
     /// What the model takes and returns.
     pub spec: ModelSpec,
     pool: SessionPool,
+    /// `tabssl.max_tensor_elements` it was loaded under.
+    max_tensor_elements: usize,
 }
 
 /// Size and modification time: enough to notice a replaced file.
@@ -91,6 +93,7 @@ static CACHE: LazyLock<Mutex<HashMap<CacheKey, Arc<LoadedModel>>>> = LazyLock::n
 /// Unknown or path-like names, unloadable files, manifests that disagree with the graph,
 /// unavailable providers.
 pub fn load_model(settings: &InferenceSettings, name: &str) -> Result<Arc<LoadedModel>> {
+    settings.check()?;
     let files = ModelRegistry::new(&settings.models_dir).locate(name)?;
     let key = CacheKey {
         onnx: FileStamp::of(&files.onnx)?,
@@ -143,6 +146,11 @@ impl LoadedModel {
             };
             invalid(format!("{m}{origin}"))
         })?;
+        spec.check_size(settings.max_tensor_elements)
+            .map_err(|message| Error::LimitExceeded {
+                limit: "tabssl.max_tensor_elements",
+                message: format!("model {:?} ({}): {message}", files.name, files.onnx.display()),
+            })?;
         pool.give(first);
         Ok(Self {
             files,
@@ -150,6 +158,7 @@ impl LoadedModel {
             manifest_source,
             spec,
             pool,
+            max_tensor_elements: settings.max_tensor_elements,
         })
     }
 
@@ -184,8 +193,24 @@ impl LoadedModel {
             None => args,
         };
         let rows = args.first().map_or(0, |a| a.len());
-        let mut values = Vec::with_capacity(rows * self.spec.width);
-        let chunk = self.spec.fixed_batch.unwrap_or(rows).max(1);
+        let result_values = rows
+            .checked_mul(self.spec.width)
+            .filter(|&n| n <= self.max_tensor_elements);
+        let Some(result_values) = result_values else {
+            return Err(Error::Inference {
+                model: self.files.name.clone(),
+                first_row: 0,
+                end_row: batch_rows,
+                batch_rows,
+                message: format!(
+                    "{rows} rows × width {} is more than tabssl.max_tensor_elements = {} values in one batch's \
+                     result; lower datafusion.execution.batch_size or raise tabssl.max_tensor_elements",
+                    self.spec.width, self.max_tensor_elements
+                ),
+            });
+        };
+        let mut values = Vec::with_capacity(result_values);
+        let chunk = self.spec.rows_per_call(self.max_tensor_elements);
         let mut offset = 0;
         while offset < rows {
             let n = chunk.min(rows - offset);

@@ -316,17 +316,29 @@ fn fetch_wheel(flavor: Flavor, cache: &Path) -> std::result::Result<PathBuf, Str
     let staging = parent.join(format!(".fetch-{}-{}", flavor.package(), std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-    let result = download_and_unpack(flavor, &staging).and_then(|()| {
-        match std::fs::rename(&staging, cache) {
-            Ok(()) => Ok(()),
+    let result = download_and_unpack(flavor, &staging)
+        .and_then(|()| sync_tree(&staging).map_err(|e| format!("syncing {}: {e}", staging.display())))
+        .and_then(|()| match std::fs::rename(&staging, cache) {
+            Ok(()) => crate::io::sync_directory(parent).map_err(|e| format!("syncing {}: {e}", parent.display())),
             // Another process finished first: use its copy.
             Err(_) if library_in(cache, flavor).is_some() => Ok(()),
             Err(e) => Err(format!("moving the libraries into {}: {e}", cache.display())),
-        }
-    });
+        });
     let _ = std::fs::remove_dir_all(&staging);
     result?;
     library_in(cache, flavor).ok_or_else(|| format!("the wheel held no usable library for {}", flavor.package()))
+}
+
+/// Syncs every file of `directory` and the directory itself, so its rename into place
+/// publishes complete libraries.
+fn sync_tree(directory: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(directory)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    crate::io::sync_directory(directory)
 }
 
 fn download_and_unpack(flavor: Flavor, staging: &Path) -> std::result::Result<(), String> {

@@ -107,11 +107,18 @@ pub enum InputLayout {
         dtype: ElementType,
         /// Number of features d.
         width: usize,
-        /// Column names filling the tensor, for messages (from the manifest, else `x[i]`).
-        columns: Vec<String>,
+        /// Column names filling the tensor, from the manifest (messages say `x[i]` without).
+        columns: Option<Vec<String>>,
     },
     /// One input per feature column.
     PerColumn(Vec<ColumnInput>),
+}
+
+/// The name of column `i` of a packed input: the manifest's, else `x[i]`.
+fn packed_column(columns: Option<&Vec<String>>, i: usize) -> String {
+    columns
+        .and_then(|names| names.get(i).cloned())
+        .unwrap_or_else(|| format!("x[{i}]"))
 }
 
 /// How the SQL arguments of one call fill a packed input.
@@ -223,7 +230,48 @@ impl ModelSpec {
         })
     }
 
-    /// Human-readable list of the expected SQL arguments after the model name.
+    /// Values one row feeds the model: the packed width, or one per per-column input.
+    pub fn input_width(&self) -> usize {
+        match &self.layout {
+            InputLayout::Packed { width, .. } => *width,
+            InputLayout::PerColumn(inputs) => inputs.len(),
+        }
+    }
+
+    /// Rows per model call so that no input or output tensor holds more than
+    /// `max_elements` values (the graph's fixed batch, when it has one).
+    pub fn rows_per_call(&self, max_elements: usize) -> usize {
+        self.fixed_batch
+            .unwrap_or_else(|| max_elements / self.input_width().max(self.width).max(1))
+            .max(1)
+    }
+
+    /// Checks that one model call fits `max_elements` values per tensor.
+    ///
+    /// # Errors
+    /// A message naming the width or fixed batch that does not fit, the limit, and how to
+    /// raise it.
+    pub fn check_size(&self, max_elements: usize) -> Result<(), String> {
+        let widest = self.input_width().max(self.width);
+        let rows = self.fixed_batch.unwrap_or(1);
+        let elements = rows.checked_mul(widest);
+        if elements.is_none_or(|e| e > max_elements) {
+            let what = match self.fixed_batch {
+                Some(batch) => format!("its fixed batch of {batch} rows × {widest} values"),
+                None => format!("one row of {widest} values"),
+            };
+            return Err(format!(
+                "{what} (inputs {}, output {}) is more than tabssl.max_tensor_elements = {max_elements} \
+                 values per call; raise it with SET tabssl.max_tensor_elements = N if the model is genuine",
+                self.input_width(),
+                self.width
+            ));
+        }
+        Ok(())
+    }
+
+    /// Human-readable list of the expected SQL arguments after the model name (at most
+    /// [`LISTED_NAMES`] names; a count for the rest).
     pub fn expected_arguments(&self) -> String {
         match &self.layout {
             InputLayout::Packed {
@@ -231,20 +279,25 @@ impl ModelSpec {
                 dtype,
                 width,
                 columns,
-            } => format!(
-                "{width} numeric arguments ({}) packed into input '{name}' {}[batch, {width}], \
-                 or one list argument of length {width}",
-                columns.join(", "),
-                dtype.name()
-            ),
+            } => {
+                let shown: Vec<String> = (0..(*width).min(LISTED_NAMES + 1))
+                    .map(|i| packed_column(columns.as_ref(), i))
+                    .collect();
+                format!(
+                    "{width} numeric arguments ({}) packed into input '{name}' {}[batch, {width}], \
+                     or one list argument of length {width}",
+                    listed_with_total(shown.iter().map(String::as_str), *width),
+                    dtype.name()
+                )
+            }
             InputLayout::PerColumn(inputs) => {
+                let described: Vec<String> = inputs
+                    .iter()
+                    .take(LISTED_NAMES + 1)
+                    .map(|i| format!("{} {}", i.name, i.dtype.name()))
+                    .collect();
                 let mut out = format!("{} arguments: ", inputs.len());
-                for (i, input) in inputs.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    let _ = write!(out, "{} {}", input.name, input.dtype.name());
-                }
+                out.push_str(&listed_with_total(described.iter().map(String::as_str), inputs.len()));
                 out
             }
         }
@@ -257,7 +310,7 @@ impl ModelSpec {
     pub fn bind(&self, arg_types: &[DataType]) -> Result<Arguments, String> {
         let got = || {
             let types: Vec<String> = arg_types.iter().map(ToString::to_string).collect();
-            format!("got {} ({})", arg_types.len(), types.join(", "))
+            format!("got {} ({})", arg_types.len(), listed(types.iter().map(String::as_str)))
         };
         match &self.layout {
             InputLayout::Packed { width, columns, .. } => {
@@ -270,7 +323,7 @@ impl ModelSpec {
                         return Err(format!(
                             "argument {} ({}) has type {dt}, expected a numeric type; expected {}",
                             i + 2,
-                            columns[i],
+                            packed_column(columns.as_ref(), i),
                             self.expected_arguments()
                         ));
                     }
@@ -304,6 +357,24 @@ impl ModelSpec {
     }
 }
 
+/// Most names a message lists; the rest are counted.
+pub const LISTED_NAMES: usize = 20;
+
+/// `names` joined with commas, cut after [`LISTED_NAMES`] with a count of the rest.
+pub fn listed<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    listed_with_total(names, total)
+}
+
+fn listed_with_total<'a>(names: impl Iterator<Item = &'a str>, total: usize) -> String {
+    let shown: Vec<&str> = names.take(LISTED_NAMES).collect();
+    let mut out = shown.join(", ");
+    if total > shown.len() {
+        let _ = write!(out, ", ... ({} more)", total - shown.len());
+    }
+    out
+}
+
 /// Whether `dt` is a numeric list that can hold `width` values.
 fn list_fits(dt: &DataType, width: usize) -> bool {
     match dt {
@@ -323,13 +394,13 @@ fn order_inputs<'a>(
     let Some(specs) = manifest.and_then(|m| m.inputs.as_ref()) else {
         return Ok(inputs.iter().map(|outlet| (outlet, None)).collect());
     };
-    let graph_names: Vec<&str> = inputs.iter().map(Outlet::name).collect();
+    let graph_names = || listed(inputs.iter().map(Outlet::name));
     if specs.len() != inputs.len() {
         return Err(format!(
             "manifest lists {} inputs but the graph has {} ({})",
             specs.len(),
             inputs.len(),
-            graph_names.join(", ")
+            graph_names()
         ));
     }
     specs
@@ -343,7 +414,7 @@ fn order_inputs<'a>(
                     format!(
                         "manifest input '{}' is not an input of the graph (graph inputs: {})",
                         spec.name,
-                        graph_names.join(", ")
+                        graph_names()
                     )
                 })
         })
@@ -401,12 +472,11 @@ fn packed_input(
             ));
         }
     };
-    let columns = manifest_columns.unwrap_or_else(|| (0..width).map(|i| format!("x[{i}]")).collect());
     let layout = InputLayout::Packed {
         name: outlet.name().to_string(),
         dtype,
         width,
-        columns,
+        columns: manifest_columns,
     };
     Ok(Some((layout, *batch)))
 }
@@ -430,19 +500,24 @@ fn fixed_batch(dims: &[i64]) -> Result<Option<usize>, String> {
     match fixed.split_first() {
         None => Ok(None),
         Some((first, rest)) if rest.iter().all(|d| d == first) && fixed.len() == dims.len() => Ok(Some(*first)),
-        Some(_) => Err(format!("inputs disagree on the batch dimension: {dims:?}")),
+        Some(_) => {
+            let shown: Vec<String> = dims.iter().map(ToString::to_string).collect();
+            Err(format!(
+                "inputs disagree on the batch dimension: {}",
+                listed(shown.iter().map(String::as_str))
+            ))
+        }
     }
 }
 
 /// (name, dtype, width) of the output tabssl returns.
 fn output_of(outputs: &[Outlet], manifest: Option<&Manifest>) -> Result<(String, ElementType, usize), String> {
     let spec = manifest.and_then(|m| m.output.as_ref());
-    let names: Vec<&str> = outputs.iter().map(Outlet::name).collect();
     let outlet = match spec.and_then(|s| s.name.as_deref()) {
         Some(name) => outputs.iter().find(|o| o.name() == name).ok_or_else(|| {
             format!(
                 "manifest output '{name}' is not an output of the graph (graph outputs: {})",
-                names.join(", ")
+                listed(outputs.iter().map(Outlet::name))
             )
         })?,
         None => outputs.first().ok_or("the graph has no outputs")?,

@@ -4,7 +4,9 @@
 //! Records are decoded a batch at a time. When a batch fails to decode, each record is
 //! decoded alone to find the bad ones, which go to the error policy with their position;
 //! the good ones are decoded again together. So a bad record costs time only in its own
-//! batch, and no good record is lost with it.
+//! batch, and no good record is lost with it. A decoder is reused only after a decode that
+//! returned exactly the rows it was given: a record that fails can leave a decoder inside
+//! a quoted field or an object, and the next records must not land there.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,6 +29,11 @@ use super::source::{Chunk, SourceItem};
 
 /// How often an idle batcher checks for shutdown.
 const TICK: Duration = Duration::from_millis(50);
+/// How long a shutdown waits for the reader to hand over what it has read.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Stack of the batcher thread: decoders recurse over nested values, up to
+/// `--max-json-depth` levels.
+const BATCHER_STACK_BYTES: usize = 64 << 20;
 
 /// When to emit a batch, and how to decode records.
 #[derive(Debug, Clone)]
@@ -41,6 +48,9 @@ pub struct BatcherConfig {
     pub max_delay: Duration,
     /// CSV: values matching this are NULL (default: empty fields).
     pub csv_null_regex: Option<regex::Regex>,
+    /// NDJSON: numbers and booleans in string fields are kept as their text (for inferred
+    /// schemas, where a field seen with both becomes a string); otherwise they are errors.
+    pub json_coerce_primitives: bool,
 }
 
 /// Starts the batcher thread over the reader's channel and returns its batches as a
@@ -77,8 +87,17 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("tabssl-stream-batcher".into())
+        .stack_size(BATCHER_STACK_BYTES)
         .spawn(move || {
-            if let Err(error) = batcher.run(&source, head, &shutdown) {
+            // A panic must end the stream with an error, never look like the end of input.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batcher.run(&source, head, &shutdown)))
+                .unwrap_or_else(|panic| {
+                    Err(DataFusionError::Internal(format!(
+                        "the stream's batcher stopped: {}",
+                        super::panic_message(&*panic)
+                    )))
+                });
+            if let Err(error) = ran {
                 // The query may be gone (LIMIT reached, sink failed): nothing to tell then.
                 let _ = batcher.tx.blocking_send(Err(error));
             }
@@ -141,7 +160,7 @@ impl Batcher {
             match source.recv_timeout(wait) {
                 Ok(item) => self.take(item)?,
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return self.emit(),
+                Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
             if self
                 .first_at()
@@ -150,13 +169,30 @@ impl Batcher {
                 self.emit()?;
             }
             if shutdown.is_requested() {
-                // What the reader has already read is processed, then the stream ends.
-                while let Ok(item) = source.try_recv() {
-                    self.take(item)?;
-                }
-                return self.emit();
+                return self.drain(source);
             }
         }
+    }
+
+    /// After a shutdown: processes what the reader has already read, until it stops. A
+    /// reader blocked on an idle input holds no record; it is not waited for longer than
+    /// [`SHUTDOWN_GRACE`], and the input then does not count as fully handled.
+    fn drain(&mut self, source: &Receiver<SourceItem>) -> Step {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            match source.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(item) => self.take(item)?,
+                Err(RecvTimeoutError::Disconnected) => return self.finish(),
+                Err(RecvTimeoutError::Timeout) => return self.emit(),
+            }
+        }
+    }
+
+    /// Emits what is pending at the end of the input and records that all of it was handled.
+    fn finish(&mut self) -> Step {
+        self.emit()?;
+        self.stats.set_input_done();
+        Ok(())
     }
 
     /// Adds one item from the reader, emitting full batches.
@@ -179,11 +215,15 @@ impl Batcher {
                     ))));
                 }
             }
-            SourceItem::Oversized { head, position, length } => {
+            SourceItem::Rejected {
+                record,
+                position,
+                error,
+                rows,
+            } => {
+                // The records before it go first, so the output keeps the input's order.
                 self.emit()?;
-                self.stats.add_read(1);
-                let error = format!("the record is {length} bytes, more than --max-record-bytes allows");
-                self.rejects.reject(&head, &position, &error)?;
+                self.rejects.reject(&record, &position, &error, rows)?;
             }
             SourceItem::IpcSchema(schema, name) => {
                 if !same_columns(&schema, &self.config.schema) {
@@ -194,7 +234,6 @@ impl Batcher {
                 }
             }
             SourceItem::Batch(batch) => {
-                self.stats.add_read(batch.num_rows());
                 let batch = batch
                     .with_schema(Arc::clone(&self.config.schema))
                     .map_err(DataFusionError::from)?;
@@ -249,21 +288,20 @@ impl Batcher {
     }
 
     fn send(&mut self, batch: RecordBatch) -> Step {
-        if batch.num_rows() == 0 {
+        let rows = batch.num_rows();
+        if rows == 0 {
             return Ok(());
         }
-        self.stats.add_batch();
-        self.tx.blocking_send(Ok(batch)).map_err(|_| Halt::QueryGone)
+        self.tx.blocking_send(Ok(batch)).map_err(|_| Halt::QueryGone)?;
+        self.stats.add_passed(rows);
+        Ok(())
     }
 
     /// Decodes `rows` records; returns the batch of the good ones and, under `fail`, the
     /// error of the first bad one (the batch then holds the records before it).
     fn decode(&mut self, chunks: &[Chunk], rows: usize) -> (Option<RecordBatch>, Option<DataFusionError>) {
         let all = chunks.iter().map(|c| c.data.as_slice());
-        if let Ok(batch) = self.decoder.decode(all)
-            && batch.num_rows() == rows
-        {
-            self.stats.add_read(rows);
+        if let Ok(batch) = self.decoder.decode(all, rows) {
             return (Some(batch), None);
         }
         // Find the bad records one by one.
@@ -272,27 +310,26 @@ impl Batcher {
         'records: for chunk in chunks {
             for i in 0..chunk.records.len() {
                 let record = chunk.record(i);
-                self.stats.add_read(1);
-                let error = match self.decoder.decode(std::iter::once(record)) {
-                    Ok(batch) if batch.num_rows() == 1 => {
+                let error = match self.decoder.decode(std::iter::once(record), 1) {
+                    Ok(_) => {
                         good.push(record);
                         continue;
                     }
-                    Ok(batch) => format!("expected one record on the line, found {}", batch.num_rows()),
                     Err(e) => e.to_string(),
                 };
-                if let Err(error) = self.rejects.reject(record, &chunk.position(i), &error) {
+                if let Err(error) = self.rejects.reject(record, &chunk.position(i), &error, 1) {
                     failure = Some(error);
                     break 'records;
                 }
             }
         }
-        let batch = match self.decoder.decode(good.into_iter()) {
+        let expected = good.len();
+        let batch = match self.decoder.decode(good.into_iter(), expected) {
             Ok(batch) => Some(batch),
             Err(e) => {
                 let position = chunks.first().map_or_else(String::new, |c| c.position(0).to_string());
                 failure = failure.or(Some(DataFusionError::Execution(format!(
-                    "records that decode alone fail together (batch starting at {position}): {e}"
+                    "{expected} records that decode alone fail together (batch starting at {position}): {e}"
                 ))));
                 None
             }
@@ -347,6 +384,7 @@ impl RecordDecoder {
             InputFormat::Ndjson => Decoder::Json(
                 arrow::json::ReaderBuilder::new(schema)
                     .with_batch_size(batch_size)
+                    .with_coerce_primitive(self.config.json_coerce_primitives)
                     .build_decoder()?,
             ),
             InputFormat::Arrow => {
@@ -357,8 +395,13 @@ impl RecordDecoder {
         })
     }
 
-    /// Decodes the records in `parts` (at most `max_rows`) into one batch.
-    fn decode<'a>(&mut self, parts: impl Iterator<Item = &'a [u8]>) -> Result<RecordBatch> {
+    /// Decodes the records in `parts` (at most `max_rows`), which hold `expected` records,
+    /// into one batch of exactly that many rows.
+    ///
+    /// # Errors
+    /// The decoder's error, or a row count other than `expected` (a record that is
+    /// incomplete, or a line holding two). The decoder is then dropped, never reused.
+    fn decode<'a>(&mut self, parts: impl Iterator<Item = &'a [u8]>, expected: usize) -> Result<RecordBatch> {
         let mut decoder = match self.reusable.take() {
             Some(decoder) => decoder,
             None => self.build()?,
@@ -373,8 +416,20 @@ impl RecordDecoder {
                 csv.flush()?
             }
         };
-        self.reusable = Some(decoder);
-        Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.config.schema))))
+        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.config.schema)));
+        match batch.num_rows() {
+            rows if rows == expected => {
+                self.reusable = Some(decoder);
+                Ok(batch)
+            }
+            rows if rows < expected => Err(DataFusionError::Execution(format!(
+                "the record is incomplete: it ends inside a quoted field, a string or an object \
+                 ({rows} of {expected} records decoded)"
+            ))),
+            rows => Err(DataFusionError::Execution(format!(
+                "expected {expected} records, found {rows}: a line holds more than one record"
+            ))),
+        }
     }
 }
 
@@ -394,4 +449,74 @@ fn feed<'a>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use proptest::prelude::*;
+
+    fn decoder(format: InputFormat) -> RecordDecoder {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        RecordDecoder {
+            config: BatcherConfig {
+                schema,
+                format,
+                max_rows: 64,
+                max_delay: Duration::from_secs(1),
+                csv_null_regex: None,
+                json_coerce_primitives: false,
+            },
+            reusable: None,
+        }
+    }
+
+    /// A good record, or bytes that may be anything.
+    #[derive(Debug, Clone)]
+    enum Record {
+        Good(i64),
+        Noise(Vec<u8>),
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        let noise = prop::collection::vec(prop::sample::select(b"{}[]\",:0123456789.abc \\\t".to_vec()), 0..24);
+        prop_oneof![(0i64..1000).prop_map(Record::Good), noise.prop_map(Record::Noise)]
+    }
+
+    fn text(record: &Record, csv: bool) -> Vec<u8> {
+        let mut bytes = match (record, csv) {
+            (Record::Good(id), false) => format!("{{\"id\": {id}, \"v\": 1.5}}").into_bytes(),
+            (Record::Good(id), true) => format!("{id},1.5").into_bytes(),
+            (Record::Noise(bytes), _) => bytes.clone(),
+        };
+        bytes.push(b'\n');
+        bytes
+    }
+
+    proptest! {
+        /// The decoder of a failed record is never reused: after any mix of good and broken
+        /// records decoded one by one, the good ones decode together to exactly their rows.
+        #[test]
+        fn a_failed_record_never_swallows_the_next_ones(records in prop::collection::vec(record(), 1..30), csv in any::<bool>()) {
+            let mut decoder = decoder(if csv { InputFormat::Csv } else { InputFormat::Ndjson });
+            let texts: Vec<Vec<u8>> = records.iter().map(|r| text(r, csv)).collect();
+            let mut good = Vec::new();
+            for (record, bytes) in records.iter().zip(&texts) {
+                let decoded = decoder.decode(std::iter::once(bytes.as_slice()), 1);
+                if matches!(record, Record::Good(_)) {
+                    prop_assert!(decoded.is_ok(), "a good record failed after the ones before it: {decoded:?}");
+                }
+                if decoded.is_ok() {
+                    good.push(bytes.as_slice());
+                }
+            }
+            let expected = good.len();
+            let batch = decoder.decode(good.into_iter(), expected).expect("records that decode alone decode together");
+            prop_assert_eq!(batch.num_rows(), expected);
+        }
+    }
 }

@@ -28,12 +28,22 @@ pub mod source;
 
 pub use query::{execute_stream, streaming_context};
 
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// The record formats a stream can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
     /// One JSON object per line.
     Ndjson,
-    /// Comma-separated values, one record per line (quoted fields may hold newlines).
+    /// Comma-separated values, one record per line (with `--csv-multiline`, a quoted field
+    /// may hold newlines).
     Csv,
     /// The Arrow IPC streaming format.
     Arrow,

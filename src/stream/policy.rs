@@ -1,12 +1,14 @@
 //! What happens to a record that does not fit the schema, and the counts that prove no
-//! row was lost: records read = rows passed to the query + records rejected.
+//! row was lost: records read = rows passed to the query + records rejected. The reader
+//! counts what it reads and the batcher what it passes or rejects, so the two sides are
+//! counted apart and a record lost between them shows up as a difference.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use datafusion::error::{DataFusionError, Result};
 
@@ -18,7 +20,7 @@ const LOGGED_SKIPS: u64 = 10;
 pub struct Position {
     /// `stdin` or the file's path.
     pub source: Arc<str>,
-    /// 1-based line number of the record's first line.
+    /// 1-based line number of the record's first line; 0 where lines mean nothing (Arrow IPC).
     pub line: u64,
     /// Byte offset of the record's first byte in its source.
     pub offset: u64,
@@ -26,7 +28,11 @@ pub struct Position {
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} line {} (byte offset {})", self.source, self.line, self.offset)
+        if self.line == 0 {
+            write!(f, "{} (byte offset {})", self.source, self.offset)
+        } else {
+            write!(f, "{} line {} (byte offset {})", self.source, self.line, self.offset)
+        }
     }
 }
 
@@ -66,11 +72,13 @@ impl ErrorPolicy {
 pub struct StreamStats {
     records_read: AtomicU64,
     records_rejected: AtomicU64,
+    rows_passed: AtomicU64,
     batches_in: AtomicU64,
+    input_done: AtomicBool,
 }
 
 impl StreamStats {
-    /// Records (or IPC rows) taken from the input.
+    /// Records (or IPC rows) the reader took from the input.
     pub fn records_read(&self) -> u64 {
         self.records_read.load(Ordering::SeqCst)
     }
@@ -80,9 +88,9 @@ impl StreamStats {
         self.records_rejected.load(Ordering::SeqCst)
     }
 
-    /// Rows handed to the query: read minus rejected.
-    pub fn rows_accepted(&self) -> u64 {
-        self.records_read() - self.records_rejected()
+    /// Rows handed to the query.
+    pub fn rows_passed(&self) -> u64 {
+        self.rows_passed.load(Ordering::SeqCst)
     }
 
     /// Micro-batches handed to the query.
@@ -90,16 +98,32 @@ impl StreamStats {
         self.batches_in.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn add_read(&self, records: usize) {
-        self.records_read.fetch_add(records as u64, Ordering::SeqCst);
+    /// Whether the batcher handled the whole input (its end, or a shutdown) rather than
+    /// stopping early because the query ended or a record failed the stream.
+    pub fn input_done(&self) -> bool {
+        self.input_done.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn add_batch(&self) {
+    /// Records read but neither passed nor rejected: 0 once the whole input was handled.
+    pub fn records_unaccounted(&self) -> i128 {
+        i128::from(self.records_read()) - i128::from(self.rows_passed()) - i128::from(self.records_rejected())
+    }
+
+    pub(crate) fn add_read(&self, records: u64) {
+        self.records_read.fetch_add(records, Ordering::SeqCst);
+    }
+
+    pub(crate) fn add_passed(&self, rows: usize) {
+        self.rows_passed.fetch_add(rows as u64, Ordering::SeqCst);
         self.batches_in.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn add_rejected(&self) {
-        self.records_rejected.fetch_add(1, Ordering::SeqCst);
+    pub(crate) fn set_input_done(&self) {
+        self.input_done.store(true, Ordering::SeqCst);
+    }
+
+    fn add_rejected(&self, records: u64) {
+        self.records_rejected.fetch_add(records, Ordering::SeqCst);
     }
 }
 
@@ -133,13 +157,14 @@ impl RejectHandler {
         })
     }
 
-    /// Handles one record that failed with `error`: counts it, then under `fail` returns
-    /// the error that stops the stream; otherwise logs or writes it and returns `Ok`.
+    /// Handles one record (or, for an IPC batch, `rows` records) that failed with
+    /// `error`: counts it, then under `fail` returns the error that stops the stream;
+    /// otherwise logs or writes it and returns `Ok`.
     ///
     /// # Errors
     /// Under `fail`, and when the dead-letter file cannot be written.
-    pub fn reject(&mut self, record: &[u8], position: &Position, error: &str) -> Result<()> {
-        self.stats.add_rejected();
+    pub fn reject(&mut self, record: &[u8], position: &Position, error: &str, rows: u64) -> Result<()> {
+        self.stats.add_rejected(rows);
         if self.policy == ErrorPolicy::Fail {
             return Err(DataFusionError::Execution(format!(
                 "bad record at {position}: {error} (use --on-error skip or dead-letter FILE to go on)"
@@ -152,6 +177,7 @@ impl RejectHandler {
                     "line": position.line,
                     "offset": position.offset,
                     "error": error,
+                    "rows": rows,
                     "record": String::from_utf8_lossy(record),
                 });
                 writeln!(out, "{entry}")

@@ -134,22 +134,22 @@ fn check_schema(schema: &Schema) -> Result<(), String> {
     if schema.fields().is_empty() {
         return Err("the schema has no fields".into());
     }
-    let mut names = std::collections::HashSet::new();
-    for field in schema.fields() {
-        if !names.insert(field.name()) {
-            return Err(format!("field {:?} appears twice", field.name()));
-        }
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    match duplicate_name(&names) {
+        Some(message) => Err(format!("the schema {message}")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Infers a schema from the first records: NDJSON by their JSON types (a field seen only
-/// as null becomes Utf8), CSV by parsing each column (`header` gives the names, else
-/// `column_1`, ...). Every field is nullable. Records that are not valid JSON are left for
-/// the error policy.
+/// as null becomes Utf8, a field seen as both a string and a number or boolean becomes
+/// Utf8 and keeps those values as text), CSV by parsing each column (`header` gives the
+/// names, else `column_1`, ...). Every field is nullable. Records that cannot take part
+/// (not a JSON object, a CSV row with another number of fields) are left for the error
+/// policy.
 ///
 /// # Errors
-/// When there is no record to infer from.
+/// When there is no record to infer from, or the CSV header names a column twice.
 pub fn infer_schema(
     format: InputFormat,
     header: Option<&[String]>,
@@ -160,69 +160,8 @@ pub fn infer_schema(
         .iter()
         .flat_map(|c| (0..c.records.len()).map(move |i| c.record(i)));
     let schema = match format {
-        InputFormat::Ndjson => {
-            let records: Vec<&[u8]> = records.collect();
-            let values = records
-                .iter()
-                .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok())
-                .collect::<Vec<_>>();
-            if values.is_empty() {
-                return Err(no_records());
-            }
-            let inferred = arrow::json::reader::infer_json_schema_from_iterator(values.into_iter().map(Ok))?;
-            // serde_json sorts keys: put the fields back in the order they first appear.
-            let mut order: Vec<String> = Vec::new();
-            for record in &records {
-                if let Ok(KeyOrder(keys)) = serde_json::from_slice::<KeyOrder>(record) {
-                    for key in keys {
-                        if !order.contains(&key) {
-                            order.push(key);
-                        }
-                    }
-                }
-            }
-            let position = |name: &String| order.iter().position(|k| k == name).unwrap_or(usize::MAX);
-            let mut fields: Vec<Field> = inferred.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.sort_by_key(|f| position(f.name()));
-            Schema::new(fields)
-        }
-        InputFormat::Csv => {
-            let mut text = Vec::new();
-            let names: Vec<String> = match header {
-                Some(names) => names.to_vec(),
-                None => Vec::new(),
-            };
-            let mut count = 0;
-            for record in records {
-                text.extend_from_slice(record);
-                count += 1;
-            }
-            if count == 0 {
-                return Err(no_records());
-            }
-            let mut format = arrow::csv::reader::Format::default().with_header(false);
-            if let Some(regex) = null_regex {
-                format = format.with_null_regex(regex.clone());
-            }
-            let (inferred, _) = format.infer_schema(text.as_slice(), None)?;
-            if !names.is_empty() && names.len() != inferred.fields().len() {
-                return Err(DataFusionError::Plan(format!(
-                    "the CSV header has {} fields but the first record has {}",
-                    names.len(),
-                    inferred.fields().len()
-                )));
-            }
-            let fields: Vec<Field> = inferred
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let name = names.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1));
-                    Field::new(name, f.data_type().clone(), true)
-                })
-                .collect();
-            Schema::new(fields)
-        }
+        InputFormat::Ndjson => infer_ndjson(records)?,
+        InputFormat::Csv => infer_csv(records, header, null_regex)?,
         InputFormat::Arrow => {
             return Err(DataFusionError::Internal(
                 "an Arrow IPC stream carries its schema".into(),
@@ -244,6 +183,138 @@ pub fn infer_schema(
     let schema = Schema::new(fields);
     check_schema(&schema).map_err(DataFusionError::Plan)?;
     Ok(Arc::new(schema))
+}
+
+fn infer_ndjson<'a>(records: impl Iterator<Item = &'a [u8]>) -> Result<Schema> {
+    // Only objects describe fields; arrays, scalars and broken lines go to the policy.
+    let objects: Vec<(&[u8], serde_json::Map<String, serde_json::Value>)> = records
+        .filter_map(|r| match serde_json::from_slice::<serde_json::Value>(r) {
+            Ok(serde_json::Value::Object(map)) => Some((r, map)),
+            _ => None,
+        })
+        .collect();
+    if objects.is_empty() {
+        return Err(no_records());
+    }
+    let values = objects
+        .iter()
+        .map(|(_, map)| Ok(serde_json::Value::Object(map.clone())));
+    let inferred = arrow::json::reader::infer_json_schema_from_iterator(values)?;
+    // serde_json sorts keys: put the fields back in the order they first appear.
+    let mut order: Vec<String> = Vec::new();
+    for (record, _) in &objects {
+        if let Ok(KeyOrder(keys)) = serde_json::from_slice::<KeyOrder>(record) {
+            for key in keys {
+                if !order.contains(&key) {
+                    order.push(key);
+                }
+            }
+        }
+    }
+    let position = |name: &String| order.iter().position(|k| k == name).unwrap_or(usize::MAX);
+    let mut fields: Vec<Field> = inferred.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.sort_by_key(|f| position(f.name()));
+    for field in fields.iter().filter(|f| f.data_type() == &DataType::Utf8) {
+        let mixed = objects
+            .iter()
+            .any(|(_, map)| map.get(field.name()).is_some_and(|v| v.is_number() || v.is_boolean()));
+        if mixed {
+            log::warn!(
+                "field {:?} holds both strings and numbers or booleans in the first records: it is read as \
+                 text (Utf8), numbers included; pass --schema to give it another type",
+                field.name()
+            );
+        }
+    }
+    Ok(Schema::new(fields))
+}
+
+fn infer_csv<'a>(
+    records: impl Iterator<Item = &'a [u8]>,
+    header: Option<&[String]>,
+    null_regex: Option<&regex::Regex>,
+) -> Result<Schema> {
+    if let Some(names) = header
+        && let Some(message) = duplicate_name(names)
+    {
+        return Err(DataFusionError::Plan(format!("the CSV header {message}")));
+    }
+    // Rows with an unterminated quote, or another number of fields than the header (or
+    // than most rows), are left for the error policy instead of deciding the types.
+    let counted: Vec<(&[u8], usize)> = records
+        .filter(|r| memchr::memchr_iter(b'"', r).count() % 2 == 0)
+        .map(|r| (r, csv_field_count(r)))
+        .collect();
+    if counted.is_empty() {
+        return Err(no_records());
+    }
+    let expected = match header {
+        Some(names) => names.len(),
+        None => most_common(counted.iter().map(|&(_, n)| n)),
+    };
+    let mut text = Vec::new();
+    for (record, _) in counted.iter().filter(|&&(_, n)| n == expected) {
+        text.extend_from_slice(record);
+    }
+    if text.is_empty() {
+        return Err(DataFusionError::Plan(format!(
+            "the CSV header has {expected} fields but none of the first {} records has: pass --schema FILE \
+             or check the delimiter",
+            counted.len()
+        )));
+    }
+    let mut format = arrow::csv::reader::Format::default().with_header(false);
+    if let Some(regex) = null_regex {
+        format = format.with_null_regex(regex.clone());
+    }
+    let (inferred, _) = format.infer_schema(text.as_slice(), None)?;
+    let names = header.unwrap_or_default();
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = names.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1));
+            Field::new(name, f.data_type().clone(), true)
+        })
+        .collect();
+    Ok(Schema::new(fields))
+}
+
+/// The number of fields of one CSV record (0 when it cannot be parsed).
+fn csv_field_count(record: &[u8]) -> usize {
+    arrow::csv::reader::Format::default()
+        .with_header(false)
+        .infer_schema(record, Some(1))
+        .map_or(0, |(schema, _)| schema.fields().len())
+}
+
+/// The most frequent value; the first seen among equally frequent ones.
+fn most_common(values: impl Iterator<Item = usize>) -> usize {
+    let mut counts: Vec<(usize, usize)> = Vec::new();
+    for value in values {
+        match counts.iter_mut().find(|(v, _)| *v == value) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((value, 1)),
+        }
+    }
+    counts
+        .iter()
+        .fold(
+            (0, 0),
+            |best, &(value, count)| if count > best.1 { (value, count) } else { best },
+        )
+        .0
+}
+
+/// "names column "x" twice (columns 2 and 5)" when a name repeats.
+pub fn duplicate_name(names: &[String]) -> Option<String> {
+    names.iter().enumerate().find_map(|(second, name)| {
+        names[..second]
+            .iter()
+            .position(|n| n == name)
+            .map(|first| format!("names column {name:?} twice (columns {} and {})", first + 1, second + 1))
+    })
 }
 
 /// The keys of a JSON object, in the order they are written.
@@ -318,7 +389,7 @@ mod tests {
             ),
             (
                 r#"[{"name": "x", "type": "Int64"}, {"name": "x", "type": "Utf8"}]"#,
-                "appears twice",
+                "names column \"x\" twice (columns 1 and 2)",
             ),
             (r#"[{"name": "x", "kind": "Int64"}]"#, "expected {\"fields\""),
             ("[]", "no fields"),
@@ -373,5 +444,26 @@ mod tests {
 
         let error = infer_schema(InputFormat::Ndjson, None, &[&chunk("garbage")], None).expect_err("nothing valid");
         assert!(error.to_string().contains("pass --schema FILE"));
+
+        // Arrays, scalars and a string among numbers: the objects decide, the field is text.
+        let mixed = chunk("[1, 2]\n7\n{\"id\": 1, \"v\": 2}\n{\"id\": 2, \"v\": \"n/a\"}\n{\"id\": 3, \"v\": 4}");
+        let schema = infer_schema(InputFormat::Ndjson, None, &[&mixed], None).expect("schema");
+        assert_eq!(types(&schema), [("id", DataType::Int64), ("v", DataType::Utf8)]);
+
+        // A ragged row does not decide the CSV schema; without a header most rows do.
+        let ragged = chunk("1,2.5,a\n2,3\n3,\"unterminated\n3,4.5,c,extra\n4,5.5,d");
+        let schema = infer_schema(InputFormat::Csv, Some(&names), &[&ragged], None).expect("schema");
+        assert_eq!(
+            types(&schema),
+            [("id", DataType::Int64), ("x", DataType::Float64), ("s", DataType::Utf8)]
+        );
+        let schema = infer_schema(InputFormat::Csv, None, &[&ragged], None).expect("schema");
+        assert_eq!(schema.fields().len(), 3);
+        let twice = vec!["a".to_string(), "b".to_string(), "a".to_string()];
+        let error = infer_schema(InputFormat::Csv, Some(&twice), &[&ragged], None).expect_err("duplicate names");
+        assert!(
+            error.to_string().contains("names column \"a\" twice (columns 1 and 3)"),
+            "{error}"
+        );
     }
 }

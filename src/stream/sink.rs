@@ -19,6 +19,7 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
 use super::SinkFormat;
+use crate::io::AtomicFile;
 
 /// What a sink wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,9 +148,10 @@ pub struct Rotation {
 }
 
 /// Rotating Parquet files `part-000000.parquet`, `part-000001.parquet`, ... in a
-/// directory. A file is written as `.part-NNNNNN.parquet.tmp`, then synced and renamed:
-/// the final name only ever holds a complete file. Numbering continues after the files
-/// already there, so a restarted stream does not overwrite earlier output.
+/// directory. A file is written under a hidden temporary name (`.part-NNNNNN.parquet.tmp-*`,
+/// see [`AtomicFile`]), then synced and renamed: the final name only ever holds a complete
+/// file. Numbering continues after the files already there, so a restarted stream does not
+/// overwrite earlier output.
 pub struct ParquetSink {
     directory: PathBuf,
     schema: SchemaRef,
@@ -161,8 +163,7 @@ pub struct ParquetSink {
 
 struct OpenFile {
     writer: ArrowWriter<BufWriter<File>>,
-    temporary: PathBuf,
-    path: PathBuf,
+    file: AtomicFile,
     rows: u64,
     opened: Instant,
 }
@@ -202,18 +203,15 @@ impl ParquetSink {
         if self.current.is_none() {
             let name = format!("part-{:06}.parquet", self.next_index);
             self.next_index += 1;
-            let path = self.directory.join(&name);
-            let temporary = self.directory.join(format!(".{name}.tmp"));
-            let file = File::create(&temporary)
-                .map_err(|e| DataFusionError::Execution(format!("cannot create {}: {e}", temporary.display())))?;
+            let file = AtomicFile::create(self.directory.join(&name))?;
+            let handle = file.open()?;
             let properties = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
                 .build();
-            let writer = ArrowWriter::try_new(BufWriter::new(file), Arc::clone(&self.schema), Some(properties))?;
+            let writer = ArrowWriter::try_new(BufWriter::new(handle), Arc::clone(&self.schema), Some(properties))?;
             self.current = Some(OpenFile {
                 writer,
-                temporary,
-                path,
+                file,
                 rows: 0,
                 opened: Instant::now(),
             });
@@ -225,20 +223,17 @@ impl ParquetSink {
 
     /// Completes the open file: footer, fsync, rename, fsync of the directory.
     fn close(&mut self) -> Result<()> {
-        let Some(mut file) = self.current.take() else {
+        let Some(open) = self.current.take() else {
             return Ok(());
         };
-        file.writer.finish()?;
-        let io_error =
-            |e: io::Error| DataFusionError::Execution(format!("cannot complete {}: {e}", file.path.display()));
-        let inner = file.writer.inner_mut();
-        inner.flush().map_err(io_error)?;
-        inner.get_ref().sync_all().map_err(io_error)?;
-        std::fs::rename(&file.temporary, &file.path).map_err(io_error)?;
-        File::open(&self.directory)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error)?;
-        self.summary.files.push(file.path);
+        let path = open.file.target().to_path_buf();
+        let mut handle = open.writer.into_inner()?;
+        handle
+            .flush()
+            .map_err(|e| DataFusionError::Execution(format!("cannot complete {}: {e}", path.display())))?;
+        drop(handle);
+        open.file.commit()?;
+        self.summary.files.push(path);
         Ok(())
     }
 }

@@ -6,19 +6,32 @@
 //! record is not held back) or when it is full (so a fast one is not sent record by
 //! record). The channel holds [`CHANNEL_CHUNKS`] chunks: when the batcher is slow, the
 //! reader blocks, stops reading, and the producer blocks on the pipe.
+//!
+//! The reader enforces the limits that protect the process from one record: a record over
+//! `--max-record-bytes` is skipped to its end without being held in memory, an NDJSON
+//! record nested deeper than `--max-json-depth` is never handed to a decoder, and an Arrow
+//! IPC message is read only after its declared sizes were checked against
+//! `--max-record-bytes`. Such records go to the error policy like any other bad record.
+//! Every record the reader takes is counted in [`StreamStats::records_read`], so the counts
+//! can prove that each one was passed to the query or rejected.
 
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use arrow::array::RecordBatch;
+use std::io::Read;
+
+use std::collections::HashMap;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::StreamReader;
+use arrow::ipc::MessageHeader;
 
 use super::InputFormat;
 use super::follow::{FollowOptions, FollowReader, next_file};
-use super::policy::Position;
+use super::policy::{Position, StreamStats};
 
 /// Chunks the channel between the reader and the batcher holds.
 pub const CHANNEL_CHUNKS: usize = 4;
@@ -28,6 +41,8 @@ const CHUNK_RECORDS: usize = 1024;
 const CHUNK_START_BYTES: usize = 1 << 16;
 /// Most bytes per chunk (a record larger than this travels alone).
 const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes of a rejected oversized record kept for the error policy.
+const REJECTED_HEAD_BYTES: usize = 200;
 
 /// Where a stream reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +82,15 @@ pub struct SourceOptions {
     pub format: InputFormat,
     /// CSV only: each file (and stdin) starts with a header line.
     pub csv_header: bool,
-    /// A record longer than this is rejected (and skipped to its end) instead of read
-    /// into memory.
+    /// CSV only: a newline inside a quoted field continues the record. Off, every line is
+    /// a record, so a stray quote costs only its own line.
+    pub csv_multiline: bool,
+    /// A record longer than this, or an Arrow IPC message declaring a larger part, is
+    /// rejected (and skipped to its end) instead of read into memory.
     pub max_record_bytes: usize,
+    /// NDJSON only: a record nested deeper than this many arrays and objects is rejected
+    /// before it reaches a decoder.
+    pub max_json_depth: usize,
     /// Following files and directories, and shutdown.
     pub follow: FollowOptions,
 }
@@ -136,14 +157,16 @@ pub enum SourceItem {
         /// Where the header is.
         position: Position,
     },
-    /// A record too long to read ([`SourceOptions::max_record_bytes`]): rejected.
-    Oversized {
-        /// Its first bytes.
-        head: Vec<u8>,
+    /// Records the reader refuses to hand on (over a limit): they go to the error policy.
+    Rejected {
+        /// The record's bytes, or its first bytes when it is too long to keep.
+        record: Vec<u8>,
         /// Where it starts.
         position: Position,
-        /// Its length in bytes.
-        length: u64,
+        /// Why, naming the limit and how to raise it.
+        error: String,
+        /// How many records it stands for (an IPC batch holds several).
+        rows: u64,
     },
     /// The schema at the start of an Arrow IPC stream.
     IpcSchema(SchemaRef, Arc<str>),
@@ -158,16 +181,39 @@ pub enum SourceItem {
 ///
 /// # Errors
 /// When the thread cannot be started.
-pub fn spawn(spec: SourceSpec, options: SourceOptions) -> io::Result<Receiver<SourceItem>> {
+pub fn spawn(spec: SourceSpec, options: SourceOptions, stats: Arc<StreamStats>) -> io::Result<Receiver<SourceItem>> {
     let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
     std::thread::Builder::new()
         .name("tabssl-stream-reader".into())
         .spawn(move || {
-            if let Err(message) = read_all(&spec, &options, &tx) {
-                let _ = tx.send(SourceItem::Failed(message));
+            let output = Output { tx, stats };
+            // A panic (a decoder bug on strange input) must end the stream with an error,
+            // never look like the end of the input.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_all(&spec, &options, &output)))
+                .unwrap_or_else(|panic| {
+                    Err(format!(
+                        "internal error in the reader: {}",
+                        super::panic_message(&*panic)
+                    ))
+                });
+            if let Err(message) = read {
+                let _ = output.tx.send(SourceItem::Failed(message));
             }
         })?;
     Ok(rx)
+}
+
+/// Where the reader's items go, and the count of records it took.
+struct Output {
+    tx: SyncSender<SourceItem>,
+    stats: Arc<StreamStats>,
+}
+
+impl Output {
+    /// Sends an item; `false` when the batcher is gone.
+    fn send(&self, item: SourceItem) -> bool {
+        self.tx.send(item).is_ok()
+    }
 }
 
 /// Extensions of the files of a directory source, by format.
@@ -181,9 +227,9 @@ fn extension(format: InputFormat) -> &'static [&'static str] {
 
 /// Reads every segment (stdin, the file, each file of the directory) in order. `Err`
 /// carries a message for [`SourceItem::Failed`]; a closed channel ends quietly.
-fn read_all(spec: &SourceSpec, options: &SourceOptions, tx: &SyncSender<SourceItem>) -> Result<(), String> {
+fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> Result<(), String> {
     match spec {
-        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, tx),
+        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, out),
         SourceSpec::File(path) => {
             let reader =
                 FollowReader::open(path, options.follow.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -191,14 +237,14 @@ fn read_all(spec: &SourceSpec, options: &SourceOptions, tx: &SyncSender<SourceIt
                 BufReader::with_capacity(1 << 16, reader),
                 path.display().to_string().into(),
                 options,
-                tx,
+                out,
             )
         }
-        SourceSpec::Directory(directory) => read_directory(directory, options, tx),
+        SourceSpec::Directory(directory) => read_directory(directory, options, out),
     }
 }
 
-fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<SourceItem>) -> Result<(), String> {
+fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> Result<(), String> {
     let extensions = extension(options.format);
     let listing_error = |e: io::Error| format!("cannot list {}: {e}", directory.display());
     let mut last: Option<String> = None;
@@ -225,7 +271,7 @@ fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<Sou
             BufReader::with_capacity(1 << 16, reader),
             path.display().to_string().into(),
             options,
-            tx,
+            out,
         )?;
         if options.follow.shutdown.is_requested() {
             return Ok(());
@@ -234,43 +280,195 @@ fn read_directory(directory: &Path, options: &SourceOptions, tx: &SyncSender<Sou
     }
 }
 
-fn read_segment<R: BufRead>(
-    reader: R,
-    source: Arc<str>,
-    options: &SourceOptions,
-    tx: &SyncSender<SourceItem>,
-) -> Result<(), String> {
+fn read_segment<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> Result<(), String> {
     match options.format {
-        InputFormat::Arrow => read_ipc(reader, source, options, tx),
-        InputFormat::Ndjson | InputFormat::Csv => read_lines(reader, source, options, tx),
+        InputFormat::Arrow => read_ipc(reader, source, options, out),
+        InputFormat::Ndjson | InputFormat::Csv => read_lines(reader, source, options, out),
     }
 }
 
-fn read_ipc<R: BufRead>(
-    reader: R,
-    source: Arc<str>,
-    options: &SourceOptions,
-    tx: &SyncSender<SourceItem>,
-) -> Result<(), String> {
-    let reader = match StreamReader::try_new(reader, None) {
-        Ok(reader) => reader,
-        // An empty input is an empty stream, not a broken one.
-        Err(arrow::error::ArrowError::IoError(_, e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-        Err(e) => return Err(format!("{source}: not an Arrow IPC stream: {e}")),
-    };
-    if tx
-        .send(SourceItem::IpcSchema(reader.schema(), Arc::clone(&source)))
-        .is_err()
-    {
-        return Ok(());
-    }
-    for (index, batch) in reader.enumerate() {
-        let batch = batch.map_err(|e| format!("{source}: Arrow IPC batch {index} cannot be read: {e}"))?;
-        if options.follow.shutdown.is_requested() || tx.send(SourceItem::Batch(batch)).is_err() {
+fn read_ipc<R: BufRead>(mut reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> Result<(), String> {
+    let limit = options.max_record_bytes;
+    let mut schema: Option<SchemaRef> = None;
+    let mut dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
+    let mut offset = 0u64;
+    loop {
+        let position = Position {
+            source: Arc::clone(&source),
+            line: 0,
+            offset,
+        };
+        let broken = |e: String| format!("{position}: not a valid Arrow IPC stream: {e}");
+        let (metadata, body) = match next_ipc_frame(&mut reader, limit).map_err(|e| format!("{position}: {e}"))? {
+            // An empty input is an empty stream, not a broken one.
+            IpcFrame::End => return Ok(()),
+            IpcFrame::Oversized { length, rows } => {
+                offset += length;
+                if schema.is_none() {
+                    return Err(broken("a record batch before the schema".into()));
+                }
+                out.stats.add_read(rows);
+                let error = format!(
+                    "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
+                     --max-record-bytes ({limit}) allows; raise --max-record-bytes or send smaller batches"
+                );
+                let rejected = SourceItem::Rejected {
+                    record: Vec::new(),
+                    position,
+                    error,
+                    rows,
+                };
+                if !out.send(rejected) {
+                    return Ok(());
+                }
+                continue;
+            }
+            IpcFrame::Message { metadata, body, length } => {
+                offset += length;
+                (metadata, body)
+            }
+        };
+        let message = arrow::ipc::root_as_message(&metadata).map_err(|e| broken(e.to_string()))?;
+        let body = Buffer::from(body);
+        match (message.header_type(), &schema) {
+            (MessageHeader::Schema, None) => {
+                let header = message
+                    .header_as_schema()
+                    .filter(|header| header.fields().is_some())
+                    .ok_or_else(|| broken("a schema message without fields".into()))?;
+                let found = Arc::new(arrow::ipc::convert::fb_to_schema(header));
+                schema = Some(Arc::clone(&found));
+                if !out.send(SourceItem::IpcSchema(found, Arc::clone(&source))) {
+                    return Ok(());
+                }
+            }
+            (MessageHeader::Schema, Some(_)) => return Err(broken("a second schema message".into())),
+            (MessageHeader::DictionaryBatch, Some(schema)) => {
+                let header = message
+                    .header_as_dictionary_batch()
+                    .ok_or_else(|| broken("an empty dictionary message".into()))?;
+                arrow::ipc::reader::read_dictionary(&body, header, schema, &mut dictionaries, &message.version())
+                    .map_err(|e| broken(e.to_string()))?;
+            }
+            (MessageHeader::RecordBatch, Some(schema)) => {
+                let header = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| broken("an empty record batch message".into()))?;
+                let batch = arrow::ipc::reader::read_record_batch(
+                    &body,
+                    header,
+                    Arc::clone(schema),
+                    &dictionaries,
+                    None,
+                    &message.version(),
+                )
+                .map_err(|e| broken(e.to_string()))?;
+                out.stats.add_read(batch.num_rows() as u64);
+                if !out.send(SourceItem::Batch(batch)) {
+                    return Ok(());
+                }
+            }
+            (MessageHeader::NONE, _) => {}
+            (kind, _) => return Err(broken(format!("a {kind:?} message where it cannot be"))),
+        }
+        if options.follow.shutdown.is_requested() {
             return Ok(());
         }
     }
-    Ok(())
+}
+
+/// One message of an Arrow IPC stream, as [`next_ipc_frame`] found it.
+enum IpcFrame {
+    /// The end-of-stream marker, or the end of the input between messages.
+    End,
+    /// A message within the size limit.
+    Message {
+        /// The flatbuffer `Message`.
+        metadata: Vec<u8>,
+        /// The body it describes.
+        body: Vec<u8>,
+        /// Bytes of the whole message, prefix included.
+        length: u64,
+    },
+    /// A record batch message over the limit; its bytes were skipped.
+    Oversized {
+        /// Bytes of the whole message.
+        length: u64,
+        /// Rows the batch declares.
+        rows: u64,
+    },
+}
+
+/// Reads the next IPC message, checking its declared metadata and body sizes against
+/// `limit` before reading (so a header claiming a terabyte costs nothing).
+///
+/// # Errors
+/// An input that ends inside a message, a metadata or non-batch body over the limit, or
+/// bytes that are not an IPC message.
+fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> Result<IpcFrame, String> {
+    const CONTINUATION: [u8; 4] = [0xFF; 4];
+    let truncated = |e: io::Error| format!("the Arrow IPC stream ends inside a message ({e})");
+    let mut word = [0u8; 4];
+    if !read_or_end(reader, &mut word).map_err(truncated)? {
+        return Ok(IpcFrame::End);
+    }
+    let mut prefix = word.len();
+    if word == CONTINUATION {
+        reader.read_exact(&mut word).map_err(truncated)?;
+        prefix += word.len();
+    }
+    let metadata_length = u32::from_le_bytes(word) as usize;
+    if metadata_length == 0 {
+        return Ok(IpcFrame::End);
+    }
+    if metadata_length > limit {
+        return Err(format!(
+            "an Arrow IPC message header declares {metadata_length} bytes, more than --max-record-bytes \
+             ({limit}) allows; raise --max-record-bytes if the stream is genuine"
+        ));
+    }
+    let mut metadata = vec![0u8; metadata_length];
+    reader.read_exact(&mut metadata).map_err(truncated)?;
+    let header = arrow::ipc::root_as_message(&metadata).map_err(|e| format!("not an Arrow IPC message: {e}"))?;
+    let body_length =
+        u64::try_from(header.bodyLength()).map_err(|_| format!("negative body length {}", header.bodyLength()))?;
+    let length = (prefix + metadata_length) as u64 + body_length;
+    if body_length > limit as u64 {
+        let Some(batch) = header
+            .header_as_record_batch()
+            .filter(|_| header.header_type() == MessageHeader::RecordBatch)
+        else {
+            return Err(format!(
+                "an Arrow IPC {:?} message declares a {body_length}-byte body, more than --max-record-bytes \
+                 ({limit}) allows; raise --max-record-bytes",
+                header.header_type()
+            ));
+        };
+        let rows = u64::try_from(batch.length()).unwrap_or(0);
+        let skipped = io::copy(&mut reader.take(body_length), &mut io::sink()).map_err(truncated)?;
+        if skipped < body_length {
+            return Err(truncated(io::ErrorKind::UnexpectedEof.into()));
+        }
+        return Ok(IpcFrame::Oversized { length, rows });
+    }
+    let mut body = vec![0u8; body_length as usize];
+    reader.read_exact(&mut body).map_err(truncated)?;
+    Ok(IpcFrame::Message { metadata, body, length })
+}
+
+/// Fills `buffer`; `false` when the input ended before its first byte.
+fn read_or_end(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// One record as the splitter found it.
@@ -288,11 +486,11 @@ enum Split {
     End,
 }
 
-/// Splits a byte stream into records: lines, except that for CSV a newline inside a
-/// quoted field does not end the record.
+/// Splits a byte stream into records: lines, except that with `quoted_newlines` (CSV with
+/// `--csv-multiline`) a newline inside a quoted field does not end the record.
 struct Splitter<R> {
     reader: R,
-    csv: bool,
+    quoted_newlines: bool,
     max_bytes: usize,
     line: u64,
     offset: u64,
@@ -316,7 +514,7 @@ impl<R: BufRead> Splitter<R> {
                 return Ok(self.finish(out, start, length, false));
             }
             let mut end = None;
-            if self.csv {
+            if self.quoted_newlines {
                 let mut from = 0;
                 while let Some(i) = memchr::memchr2(b'"', b'\n', &buffer[from..]) {
                     let at = from + i;
@@ -367,16 +565,11 @@ impl<R: BufRead> Splitter<R> {
 }
 
 /// Reads NDJSON or CSV records (and, for CSV, the header) into chunks.
-fn read_lines<R: BufRead>(
-    reader: R,
-    source: Arc<str>,
-    options: &SourceOptions,
-    tx: &SyncSender<SourceItem>,
-) -> Result<(), String> {
+fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> Result<(), String> {
     let csv = options.format == InputFormat::Csv;
     let mut splitter = Splitter {
         reader,
-        csv,
+        quoted_newlines: csv && options.csv_multiline,
         max_bytes: options.max_record_bytes,
         line: 0,
         offset: 0,
@@ -386,6 +579,11 @@ fn read_lines<R: BufRead>(
     let mut chunk = Chunk::new(Arc::clone(&source));
     let read_error = |e: io::Error| format!("{source}: read failed: {e}");
     loop {
+        if options.follow.shutdown.is_requested() {
+            // No record is taken after a shutdown: what was read goes to the batcher.
+            send_chunk(&mut chunk, out);
+            return Ok(());
+        }
         let (line, offset) = (splitter.line + 1, splitter.offset);
         let start = chunk.data.len();
         let split = splitter.next(&mut chunk.data).map_err(read_error)?;
@@ -394,14 +592,28 @@ fn read_lines<R: BufRead>(
             line,
             offset,
         };
+        let reject = |chunk: &mut Chunk, keep: usize, error: String| {
+            out.stats.add_read(1);
+            let record = chunk.data.drain(start..).take(keep).collect();
+            Some(SourceItem::Rejected {
+                record,
+                position: position(),
+                error,
+                rows: 1,
+            })
+        };
         let item = match split {
             Split::End => break,
             Split::Blank => None,
-            Split::Oversized(length) => Some(SourceItem::Oversized {
-                head: chunk.data.drain(start..).take(200).collect(),
-                position: position(),
-                length,
-            }),
+            Split::Oversized(length) => reject(
+                &mut chunk,
+                REJECTED_HEAD_BYTES,
+                format!(
+                    "the record is {length} bytes, more than --max-record-bytes ({}) allows; raise \
+                     --max-record-bytes to accept it",
+                    options.max_record_bytes
+                ),
+            ),
             Split::Record { terminated: false } if options.follow.shutdown.is_requested() => {
                 // Shutdown cut the input inside a record that may be half-written: it was
                 // never complete, so it is not read (the end of a finished input is).
@@ -419,7 +631,19 @@ fn read_lines<R: BufRead>(
                     position: position(),
                 })
             }
+            Split::Record { .. } if !csv && json_nesting_exceeds(&chunk.data[start..], options.max_json_depth) => {
+                reject(
+                    &mut chunk,
+                    usize::MAX,
+                    format!(
+                        "the record nests arrays and objects deeper than --max-json-depth ({}) allows; raise \
+                         --max-json-depth to accept it",
+                        options.max_json_depth
+                    ),
+                )
+            }
             Split::Record { .. } => {
+                out.stats.add_read(1);
                 chunk.records.push(RecordMeta {
                     start,
                     end: chunk.data.len(),
@@ -430,38 +654,77 @@ fn read_lines<R: BufRead>(
             }
         };
         let full = chunk.records.len() >= CHUNK_RECORDS || chunk.data.len() >= CHUNK_BYTES;
-        if (item.is_some() || full || splitter.drained()) && !send_chunk(&mut chunk, tx) {
+        let stopping = options.follow.shutdown.is_requested();
+        // Records go out before an item that follows them, and before a shutdown: every
+        // record read reaches the batcher.
+        if (item.is_some() || full || stopping || splitter.drained()) && !send_chunk(&mut chunk, out) {
             return Ok(());
         }
         if let Some(item) = item
-            && tx.send(item).is_err()
+            && !out.send(item)
         {
             return Ok(());
         }
-        if options.follow.shutdown.is_requested() {
+        if stopping {
             return Ok(());
         }
     }
-    send_chunk(&mut chunk, tx);
+    send_chunk(&mut chunk, out);
     Ok(())
+}
+
+/// Whether a JSON text nests arrays and objects deeper than `limit`. Counting the opening
+/// brackets first makes the common case (a flat record) one vectorised scan.
+pub fn json_nesting_exceeds(record: &[u8], limit: usize) -> bool {
+    if memchr::memchr2_iter(b'{', b'[', record).count() <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in record {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Sends the chunk's records, if any, and starts an empty one. `false` when the batcher
 /// is gone.
-fn send_chunk(chunk: &mut Chunk, tx: &SyncSender<SourceItem>) -> bool {
+fn send_chunk(chunk: &mut Chunk, out: &Output) -> bool {
     if chunk.records.is_empty() {
         chunk.data.clear();
         return true;
     }
     let full = std::mem::replace(chunk, Chunk::new(Arc::clone(&chunk.source)));
-    tx.send(SourceItem::Records(full)).is_ok()
+    out.send(SourceItem::Records(full))
 }
 
 /// The field names of a CSV header line.
 fn csv_header_names(line: &[u8]) -> Result<Vec<String>, String> {
     let format = arrow::csv::reader::Format::default().with_header(true);
     let (schema, _) = format.infer_schema(line, Some(0)).map_err(|e| e.to_string())?;
-    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    match super::schema::duplicate_name(&names) {
+        Some(message) => Err(format!("it {message}")),
+        None => Ok(names),
+    }
 }
 
 #[cfg(test)]
@@ -469,10 +732,10 @@ mod tests {
     use super::*;
 
     /// Splits `text` and returns each record's text (or a marker), line and offset.
-    fn split(text: &str, csv: bool, max_bytes: usize) -> Vec<(String, u64, u64)> {
+    fn split(text: &str, quoted_newlines: bool, max_bytes: usize) -> Vec<(String, u64, u64)> {
         let mut splitter = Splitter {
             reader: io::Cursor::new(text.as_bytes().to_vec()),
-            csv,
+            quoted_newlines,
             max_bytes,
             line: 0,
             offset: 0,
@@ -548,5 +811,134 @@ mod tests {
             csv_header_names(b"id,\"education-num\",\"a,b\"\n").expect("header"),
             vec!["id", "education-num", "a,b"]
         );
+    }
+
+    #[test]
+    fn json_nesting_is_measured_outside_strings() {
+        assert!(!json_nesting_exceeds(br#"{"a": [1, 2], "b": {"c": 3}}"#, 2));
+        assert!(json_nesting_exceeds(br#"{"a": [1, {"b": [2]}]}"#, 3));
+        let brackets_in_text = br#"{"text": "[[[[{{{{\"[[[["}"#;
+        assert!(!json_nesting_exceeds(brackets_in_text, 1));
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(30_000), "]".repeat(30_000));
+        assert!(json_nesting_exceeds(deep.as_bytes(), 64));
+        assert!(!json_nesting_exceeds(deep.as_bytes(), 30_001));
+    }
+
+    /// An IPC stream of `batches` batches of `rows` rows each.
+    fn ipc_stream(batches: usize, rows: i64) -> Vec<u8> {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "x",
+            arrow::datatypes::DataType::Int64,
+            false,
+        )]));
+        let mut bytes = Vec::new();
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &schema).expect("writer");
+        for b in 0..batches {
+            let values = arrow::array::Int64Array::from_iter_values((0..rows).map(|i| i + b as i64 * rows));
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(values)]).expect("batch");
+            writer.write(&batch).expect("write");
+        }
+        writer.finish().expect("finish");
+        drop(writer);
+        bytes
+    }
+
+    fn frames(bytes: &[u8], limit: usize) -> Vec<String> {
+        let mut reader = io::Cursor::new(bytes.to_vec());
+        let mut found = Vec::new();
+        loop {
+            match next_ipc_frame(&mut reader, limit) {
+                Ok(IpcFrame::End) => return found,
+                Ok(IpcFrame::Message { length, .. }) => found.push(format!("message {length}")),
+                Ok(IpcFrame::Oversized { rows, .. }) => found.push(format!("oversized {rows} rows")),
+                Err(error) => {
+                    found.push(error);
+                    return found;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipc_messages_are_framed_and_their_sizes_checked_before_reading() {
+        let stream = ipc_stream(3, 100);
+        let whole = frames(&stream, 1 << 20);
+        assert_eq!(whole.len(), 4, "a schema and three batches: {whole:?}");
+        let small = frames(&stream, 600);
+        assert_eq!(small[1..], ["oversized 100 rows"; 3], "{small:?}");
+
+        // A header claiming a terabyte body is refused without allocating it.
+        let mut forged = ipc_stream(0, 0);
+        forged.truncate(forged.len() - 8);
+        let batch = ipc_stream(1, 1);
+        let header_start = ipc_stream(0, 0).len() - 8;
+        let mut message = batch[header_start..batch.len() - 8].to_vec();
+        let claimed = arrow::ipc::root_as_message(&message[8..])
+            .expect("message")
+            .bodyLength();
+        let position = (8..message.len() - 8)
+            .find(|&at| {
+                let mut copy = message.clone();
+                copy[at..at + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+                message[at..at + 8] == claimed.to_le_bytes()
+                    && arrow::ipc::root_as_message(&copy[8..]).is_ok_and(|m| m.bodyLength() == 1 << 40)
+            })
+            .expect("body length in the header");
+        message[position..position + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+        forged.extend_from_slice(&message);
+        let found = frames(&forged, 1 << 20);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].contains("ends inside a message"), "{found:?}");
+
+        let mut garbage = vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
+        garbage.extend_from_slice(&[0u8; 64]);
+        let found = frames(&garbage, 1 << 20);
+        assert!(found[0].contains("more than --max-record-bytes"), "{found:?}");
+        assert!(frames(&[], 10).is_empty(), "an empty input is an empty stream");
+    }
+
+    proptest::proptest! {
+        /// Every byte of the input lands in exactly one record (or blank or oversized
+        /// span), in order, and positions add up, whatever the bytes.
+        #[test]
+        fn the_splitter_accounts_for_every_byte(
+            bytes in proptest::collection::vec(proptest::sample::select(b"ab,\"\n\r {}".to_vec()), 0..400),
+            quoted_newlines in proptest::bool::ANY,
+            max_bytes in 1usize..64,
+        ) {
+            let mut splitter = Splitter {
+                reader: io::BufReader::with_capacity(7, io::Cursor::new(bytes.clone())),
+                quoted_newlines,
+                max_bytes,
+                line: 0,
+                offset: 0,
+                drained: true,
+            };
+            loop {
+                let start = splitter.offset as usize;
+                let mut out = Vec::new();
+                let split = splitter.next(&mut out).expect("reads");
+                let end = splitter.offset as usize;
+                match split {
+                    Split::End => break,
+                    Split::Blank => {
+                        proptest::prop_assert!(bytes[start..end].iter().all(u8::is_ascii_whitespace));
+                    }
+                    Split::Oversized(length) => {
+                        proptest::prop_assert_eq!(length as usize, end - start);
+                        proptest::prop_assert!(length as usize > max_bytes);
+                    }
+                    Split::Record { terminated } => {
+                        let mut expected = bytes[start..end].to_vec();
+                        if !terminated {
+                            expected.push(b'\n');
+                        }
+                        proptest::prop_assert_eq!(out, expected);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(splitter.offset as usize, bytes.len());
+            proptest::prop_assert_eq!(splitter.line as usize, bytes.iter().filter(|&&b| b == b'\n').count());
+        }
     }
 }

@@ -9,9 +9,11 @@
 //! identity matrix makes the one-hot block. The blocks are concatenated in training order
 //! and run through the encoder's layers.
 
+use std::io::Write;
 use std::path::Path;
 
 use crate::infer::manifest::{InputSpec, Manifest, NULL_STRING, NullPolicy, OutputSpec};
+use crate::io::AtomicFile;
 use crate::onnx::graph::ML_DOMAIN;
 use crate::onnx::{Attribute, Dim, ElemType, GraphBuilder};
 
@@ -108,30 +110,58 @@ pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> Result<Vec<u8>, Tr
     )
 }
 
-/// Writes `<path>` (ONNX) and `<path without extension>.json` (the manifest), each under a
-/// temporary name first, then renamed.
+/// Writes `<path>` (ONNX) and `<path without extension>.json` (the manifest) as a pair:
+/// both paths are checked and both files written and synced under temporary names before
+/// either is renamed into place, the manifest first (a registry lists `<name>.onnx`, so a
+/// manifest alone is never seen as a model).
 ///
 /// # Errors
-/// I/O errors naming the file.
+/// [`TrainError::Io`] naming the file: a path that does not end in `.onnx`, an output or
+/// manifest path that is a directory, a missing directory, a failed write.
 pub fn write_model(model: &Pretrained, manifest: &Manifest, path: &Path) -> Result<(), TrainError> {
+    let manifest_path = manifest_path(path)?;
     let onnx = onnx_bytes(model, manifest)?;
     let json = serde_json::to_string_pretty(manifest)? + "\n";
-    // The manifest first: a registry scan never sees the model without it.
-    write_atomically(&path.with_extension("json"), json.as_bytes())?;
-    write_atomically(path, &onnx)
+    let io = |e: crate::Error| TrainError::Io(e.to_string());
+    let staged_model = stage(path, &onnx).map_err(io)?;
+    let staged_manifest = stage(&manifest_path, json.as_bytes()).map_err(io)?;
+    staged_manifest.commit().map_err(io)?;
+    staged_model.commit().map_err(|e| {
+        TrainError::Io(format!(
+            "{e} (the manifest {} was already replaced: write the model again)",
+            manifest_path.display()
+        ))
+    })
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let io = |e: std::io::Error| TrainError::Io(format!("{}: {e}", path.display()));
-    let temporary = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&temporary, bytes).map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        io(e)
-    })
+/// The manifest beside the model `path`, which must name an `.onnx` file.
+///
+/// # Errors
+/// [`TrainError::Io`] when `path` does not end in `.onnx`, or either path is a directory.
+pub fn manifest_path(path: &Path) -> Result<std::path::PathBuf, TrainError> {
+    if path.extension().is_none_or(|e| !e.eq_ignore_ascii_case("onnx")) {
+        return Err(TrainError::Io(format!(
+            "{}: the model file must end in .onnx (its manifest is written beside it as <name>.json)",
+            path.display()
+        )));
+    }
+    let manifest = path.with_extension("json");
+    for file in [path, manifest.as_path()] {
+        if file.is_dir() {
+            return Err(TrainError::Io(format!(
+                "{}: is a directory; expected the path of a file",
+                file.display()
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+fn stage(path: &Path, bytes: &[u8]) -> crate::Result<AtomicFile> {
+    let file = AtomicFile::create(path)?;
+    let mut handle = file.open()?;
+    handle.write_all(bytes).map_err(|e| crate::Error::io(path, e))?;
+    Ok(file)
 }
 
 /// `[N, 1]` standardised value, and `[N, 1]` missing indicator when the column has one.

@@ -75,13 +75,14 @@ impl FeatureTable {
                 )));
             }
         }
+        // Without --columns every column not excluded is a feature: one that cannot be is
+        // refused below, never dropped in silence.
         let selected: Vec<String> = match columns {
             Some(columns) => columns.iter().filter(|c| !exclude.contains(c)).cloned().collect(),
             None => schema
                 .fields()
                 .iter()
                 .filter(|f| !exclude.contains(f.name()))
-                .filter(|f| is_feature_type(f.data_type()))
                 .map(|f| f.name().clone())
                 .collect(),
         };
@@ -101,10 +102,15 @@ impl FeatureTable {
                 numeric_column(batches, index)?
             } else if is_categorical(data_type) {
                 categorical_column(batches, index)?
+            } else if data_type == &DataType::Null {
+                return Err(TrainError::Input(format!(
+                    "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with \
+                     --exclude {name})"
+                )));
             } else {
                 return Err(TrainError::Input(format!(
-                    "column '{name}' has type {data_type}; features must be numeric or strings \
-                     (cast booleans and dates in the query, e.g. CAST(x AS VARCHAR))"
+                    "column '{name}' has type {data_type}; features must be numeric or strings: cast it in \
+                     --sql (e.g. CAST(\"{name}\" AS VARCHAR)) or leave it out with --exclude {name}"
                 )));
             };
             out.push(column);

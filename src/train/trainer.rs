@@ -40,6 +40,14 @@ pub struct PretrainConfig {
     pub validation_fraction: f64,
     /// Categorical vocabulary limits.
     pub vocabulary: VocabularyLimits,
+    /// Most values one tensor may hold: a layer's weights, a batch's activations, the
+    /// encoded training rows. A limit, not a hyper-parameter: not recorded in manifests.
+    #[serde(skip, default = "default_max_tensor_elements")]
+    pub max_tensor_elements: usize,
+}
+
+fn default_max_tensor_elements() -> usize {
+    crate::options::DEFAULT_MAX_TENSOR_ELEMENTS
 }
 
 impl PretrainConfig {
@@ -59,7 +67,40 @@ impl PretrainConfig {
             seed: 0,
             validation_fraction: 0.1,
             vocabulary: VocabularyLimits::default(),
+            max_tensor_elements: default_max_tensor_elements(),
         }
+    }
+
+    /// Checks that every tensor of the run fits `max_tensor_elements`, given the encoded
+    /// input's width, the number of features and the reconstruction targets' width.
+    fn check_size(&self, rows: usize, inputs: usize, features: usize, targets: usize) -> Result<(), TrainError> {
+        let heads: Vec<usize> = match self.method {
+            Method::Vime => vec![self.dim, features, targets],
+            Method::Dae => vec![self.dim, self.hidden, targets],
+            Method::Scarf => vec![self.dim, self.dim],
+        };
+        let mut tensors = vec![
+            ("the encoded training rows", rows, inputs),
+            (
+                "a batch's activations",
+                self.batch_size.min(rows),
+                inputs.max(self.hidden).max(targets),
+            ),
+            ("the encoder's first layer", inputs, self.hidden),
+            ("the encoder's second layer", self.hidden, self.dim),
+        ];
+        tensors.extend(heads.windows(2).map(|w| ("a head layer", w[0], w[1])));
+        for (what, a, b) in tensors {
+            if a.checked_mul(b).is_none_or(|n| n > self.max_tensor_elements) {
+                return Err(TrainError::Input(format!(
+                    "{what} would hold {a} × {b} values, more than the limit of {} values per tensor \
+                     (--hidden {}, --dim {}, --batch-size {}, {rows} rows of {inputs} encoded inputs); use \
+                     smaller sizes or raise --max-tensor-elements",
+                    self.max_tensor_elements, self.hidden, self.dim, self.batch_size
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The corruption rate in effect.
@@ -172,6 +213,12 @@ pub fn pretrain(
     let (validation, training) = order.split_at(validation_rows);
     let train_table = table.select(training);
     let preprocessor = Preprocessor::fit(&train_table, config.vocabulary)?;
+    config.check_size(
+        table.rows,
+        preprocessor.input_width(),
+        preprocessor.features.len(),
+        preprocessor.target_width(),
+    )?;
     let train = preprocessor.encode(&train_table)?;
     let held_out = (validation_rows > 0)
         .then(|| preprocessor.encode(&table.select(validation)))

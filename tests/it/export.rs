@@ -266,7 +266,7 @@ fn bad_arguments_fail_with_a_message_and_write_nothing() {
         (&["--input", "no/such.csv"], "input no/such.csv does not exist"),
         (
             &["--input", "synthetic:10", "--views", "0"],
-            "--views must be at least 1",
+            "--views must be between 1 and 10000, got 0",
         ),
     ];
     for (args, expected) in cases {

@@ -1,5 +1,8 @@
 //! Integration tests, compiled into one binary so the dependency tree links once.
 
+mod bad_cli;
+mod bad_models;
+mod bad_sql;
 mod cli;
 mod common;
 mod concurrency;
@@ -13,4 +16,5 @@ mod pretrain;
 mod provider;
 mod sql_files;
 mod stream;
+mod stream_bad_input;
 mod synthetic;

@@ -20,7 +20,7 @@ use crate::common::{self, adult_csv, assert_close, output_row, repo};
 const VIME_ARGS: &str = "age, workclass, fnlwgt, education, \"education-num\", \"marital-status\", occupation, \
                          relationship, race, sex, \"capital-gain\", \"capital-loss\", \"hours-per-week\", \"native-country\"";
 
-fn stream_command(args: &[&str]) -> Command {
+pub(crate) fn stream_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tabssl"));
     command
         .arg("stream")
@@ -33,12 +33,12 @@ fn stream_command(args: &[&str]) -> Command {
     command
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     stream_command(args).spawn().expect("tabssl stream starts")
 }
 
 /// Feeds `bytes` to stdin from a thread, then closes it.
-fn feed(stdin: ChildStdin, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+pub(crate) fn feed(stdin: ChildStdin, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut stdin = stdin;
         // The process may stop reading early (a failing policy): that is not this test's error.
@@ -47,7 +47,7 @@ fn feed(stdin: ChildStdin, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
 }
 
 /// Reads a pipe to the end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+pub(crate) fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut out = Vec::new();
         pipe.read_to_end(&mut out).expect("pipe reads");
@@ -56,7 +56,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
 }
 
 /// The counts `tabssl stream` prints last: (read, rejected, passed, written).
-fn counts(stderr: &str) -> (u64, u64, u64, u64) {
+pub(crate) fn counts(stderr: &str) -> (u64, u64, u64, u64) {
     let pattern = regex::Regex::new(r"read (\d+) records, rejected (\d+), passed (\d+) to the query, wrote (\d+) rows")
         .expect("regex");
     let found = pattern
@@ -315,7 +315,7 @@ fn run_with_policy(policy: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn ids(ndjson: &str) -> Vec<i64> {
+pub(crate) fn ids(ndjson: &str) -> Vec<i64> {
     ndjson
         .lines()
         .map(|l| {
@@ -334,7 +334,9 @@ fn malformed_records_fail_the_stream_by_default_after_the_rows_before_them() {
     assert!(stderr.contains("\"six\""), "the message quotes the bad value: {stderr}");
     assert_eq!(ids(&stdout), vec![1, 2, 3, 4, 5], "rows before the bad one are written");
     let (read, rejected, passed, written) = counts(&stderr);
-    assert_eq!((read, rejected, passed, written), (6, 1, 5, 5));
+    // The reader may have read past the bad record before the stream stopped.
+    assert!((6..=9).contains(&read), "{stderr}");
+    assert_eq!((rejected, passed, written), (1, 5, 5));
 }
 
 #[test]
@@ -433,7 +435,7 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
 }
 
 /// Writes a schema file into `dir`; returns its path.
-fn schema_file(dir: &Path, fields: &str) -> String {
+pub(crate) fn schema_file(dir: &Path, fields: &str) -> String {
     let path = dir.join("schema.json");
     std::fs::write(&path, fields).expect("schema written");
     path.display().to_string()

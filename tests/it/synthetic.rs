@@ -57,4 +57,26 @@ async fn bad_arguments_are_plan_errors() {
             .await
             .contains("must be an integer literal")
     );
+    for (sql, expected) in [
+        ("SELECT * FROM tabssl_synthetic(5, -1)", "seed must be between 0 and"),
+        (
+            "SELECT * FROM tabssl_synthetic(5, 18446744073709551615)",
+            "seed must be between 0 and",
+        ),
+        (
+            "SELECT * FROM tabssl_synthetic(50000001)",
+            "rows must be between 0 and 50000000",
+        ),
+    ] {
+        let error = error_of(&ctx, sql).await;
+        assert!(error.contains(expected), "{sql}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn rows_are_generated_as_they_are_read() {
+    // 50 million rows would be gigabytes in memory; generated lazily, LIMIT reads one batch.
+    let ctx = context_with(&fixture_models(), SessionConfig::new());
+    let batches = crate::common::run(&ctx, "SELECT id FROM tabssl_synthetic(50000000, 3) LIMIT 5").await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
 }
