@@ -14,7 +14,9 @@ Standard library only. Workloads (1M Adult-shaped `tabssl_synthetic` rows, seed 
 - stream decode: `tabssl stream` reading NDJSON from a file (`--no-follow`, declared schema),
   `SELECT id FROM input`, Arrow IPC to /dev/null (the reader's nesting check, the counting,
   the decoder's row check are on this path);
-- stream embed: the same stream embedding every row.
+- stream embed: the same stream embedding every row;
+- stream decode (IPC): the rows as an Arrow IPC stream file (8192-row batches), whose
+  messages are now framed and size-checked by tabssl before arrow decodes them.
 Each repeat runs the baseline and the candidate back to back (alternating which goes first);
 the report gives each side's median seconds and candidate / baseline.
 """
@@ -70,8 +72,14 @@ def main():
         with open(ndjson, "wb") as out:
             subprocess.run([args.candidate, "sql", "--format", "ndjson", "-c", source], check=True, stdout=out)
 
-        def stream(binary, query):
-            return [binary, "stream", *models, "--input", ndjson, "--no-follow", "--schema", schema,
+        ipc = os.path.join(work, "rows.arrows")
+        with open(ipc, "wb") as out:
+            subprocess.run([args.candidate, "stream", "--input", ndjson, "--no-follow", "--schema", schema,
+                            "--sql", "SELECT * FROM input", "--output-format", "arrow"],
+                           check=True, stdout=out, stderr=subprocess.DEVNULL)
+
+        def stream(binary, query, source=ndjson):
+            return [binary, "stream", *models, "--input", source, "--no-follow", "--schema", schema,
                     "--sql", query, "--output-format", "arrow"]
 
         workloads = {
@@ -80,6 +88,7 @@ def main():
                 f"SELECT count(embed('adult_vime', {FEATURES})) FROM '{parquet}'"],
             "stream decode (NDJSON)": lambda b: stream(b, "SELECT id FROM input"),
             "stream embed (NDJSON)": lambda b: stream(b, f"SELECT id, embed('adult_vime', {FEATURES}) AS e FROM input"),
+            "stream decode (IPC)": lambda b: stream(b, "SELECT id FROM input", ipc),
         }
         print(f"{'workload':<24} {'baseline s':>11} {'candidate s':>12} {'ratio':>7}")
         for name, command in workloads.items():

@@ -327,8 +327,7 @@ impl Plan {
             .map_err(|e| e.to_string())?;
         let row = &batches[0];
         let mut next = 0;
-        Ok(self
-            .features
+        self.features
             .iter()
             .map(|(_, t)| {
                 t.is_numeric().then(|| {
@@ -349,7 +348,7 @@ impl Plan {
                 )),
                 other => Ok(other),
             })
-            .collect::<Result<Vec<_>, String>>()?)
+            .collect::<Result<Vec<_>, String>>()
     }
 
     fn export_sql(&self, args: &ExportArgs, marginal: &str, sigmas: &[Option<f64>]) -> String {

@@ -242,7 +242,7 @@ fn infer_csv<'a>(
     // Rows with an unterminated quote, or another number of fields than the header (or
     // than most rows), are left for the error policy instead of deciding the types.
     let counted: Vec<(&[u8], usize)> = records
-        .filter(|r| memchr::memchr_iter(b'"', r).count() % 2 == 0)
+        .filter(|r| memchr::memchr_iter(b'"', r).count().is_multiple_of(2))
         .map(|r| (r, csv_field_count(r)))
         .collect();
     if counted.is_empty() {

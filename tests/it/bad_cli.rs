@@ -21,7 +21,7 @@ fn tabssl_with(args: &[&str], stdout: Stdio) -> (ExitStatus, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("tabssl starts");
-    let out = child.stdout.take().map(|pipe| crate::stream::drain(pipe));
+    let out = child.stdout.take().map(crate::stream::drain);
     let err = crate::stream::drain(child.stderr.take().expect("stderr"));
     let status = wait_bounded(&mut child, &format!("tabssl {args:?}"));
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
