@@ -2,7 +2,7 @@
 //! a clear error naming the model and the limit, never an abort, and never hides the other
 //! models of the registry. A property test builds random graphs and manifests.
 //!
-//! `PROPTEST_CASES=500 cargo test --test it bad_models` runs the property test longer.
+//! `PROPTEST_CASES=500 cargo test --test it -- bad_models` runs the property test longer.
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! result, never a panic and never an invented NULL. A property test calls every function
 //! with random argument lists.
 //!
-//! `PROPTEST_CASES=500 cargo test --test it bad_sql` runs the property test longer.
+//! `PROPTEST_CASES=500 cargo test --test it -- bad_sql` runs the property test longer.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! of good and bad records, for NDJSON and CSV, every policy and several batch sizes.
 //!
 //! The property test runs `PROPTEST_CASES` cases per format (default 16); a longer run:
-//! `PROPTEST_CASES=500 cargo test --test it stream_bad_input`.
+//! `PROPTEST_CASES=500 cargo test --test it -- stream_bad_input`.
 
 use std::io::Read;
 use std::process::{Child, ExitStatus, Stdio};
