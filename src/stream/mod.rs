@@ -19,6 +19,7 @@
 
 pub mod batcher;
 pub mod follow;
+pub mod ipc;
 pub mod policy;
 pub mod query;
 pub mod schema;
