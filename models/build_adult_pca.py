@@ -11,11 +11,12 @@ columns -> ai.onnx.ml LabelEncoder -> OneHot (unseen categories map to an extra 
 weight slot); concat -> centre -> project on the top principal components.
 
     python3 -m pip install numpy onnx onnxruntime==1.31.1
-    python3 models/build_adult_pca.py [--adult ../shared/data/adult/adult.data.csv]
+    python3 models/build_adult_pca.py [--adult data/adult/adult.data.csv.gz]
 """
 
 import argparse
 import csv
+import gzip
 import json
 import os
 
@@ -33,15 +34,14 @@ COMPONENTS = 8
 
 
 def read_rows(path):
-    with open(path, newline="") as f:
+    with gzip.open(path, "rt", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r]
     return [{k: (None if v == "?" else v) for k, v in r.items()} for r in rows]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adult", default=os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "adult",
-                                                                         "adult.data.csv")))
+    parser.add_argument("--adult", default=os.path.join(HERE, "..", "data", "adult", "adult.data.csv.gz"))
     args = parser.parse_args()
     rows = read_rows(args.adult)
     complete = [r for r in rows if all(r[c] is not None for c in NUMERIC + CATEGORICAL)]

@@ -7,12 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 method=${1:-vime}
-adult=${TABSSL_ADULT_DIR:-../shared/data/adult}/adult.data.csv
+adult=data/adult/adult.data.csv.gz
 out=target/sweep
 mkdir -p "$out/models"
 python3 - "$adult" "$out" <<'PY'
-import random, sys
-lines = open(sys.argv[1]).read().splitlines()
+import gzip, random, sys
+lines = gzip.open(sys.argv[1], "rt").read().splitlines()
 header, rows = lines[0], [l for l in lines[1:] if l.strip()]
 random.Random(0).shuffle(rows)
 cut = int(len(rows) * 0.8)

@@ -1,8 +1,8 @@
--- Embeddings for the real UCI Adult data (../shared/data/adult, see its README).
+-- Embeddings for the real UCI Adult data (data/adult, see its README).
 --   cargo run -- sql -f sql/adult_embed.sql
 
-CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION '../shared/data/adult/adult.data.csv'
-  OPTIONS ('format.has_header' 'true', 'format.null_regex' '\?');
+CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION 'data/adult/adult.data.csv.gz'
+  OPTIONS ('format.compression' 'gzip', 'format.has_header' 'true', 'format.null_regex' '\?');
 
 -- Missing values ('?') are NULL, so those rows get a NULL embedding.
 SELECT count(*) AS rows,

@@ -1,15 +1,15 @@
--- A VIME pretraining set for UCI Adult (../shared/data/adult): for each feature the
+-- A VIME pretraining set for UCI Adult (data/adult): for each feature the
 -- original x, the corrupted x_tilde, the raw Bernoulli mask and VIME's label
 -- m = (x <> x_tilde), two augmented views per row. `tabssl export` writes the same for
 -- every column (add --print-sql to see its SQL):
---   tabssl export --input ../shared/data/adult/adult.data.csv --null-regex '\?' --keep class --views 2 --output train.parquet
+--   tabssl export --input data/adult/adult.data.csv.gz --null-regex '\?' --keep class --views 2 --output train.parquet
 
 -- One partition keeps the file order, so row_number() is a stable row key: the output
 -- for a row depends only on (seed, row key, column, view, p).
 SET datafusion.execution.target_partitions = 1;
 
-CREATE EXTERNAL TABLE adult_csv STORED AS CSV LOCATION '../shared/data/adult/adult.data.csv'
-  OPTIONS ('format.has_header' 'true', 'format.null_regex' '\?');
+CREATE EXTERNAL TABLE adult_csv STORED AS CSV LOCATION 'data/adult/adult.data.csv.gz'
+  OPTIONS ('format.compression' 'gzip', 'format.has_header' 'true', 'format.null_regex' '\?');
 CREATE VIEW adult AS SELECT CAST(row_number() OVER () AS BIGINT) - 1 AS row_id, * FROM adult_csv;
 
 -- Pass 1: each column's donor sample (the whole column here: Adult has fewer than

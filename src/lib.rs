@@ -38,6 +38,8 @@ pub mod io;
 pub mod onnx;
 pub mod options;
 pub mod parallel_parquet;
+pub mod rng;
+pub mod sql_text;
 pub mod stream;
 pub mod synthetic;
 pub mod train;

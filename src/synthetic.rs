@@ -21,6 +21,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
+use crate::rng::RowRng;
+
 /// Rows per generated batch.
 const BATCH_ROWS: usize = 8192;
 /// Upper bound on generated rows, to keep a typo from running for hours.
@@ -98,49 +100,6 @@ pub fn synthetic_schema() -> SchemaRef {
         text("native-country", true),
         text("class", false),
     ]))
-}
-
-/// A counter-based random stream for one row: value `k` depends only on (seed, row, k).
-struct RowRng {
-    key: u64,
-    counter: u64,
-}
-
-impl RowRng {
-    fn new(seed: u64, row: u64) -> Self {
-        Self {
-            key: splitmix64(seed ^ splitmix64(row)),
-            counter: 0,
-        }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.counter += 1;
-        splitmix64(self.key.wrapping_add(self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(f64::MIN_POSITIVE);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.uniform() * items.len() as f64) as usize % items.len()]
-    }
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn sigmoid(x: f64) -> f64 {

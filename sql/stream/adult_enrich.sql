@@ -1,7 +1,7 @@
 -- A streaming enrichment job: every Adult record that arrives gets its VIME embedding.
 -- Run by tests/it/stream.rs as:
---   tabssl stream --input-format csv --null-regex '\?' --sql-file sql/stream/adult_enrich.sql \
---       --output-format arrow < ../shared/data/adult/adult.data.csv
+--   zcat data/adult/adult.data.csv.gz | tabssl stream --input-format csv --null-regex '\?' \
+--       --sql-file sql/stream/adult_enrich.sql --output-format arrow
 -- Statements before the last one run first; the last one streams over the table `input`.
 SET tabssl.provider = 'cpu';
 SELECT embed('adult_vime', age, workclass, fnlwgt, education, "education-num", "marital-status",

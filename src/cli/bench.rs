@@ -16,6 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::infer::model::load_model;
 use crate::infer::spec::InputLayout;
 use crate::options::{InferenceSettings, Provider, TabsslOptions};
+use crate::sql_text::{ident, string_literal};
 use crate::synthetic::synthetic_table;
 
 /// Relative tolerance for providers to count as agreeing.
@@ -192,13 +193,9 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         let ctx = context(args, provider, 8192, &table)?;
         let columns = model_columns(&ctx, &args.model)?;
         let call = format!(
-            "embed('{}', {})",
-            args.model,
-            columns
-                .iter()
-                .map(|c| format!("\"{c}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "embed({}, {})",
+            string_literal(&args.model),
+            columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
         );
         let ordered = ctx
             .sql(&format!("SELECT {call} FROM bench_rows ORDER BY id"))

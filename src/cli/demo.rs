@@ -13,6 +13,7 @@ use clap::{Args, Parser};
 use super::{Cli, Command, console, evaluate, export, pretrain, shell_quote, sql, stream};
 use crate::eval::metrics::mean_std;
 use crate::eval::{Budget, Cell};
+use crate::sql_text::{ident, string_literal};
 
 /// Arguments of `tabssl demo`.
 #[derive(Debug, Args)]
@@ -94,11 +95,7 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
     }
 
     let step = Instant::now();
-    let args_list = FEATURES
-        .split(',')
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let args_list = FEATURES.split(',').map(ident).collect::<Vec<_>>().join(", ");
     let query = format!(
         "SELECT id, class, embed('demo_vime', {args_list}) AS vime_embedding FROM tabssl_synthetic({}, 2) ORDER BY id LIMIT 3",
         args.test_rows
@@ -116,9 +113,9 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
         "sql",
         "-c",
         &format!(
-            "COPY (SELECT * FROM tabssl_synthetic({}, 3)) TO '{}' STORED AS JSON",
+            "COPY (SELECT * FROM tabssl_synthetic({}, 3)) TO {} STORED AS JSON",
             args.test_rows,
-            super::input::sql_string(&events)
+            string_literal(&events)
         ),
     ])
     .await?;

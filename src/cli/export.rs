@@ -21,11 +21,12 @@ use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
-use super::input::{register_input, sql_string};
+use super::input::register_input;
 use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::io::AtomicFile;
 use crate::options::TabsslOptions;
 use crate::parallel_parquet::ParallelParquetWriter;
+use crate::sql_text::{ident, string_literal};
 
 /// Rows per written batch, row group page unit: fixed so output bytes do not depend on
 /// DataFusion's batch size.
@@ -154,8 +155,8 @@ pub async fn run(args: &ExportArgs) -> Result<(), String> {
         if args.method.swaps() && !args.batch_local {
             text = format!("{};\n", plan.marginal_sql(args, &marginal));
         }
-        let output = sql_string(&args.output.display().to_string());
-        text.push_str(&format!("COPY ({export_sql}) TO '{output}' STORED AS PARQUET;"));
+        let output = string_literal(&args.output.display().to_string());
+        text.push_str(&format!("COPY ({export_sql}) TO {output} STORED AS PARQUET;"));
         return super::console::print(&text);
     }
     // Both files are reserved before any work, so a bad output path fails at once.
@@ -303,10 +304,10 @@ impl Plan {
             })
             .collect();
         format!(
-            "COPY (SELECT {} FROM {}) TO '{}' STORED AS PARQUET",
+            "COPY (SELECT {} FROM {}) TO {} STORED AS PARQUET",
             samples.join(", "),
             self.keyed_input(args),
-            sql_string(marginal)
+            string_literal(marginal)
         )
     }
 
@@ -373,17 +374,14 @@ impl Plan {
                 format!("corrupt_swap_batch({c}, {p}, {seed}, {key}, view_id)")
             } else {
                 format!(
-                    "corrupt_swap({c}, '{}', {p}, {seed}, {key}, view_id)",
-                    sql_string(marginal)
+                    "corrupt_swap({c}, {}, {p}, {seed}, {key}, view_id)",
+                    string_literal(marginal)
                 )
             };
             let corrupted = match (args.method, sigma) {
                 (Method::Noise, Some(sigma)) => format!("corrupt_noise({c}, {sigma:?}, {p}, {seed}, {key}, view_id)"),
                 (Method::Blank, _) => {
-                    let fill = args
-                        .fill
-                        .as_ref()
-                        .map_or("NULL".to_string(), |f| format!("'{}'", sql_string(f)));
+                    let fill = args.fill.as_ref().map_or("NULL".to_string(), |f| string_literal(f));
                     format!("corrupt_fill({c}, {fill}, {p}, {seed}, {key}, view_id)")
                 }
                 _ => swap,
@@ -426,11 +424,6 @@ impl Plan {
 /// The columns derived from feature `column`: corrupted value, mask, VIME's label.
 fn derived_names(column: &str) -> [String; 3] {
     ["tilde", "mask", "changed"].map(|suffix| format!("{column}_{suffix}"))
-}
-
-/// `name` as a quoted SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Where the marginal sample of an export goes: beside the output, `<stem>.marginals.parquet`.

@@ -6,10 +6,12 @@ use std::path::Path;
 use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
 
+use crate::sql_text::string_literal;
 use crate::stream::schema::duplicate_name;
 
 /// Registers `input` as table `table`: a .csv, .parquet or .json/.ndjson file or
-/// directory, or `synthetic:ROWS[:SEED]` for the built-in Adult-shaped table.
+/// directory (CSV and JSON also compressed: `.csv.gz`, `.bz2`, `.xz`, `.zst`), or
+/// `synthetic:ROWS[:SEED]` for the built-in Adult-shaped table.
 ///
 /// Returns the table's schema.
 ///
@@ -51,32 +53,45 @@ pub async fn register_input(
     } else {
         path.to_path_buf()
     };
-    let extension = probe
-        .extension()
-        .and_then(|e| e.to_str())
+    let name = probe
+        .file_name()
+        .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let location = sql_string(input);
-    let sql = match extension.as_str() {
+    let (compression, stem) = compression_of(&name);
+    let extension = stem.rsplit_once('.').map_or("", |(_, extension)| extension);
+    let location = string_literal(input);
+    let compressed = compression.map_or(String::new(), |c| format!("'format.compression' '{c}'"));
+    let sql = match extension {
         "csv" => {
-            let names = csv_header(&probe)?;
+            let names = csv_header(&probe, compression)?;
             if let Some(message) = duplicate_name(&names) {
                 return Err(format!(
                     "the CSV header of {} {message}: every column needs its own name",
                     probe.display()
                 ));
             }
-            let null_regex = null_regex.map_or(String::new(), |r| format!(", 'format.null_regex' '{}'", sql_string(r)));
+            let mut options = vec!["'format.has_header' 'true'".to_string()];
+            options.extend(null_regex.map(|r| format!("'format.null_regex' {}", string_literal(r))));
+            options.extend((!compressed.is_empty()).then_some(compressed));
             format!(
-                "CREATE EXTERNAL TABLE {table} STORED AS CSV LOCATION '{location}' \
-                 OPTIONS ('format.has_header' 'true'{null_regex})"
+                "CREATE EXTERNAL TABLE {table} STORED AS CSV LOCATION {location} OPTIONS ({})",
+                options.join(", ")
             )
         }
-        "parquet" => format!("CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{location}'"),
-        "json" | "ndjson" => format!("CREATE EXTERNAL TABLE {table} STORED AS JSON LOCATION '{location}'"),
+        "parquet" if compression.is_none() => {
+            format!("CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION {location}")
+        }
+        "json" | "ndjson" if compression.is_none() => {
+            format!("CREATE EXTERNAL TABLE {table} STORED AS JSON LOCATION {location}")
+        }
+        "json" | "ndjson" => {
+            format!("CREATE EXTERNAL TABLE {table} STORED AS JSON LOCATION {location} OPTIONS ({compressed})")
+        }
         other => {
             return Err(format!(
-                "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file (got {other:?})",
+                "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file, the CSV and JSON \
+                 ones also compressed (.csv.gz, .bz2, .xz, .zst) (got {other:?})",
                 probe.display()
             ));
         }
@@ -100,11 +115,30 @@ async fn checked_schema(ctx: &SessionContext, table: &str, input: &str) -> Resul
     Ok(schema)
 }
 
-/// The field names of the first line of a CSV file.
-fn csv_header(path: &Path) -> Result<Vec<String>, String> {
+/// The DataFusion `format.compression` of a file name's last extension, and the name
+/// without it.
+fn compression_of(name: &str) -> (Option<&'static str>, &str) {
+    let compression = match name.rsplit_once('.') {
+        Some((stem, "gz")) => Some(("gzip", stem)),
+        Some((stem, "bz2")) => Some(("bzip2", stem)),
+        Some((stem, "xz")) => Some(("xz", stem)),
+        Some((stem, "zst")) => Some(("zstd", stem)),
+        _ => None,
+    };
+    compression.map_or((None, name), |(kind, stem)| (Some(kind), stem))
+}
+
+/// The field names of the first line of a CSV file (plain or gzip); empty for the other
+/// compressions, whose headers DataFusion alone reads.
+fn csv_header(path: &Path, compression: Option<&str>) -> Result<Vec<String>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader: Box<dyn Read> = match compression {
+        None => Box::new(file),
+        Some("gzip") => Box::new(flate2::read::GzDecoder::new(file)),
+        Some(_) => return Ok(Vec::new()),
+    };
     let mut line = Vec::new();
-    BufReader::new(file)
+    BufReader::new(reader)
         .take(1 << 20)
         .read_until(b'\n', &mut line)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -113,9 +147,4 @@ fn csv_header(path: &Path) -> Result<Vec<String>, String> {
         .infer_schema(line.as_slice(), Some(0))
         .map_err(|e| format!("{}: bad CSV header: {e}", path.display()))?;
     Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
-}
-
-/// `text` escaped for a single-quoted SQL string.
-pub fn sql_string(text: &str) -> String {
-    text.replace('\'', "''")
 }

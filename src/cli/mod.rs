@@ -139,13 +139,10 @@ fn command_line() -> String {
         .join(" ")
 }
 
-/// `arg` as a POSIX shell word: unchanged when safe, else single-quoted.
+/// `arg` as a POSIX shell word (quoted by `shlex` where a shell needs it).
 fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
+    // Only a NUL byte cannot be quoted, and program arguments never hold one.
+    shlex::try_quote(arg).map_or_else(|_| arg.to_string(), std::borrow::Cow::into_owned)
 }
 
 /// Runs the command line and returns the process exit code. Errors go to stderr.

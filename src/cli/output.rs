@@ -1,14 +1,14 @@
 //! Result printing: an aligned table for people, CSV / JSON / NDJSON for programs.
 //!
-//! CSV, JSON and NDJSON are written batch by batch, so results larger than memory stream
-//! through; the table format collects the result to align its columns.
+//! CSV, JSON and NDJSON are written batch by batch by arrow's writers, so results larger
+//! than memory stream through; the table format collects the result to align its columns.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::error::ArrowError;
+use arrow::json::{ArrayWriter, LineDelimitedWriter};
 use datafusion::error::Result;
 
 use crate::stream::sink::nested_as_text;
@@ -26,83 +26,97 @@ pub enum OutputFormat {
     Ndjson,
 }
 
+/// The writer behind each format.
+enum Encoder<W: Write> {
+    Table { out: W, batches: Vec<RecordBatch> },
+    Csv { out: W, header_written: bool },
+    Json(ArrayWriter<W>),
+    Ndjson(LineDelimitedWriter<W>),
+}
+
 /// Writes the batches of one statement's result in the chosen format.
 pub struct ResultWriter<W: Write> {
-    format: OutputFormat,
     schema: SchemaRef,
-    out: W,
-    table: Vec<RecordBatch>,
-    rows: usize,
+    encoder: Encoder<W>,
 }
 
 impl<W: Write> ResultWriter<W> {
     /// A writer for results of `schema` into `out`.
     pub fn new(format: OutputFormat, schema: SchemaRef, out: W) -> Self {
-        Self {
-            format,
-            schema,
-            out,
-            table: Vec::new(),
-            rows: 0,
-        }
+        let encoder = match format {
+            OutputFormat::Table => Encoder::Table {
+                out,
+                batches: Vec::new(),
+            },
+            OutputFormat::Csv => Encoder::Csv {
+                out,
+                header_written: false,
+            },
+            OutputFormat::Json => Encoder::Json(ArrayWriter::new(out)),
+            OutputFormat::Ndjson => Encoder::Ndjson(LineDelimitedWriter::new(out)),
+        };
+        Self { schema, encoder }
     }
 
     /// Writes (or, for tables, keeps) one batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let first = self.rows == 0;
-        self.rows += batch.num_rows();
-        match self.format {
-            OutputFormat::Table => self.table.push(batch.clone()),
-            OutputFormat::Csv => {
+        match &mut self.encoder {
+            Encoder::Table { batches, .. } => batches.push(batch.clone()),
+            Encoder::Csv { out, header_written } => {
                 if batch.num_rows() > 0 {
-                    let batch = nested_as_text(batch)?;
-                    arrow::csv::WriterBuilder::new()
-                        .with_header(first)
-                        .build(&mut self.out)
-                        .write(&batch)?;
+                    write_csv(out, batch, !*header_written)?;
+                    *header_written = true;
                 }
             }
-            OutputFormat::Json => {
-                for (i, line) in ndjson_lines(batch)?.lines().enumerate() {
-                    let separator = if first && i == 0 { "[" } else { "," };
-                    writeln!(self.out, "{separator}{line}")?;
-                }
-            }
-            OutputFormat::Ndjson => self.out.write_all(ndjson_lines(batch)?.as_bytes())?,
+            Encoder::Json(writer) => writer.write(batch)?,
+            Encoder::Ndjson(writer) => writer.write(batch)?,
         }
         Ok(())
     }
 
     /// Finishes the output (prints the table, closes the JSON array) and flushes.
-    pub fn finish(mut self) -> Result<()> {
-        match self.format {
-            OutputFormat::Table if self.rows == 0 => {
-                let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
-                writeln!(self.out, "(0 rows: {})", names.join(", "))?;
+    pub fn finish(self) -> Result<()> {
+        let mut out = match self.encoder {
+            Encoder::Table { mut out, batches } => {
+                if batches.iter().all(|b| b.num_rows() == 0) {
+                    let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    writeln!(out, "(0 rows: {})", names.join(", "))?;
+                } else {
+                    writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(&batches)?)?;
+                }
+                out
             }
-            OutputFormat::Table => {
-                writeln!(self.out, "{}", arrow::util::pretty::pretty_format_batches(&self.table)?)?;
+            Encoder::Csv {
+                mut out,
+                header_written,
+            } => {
+                if !header_written {
+                    write_csv(&mut out, &RecordBatch::new_empty(Arc::clone(&self.schema)), true)?;
+                }
+                out
             }
-            OutputFormat::Csv if self.rows == 0 => {
-                let empty = nested_as_text(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
-                arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut self.out)
-                    .write(&empty)?;
+            Encoder::Json(mut writer) => {
+                writer.finish()?;
+                let mut out = writer.into_inner();
+                writeln!(out)?;
+                out
             }
-            OutputFormat::Json if self.rows == 0 => writeln!(self.out, "[]")?,
-            OutputFormat::Json => writeln!(self.out, "]")?,
-            OutputFormat::Csv | OutputFormat::Ndjson => {}
-        }
-        self.out.flush()?;
+            Encoder::Ndjson(mut writer) => {
+                writer.finish()?;
+                writer.into_inner()
+            }
+        };
+        out.flush()?;
         Ok(())
     }
 }
 
-fn ndjson_lines(batch: &RecordBatch) -> Result<String, ArrowError> {
-    let mut buffer = Vec::new();
-    let mut writer = arrow::json::LineDelimitedWriter::new(&mut buffer);
-    writer.write(batch)?;
-    writer.finish()?;
-    String::from_utf8(buffer).map_err(|e| ArrowError::JsonError(e.to_string()))
+/// Writes `batch` as CSV, with the header line when `header`.
+fn write_csv<W: Write>(out: &mut W, batch: &RecordBatch, header: bool) -> Result<()> {
+    let batch = nested_as_text(batch)?;
+    arrow::csv::WriterBuilder::new()
+        .with_header(header)
+        .build(out)
+        .write(&batch)?;
+    Ok(())
 }

@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::rng::{CellRng, column_seed, is_key_type, key_hashes, key_type_error};
+use crate::rng::{CellRng, column_seed, is_key_type, key_hashes, key_type_error};
 
 /// One corruption method: what sits between the shared arguments and the output column.
 pub trait Corruption: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {

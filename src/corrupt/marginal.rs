@@ -35,7 +35,7 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, DocSection, Docume
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::physical_expr::expressions::Literal;
 
-use super::rng::{is_key_type, key_hashes, key_type_error, splitmix64};
+use crate::rng::{is_key_type, key_hashes, key_type_error, splitmix64};
 
 /// Rows kept per column when `capacity` is not given.
 pub const DEFAULT_CAPACITY: usize = 100_000;

@@ -11,14 +11,13 @@
 //! | `marginal_sample(x, key [, capacity])` | aggregate: the donor sample `corrupt_swap` reads |
 //!
 //! The argument convention and the determinism contract are in [`common`]; the random
-//! numbers in [`rng`].
+//! numbers in [`crate::rng`].
 
 pub mod common;
 pub mod fill;
 pub mod marginal;
 pub mod mask;
 pub mod noise;
-pub mod rng;
 pub mod swap;
 pub mod swap_batch;
 

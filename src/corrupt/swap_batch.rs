@@ -16,7 +16,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Documentation;
 
 use super::common::{Corruption, Draws, check_cell_type, documentation};
-use super::rng::STREAM_DONOR;
+use crate::rng::STREAM_DONOR;
 
 /// The `corrupt_swap_batch` method.
 #[derive(Debug, PartialEq, Eq, Hash)]

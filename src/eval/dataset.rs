@@ -10,6 +10,7 @@ use datafusion::prelude::SessionContext;
 use super::matrix::Matrix;
 use super::protocol::Representation;
 use crate::infer::manifest::Manifest;
+use crate::sql_text::{ident, string_literal};
 use crate::train::{FeatureTable, Preprocessor, TrainError, VocabularyLimits};
 
 /// One split: labels, raw features, and one embedding matrix per model.
@@ -36,10 +37,6 @@ pub fn model_inputs(models_dir: &Path, model: &str) -> Result<Vec<String>, Train
     Ok(inputs.into_iter().map(|i| i.name).collect())
 }
 
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Loads `table`: the label (`label` equal to `positive` after trimming spaces and a
 /// trailing '.', as in Adult's test file), `features`, and `embed` of each model.
 ///
@@ -53,17 +50,17 @@ pub async fn load_split(
     features: &[String],
     models: &[(String, Vec<String>)],
 ) -> Result<Split, TrainError> {
-    let positive = positive.trim().trim_end_matches('.').replace('\'', "''");
+    let positive = string_literal(positive.trim().trim_end_matches('.'));
     let mut select = vec![format!(
-        "rtrim(trim(CAST({} AS VARCHAR)), '.') = '{positive}' AS __label",
+        "rtrim(trim(CAST({} AS VARCHAR)), '.') = {positive} AS __label",
         ident(label)
     )];
     select.extend(features.iter().map(|f| ident(f)));
     for (i, (model, inputs)) in models.iter().enumerate() {
         let args: Vec<String> = inputs.iter().map(|c| ident(c)).collect();
         select.push(format!(
-            "embed('{}', {}) AS __embedding_{i}",
-            model.replace('\'', "''"),
+            "embed({}, {}) AS __embedding_{i}",
+            string_literal(model),
             args.join(", ")
         ));
     }

@@ -8,10 +8,10 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use super::matrix::Matrix;
+use crate::rng::TrainRng;
 use crate::train::TrainError;
 use crate::train::network::Mlp;
 use crate::train::objective::bce_with_logits;
-use crate::train::random::TrainRng;
 
 /// A downstream model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

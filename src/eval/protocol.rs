@@ -14,8 +14,8 @@ use super::downstream::{Classifier, Labelled, fit_predict};
 use super::matrix::Matrix;
 use super::metrics::{accuracy, mean_std, roc_auc};
 use super::plot::{Chart, Series};
+use crate::rng::TrainRng;
 use crate::train::TrainError;
-use crate::train::random::TrainRng;
 
 /// Share of each labelled sample held out for model selection.
 const VALIDATION_SHARE: f64 = 0.2;

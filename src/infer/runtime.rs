@@ -329,6 +329,36 @@ fn fetch_wheel(flavor: Flavor, cache: &Path) -> std::result::Result<PathBuf, Str
     library_in(cache, flavor).ok_or_else(|| format!("the wheel held no usable library for {}", flavor.package()))
 }
 
+/// Extracts the ONNX Runtime libraries (`onnxruntime/capi/libonnxruntime*`) of a wheel into
+/// `directory`.
+fn unpack_libraries(wheel: &Path, directory: &Path) -> std::result::Result<(), String> {
+    let unzip = |e: zip::result::ZipError| format!("unpacking {}: {e}", wheel.display());
+    let file = std::fs::File::open(wheel).map_err(|e| format!("opening {}: {e}", wheel.display()))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(unzip)?;
+    let mut found = 0;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(unzip)?;
+        let name = entry.name().map_err(unzip)?.to_string();
+        let Some((folder, base)) = name.rsplit_once('/') else {
+            continue;
+        };
+        if !folder.ends_with("/capi") || !base.starts_with("libonnxruntime") {
+            continue;
+        }
+        let target = directory.join(base);
+        let mut out = std::fs::File::create(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| format!("writing {}: {e}", target.display()))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(format!(
+            "{} holds no onnxruntime/capi/libonnxruntime* file",
+            wheel.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Syncs every file of `directory` and the directory itself, so its rename into place
 /// publishes complete libraries.
 fn sync_tree(directory: &Path) -> std::io::Result<()> {
@@ -368,24 +398,13 @@ fn download_and_unpack(flavor: Flavor, staging: &Path) -> std::result::Result<()
             python()
         ));
     }
-    let status = Command::new(python())
-        .args([
-            "-c",
-            "import glob, os, sys, zipfile\n\
-             wheel = glob.glob(os.path.join(sys.argv[1], '*.whl'))[0]\n\
-             with zipfile.ZipFile(wheel) as z:\n\
-             \x20   for name in z.namelist():\n\
-             \x20       base = name.rsplit('/', 1)[-1]\n\
-             \x20       if '/capi/' in name and base.startswith('libonnxruntime'):\n\
-             \x20           open(os.path.join(sys.argv[2], base), 'wb').write(z.read(name))\n",
-        ])
-        .arg(&wheels)
-        .arg(staging)
-        .status()
-        .map_err(|e| format!("could not run {}: {e}", python()))?;
-    if !status.success() {
-        return Err(format!("unpacking the wheel failed ({status})"));
-    }
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("listing {}: {e}", wheels.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| format!("pip left no wheel in {}", wheels.display()))?;
+    unpack_libraries(&wheel, staging)?;
     std::fs::remove_dir_all(&wheels).map_err(|e| format!("removing {}: {e}", wheels.display()))
 }
 

@@ -2,6 +2,8 @@
 //!
 //! tabssl exports the encoders it trains itself, preprocessing included, so it writes
 //! ONNX without Python. Reading and running models stays with ONNX Runtime ([`crate::infer`]).
+//! Hand-written on purpose: the Rust ONNX crates either read models only or pull in a
+//! protobuf code generator and a build step for the few messages written here.
 
 pub mod graph;
 pub mod proto;

@@ -13,7 +13,6 @@ pub mod export;
 pub mod network;
 pub mod objective;
 pub mod preprocess;
-pub mod random;
 pub mod table;
 pub mod trainer;
 

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::TrainError;
-use super::random::TrainRng;
+use crate::rng::TrainRng;
 
 /// A fully connected layer `y = x W + b` with `W` stored `[inputs, outputs]` (the layout
 /// ONNX `MatMul` takes, so export copies it as is).

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::network::Mlp;
 use super::preprocess::{Encoded, FeatureEncoding, Preprocessor};
-use super::random::TrainRng;
+use crate::rng::TrainRng;
 
 /// A pretraining method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

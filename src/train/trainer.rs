@@ -10,8 +10,8 @@ use super::TrainError;
 use super::network::Mlp;
 use super::objective::{Heads, LossParams, Method, batch_loss, corrupt_batch};
 use super::preprocess::{Encoded, Preprocessor, VocabularyLimits};
-use super::random::TrainRng;
 use super::table::FeatureTable;
+use crate::rng::TrainRng;
 
 /// Everything that defines a pretraining run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

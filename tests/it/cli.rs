@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{adult_csv, fixture_models, repo};
+use crate::common::{adult_table_sql, fixture_models, repo};
 
 fn tabssl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tabssl"))
@@ -31,14 +31,13 @@ fn runs_a_file_of_statements_including_set_and_copy() {
     std::fs::write(
         &script,
         format!(
-            "CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION '{adult}'\n\
-               OPTIONS ('format.has_header' 'true', 'format.null_regex' '\\?');\n\
+            "{adult};\n\
              SET datafusion.execution.batch_size = 1000;\n\
              SET tabssl.provider = 'cpu';\n\
              COPY (SELECT age, embed('percol', age, \"education-num\", workclass, sex) AS e FROM adult)\n\
                TO '{out}' STORED AS PARQUET;\n\
              SELECT count(*) AS n, count(e) AS embedded FROM '{out}';\n",
-            adult = adult_csv().display(),
+            adult = adult_table_sql("adult"),
             out = parquet.display()
         ),
     )
@@ -80,6 +79,13 @@ fn formats_results_as_csv_json_and_ndjson() {
     assert_eq!(line["id"], 1);
     let table = stdout(&tabssl(&[&base[..], &["table"]].concat()));
     assert!(table.contains("| id |"), "{table}");
+    // Several batches, and none: still one JSON array.
+    for (rows, expected) in [(20_000, 20_000), (0, 0)] {
+        let sql = format!("SELECT id FROM tabssl_synthetic({rows})");
+        let json = stdout(&tabssl(&["sql", "-c", &sql, "--format", "json"]));
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(parsed.as_array().map(Vec::len), Some(expected), "{rows} rows");
+    }
 }
 
 #[test]

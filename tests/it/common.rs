@@ -23,16 +23,26 @@ pub fn bad_models() -> PathBuf {
     repo().join("tests/fixtures/bad_models")
 }
 
-/// The Adult training CSV from the shared data folder.
+/// The Adult training CSV, gzip-compressed, committed in data/adult.
 pub fn adult_csv() -> PathBuf {
-    let dir = std::env::var_os("TABSSL_ADULT_DIR").map_or_else(|| repo().join("../shared/data/adult"), PathBuf::from);
-    let path = dir.join("adult.data.csv");
-    assert!(
-        path.is_file(),
-        "UCI Adult not found at {}: these tests need ../shared/data/adult (or TABSSL_ADULT_DIR)",
-        path.display()
-    );
-    path
+    repo().join("data/adult/adult.data.csv.gz")
+}
+
+/// The uncompressed bytes of the Adult training CSV (for stdin and byte-level tests).
+pub fn adult_csv_bytes() -> Vec<u8> {
+    let file = std::fs::File::open(adult_csv()).expect("data/adult/adult.data.csv.gz");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut bytes).expect("gunzips");
+    bytes
+}
+
+/// `CREATE EXTERNAL TABLE <table>` over the Adult training CSV (`?` read as NULL).
+pub fn adult_table_sql(table: &str) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE {table} STORED AS CSV LOCATION '{}' \
+         OPTIONS ('format.compression' 'gzip', 'format.has_header' 'true', 'format.null_regex' '\\?')",
+        adult_csv().display()
+    )
 }
 
 /// A context over `models` with tabssl registered.
@@ -48,12 +58,7 @@ pub fn context(models: &Path) -> SessionContext {
 
 /// Registers the Adult training split as table `adult` (`?` read as NULL).
 pub async fn register_adult(ctx: &SessionContext) {
-    let sql = format!(
-        "CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION '{}' \
-         OPTIONS ('format.has_header' 'true', 'format.null_regex' '\\?')",
-        adult_csv().display()
-    );
-    run(ctx, &sql).await;
+    run(ctx, &adult_table_sql("adult")).await;
 }
 
 /// Runs SQL and collects the result, panicking with the error text on failure.

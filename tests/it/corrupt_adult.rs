@@ -13,7 +13,7 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tempfile::TempDir;
 
-use crate::common::{adult_csv, run};
+use crate::common::{adult_table_sql, run};
 
 const NUMERIC: [&str; 6] = [
     "age",
@@ -43,15 +43,7 @@ async fn keyed_adult(dir: &TempDir) -> (SessionContext, String) {
         SessionConfig::new().with_target_partitions(1),
         tabssl::TabsslOptions::default(),
     );
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE adult_csv STORED AS CSV LOCATION '{}' \
-             OPTIONS ('format.has_header' 'true', 'format.null_regex' '\\?')",
-            adult_csv().display()
-        ),
-    )
-    .await;
+    run(&ctx, &adult_table_sql("adult_csv")).await;
     // One partition: row_number() follows the file order.
     run(
         &ctx,

@@ -14,7 +14,7 @@ use arrow::datatypes::Int64Type;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use crate::common::{self, adult_csv, assert_close, output_row, repo};
+use crate::common::{self, assert_close, output_row, repo};
 
 /// The 14 Adult features in the order `adult_vime` takes them.
 const VIME_ARGS: &str = "age, workclass, fnlwgt, education, \"education-num\", \"marital-status\", occupation, \
@@ -185,7 +185,7 @@ fn every_row_arrives_once_with_its_embedding() {
 #[test]
 /// The enrichment job of sql/stream/adult_enrich.sql.
 fn adult_csv_on_stdin_with_an_inferred_schema_matches_the_table_query_row_for_row() {
-    let csv = std::fs::read(adult_csv()).expect("adult");
+    let csv = crate::common::adult_csv_bytes();
     let child = spawn(&[
         "--input-format",
         "csv",
