@@ -29,10 +29,12 @@
 //! # }
 //! ```
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod corrupt;
 pub mod error;
 pub mod eval;
+pub mod expr_fn;
 pub mod infer;
 pub mod io;
 pub mod onnx;
@@ -44,16 +46,102 @@ pub mod stream;
 pub mod synthetic;
 pub mod train;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::config::ConfigOptions;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
 pub use error::{Error, Result};
 pub use options::{InferenceSettings, Provider, TabsslOptions};
 
+/// Every tabssl scalar function: `embed`, `predict` and the `corrupt_*` functions. The
+/// inference functions start with the default `tabssl.*` settings; a session applies its
+/// own when they are registered in it (and on every `SET tabssl...`).
+pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    let settings = InferenceSettings::from_config(&ConfigOptions::default());
+    let mut functions = vec![
+        Arc::new(infer::udf::embed_udf(settings.clone())),
+        Arc::new(infer::udf::predict_udf(settings)),
+    ];
+    functions.extend(corrupt::scalar_functions());
+    functions
+}
+
+/// Every tabssl aggregate function: `marginal_sample`.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![corrupt::marginal_sample_udaf()]
+}
+
+/// Every tabssl table function, by name: `tabssl_models`, `tabssl_synthetic`.
+pub fn table_functions() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+    vec![
+        ("tabssl_models", Arc::new(infer::models_table::ModelsTableFunction)),
+        ("tabssl_synthetic", Arc::new(synthetic::SyntheticTableFunction)),
+    ]
+}
+
+/// Registers the scalar and aggregate functions on any function registry: a
+/// `SessionState`, a `SessionContext`, a distributed worker's state. Table functions need
+/// a session: see [`register_all`] and [`with_tabssl`].
+///
+/// # Errors
+/// When the registry refuses a function.
+pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Result<()> {
+    for function in scalar_functions() {
+        registry.register_udf(function)?;
+    }
+    for function in aggregate_functions() {
+        registry.register_udaf(function)?;
+    }
+    Ok(())
+}
+
+/// Adds tabssl to a session under construction: its functions are appended to those the
+/// builder already holds (call it after `with_default_features`; a later
+/// `with_scalar_functions` would replace them), the table functions are added, and
+/// `options` become the session's `tabssl.*` settings.
+///
+/// ```
+/// use datafusion::execution::session_state::SessionStateBuilder;
+/// use datafusion::prelude::SessionContext;
+///
+/// let state = tabssl::with_tabssl(SessionStateBuilder::new().with_default_features(), tabssl::TabsslOptions::default())
+///     .build();
+/// let ctx = SessionContext::new_with_state(state);
+/// assert!(ctx.state().scalar_functions().contains_key("embed"));
+/// assert!(ctx.state().scalar_functions().contains_key("abs"), "the defaults stay");
+/// ```
+#[must_use]
+pub fn with_tabssl(mut builder: SessionStateBuilder, options: TabsslOptions) -> SessionStateBuilder {
+    builder
+        .scalar_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(scalar_functions());
+    builder
+        .aggregate_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(aggregate_functions());
+    let tables = builder.table_functions().get_or_insert_with(HashMap::new);
+    for (name, function) in table_functions() {
+        let function = datafusion::catalog::TableFunction::new(name.to_string(), function);
+        tables.insert(name.to_string(), Arc::new(function));
+    }
+    let config = builder
+        .config()
+        .take()
+        .unwrap_or_default()
+        .with_option_extension(options);
+    builder.with_config(config)
+}
+
 /// Registers every tabssl function on `ctx` and installs `options` as the session's
-/// `tabssl.*` settings. This is the single entry point, also for distributed workers.
+/// `tabssl.*` settings.
 pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
     let settings = {
         let state = ctx.state_ref();
@@ -63,9 +151,15 @@ pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
     };
     ctx.register_udf(infer::udf::embed_udf(settings.clone()));
     ctx.register_udf(infer::udf::predict_udf(settings));
-    ctx.register_udtf("tabssl_models", Arc::new(infer::models_table::ModelsTableFunction));
-    ctx.register_udtf("tabssl_synthetic", Arc::new(synthetic::SyntheticTableFunction));
-    corrupt::register(ctx);
+    for function in corrupt::scalar_functions() {
+        ctx.register_udf(function.as_ref().clone());
+    }
+    for function in aggregate_functions() {
+        ctx.register_udaf(function.as_ref().clone());
+    }
+    for (name, function) in table_functions() {
+        ctx.register_udtf(name, function);
+    }
 }
 
 /// A new context with the information schema enabled and tabssl registered.

@@ -21,17 +21,43 @@ pub mod noise;
 pub mod swap;
 pub mod swap_batch;
 
+use std::sync::Arc;
+
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
-use datafusion::prelude::SessionContext;
 
 use common::CorruptUdf;
 
-/// Registers every corruption function on `ctx`.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(mask::Mask)));
-    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap)));
-    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(swap_batch::SwapBatch)));
-    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(noise::Noise)));
-    ctx.register_udf(ScalarUDF::new_from_impl(CorruptUdf::new(fill::Fill)));
-    ctx.register_udaf(AggregateUDF::new_from_impl(marginal::MarginalSample::default()));
+/// `corrupt_mask`.
+pub fn mask_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(mask::Mask)))
+}
+
+/// `corrupt_swap`.
+pub fn swap_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap)))
+}
+
+/// `corrupt_swap_batch`.
+pub fn swap_batch_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(swap_batch::SwapBatch)))
+}
+
+/// `corrupt_noise`.
+pub fn noise_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(noise::Noise)))
+}
+
+/// `corrupt_fill`.
+pub fn fill_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(fill::Fill)))
+}
+
+/// The `marginal_sample` aggregate.
+pub fn marginal_sample_udaf() -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::new_from_impl(marginal::MarginalSample::default()))
+}
+
+/// Every corruption scalar function.
+pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    vec![mask_udf(), swap_udf(), swap_batch_udf(), noise_udf(), fill_udf()]
 }

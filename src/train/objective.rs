@@ -24,7 +24,8 @@ use super::preprocess::{Encoded, FeatureEncoding, Preprocessor};
 use crate::rng::TrainRng;
 
 /// A pretraining method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// VIME self-supervised: mask estimation + feature reconstruction (Yoon et al., 2020).

@@ -12,6 +12,7 @@ mod determinism;
 mod embed;
 mod errors;
 mod export;
+mod library;
 mod pretrain;
 mod provider;
 mod sql_files;

@@ -1,0 +1,96 @@
+//! tabssl as a library in someone else's session: registered on a `SessionStateBuilder` or
+//! any function registry, called from the DataFrame API with `tabssl::expr_fn`, giving
+//! the same results as SQL.
+
+use arrow::array::RecordBatch;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext, col};
+use datafusion::scalar::ScalarValue;
+use tabssl::TabsslOptions;
+use tabssl::expr_fn::{corrupt_fill, corrupt_mask, corrupt_noise, embed, marginal_sample};
+
+use crate::common::{fixture_models, run};
+
+fn options() -> TabsslOptions {
+    let mut options = TabsslOptions::default();
+    options.models_dir = fixture_models().display().to_string();
+    options
+}
+
+/// All rows of `batches` as one batch.
+fn concat(batches: &[RecordBatch]) -> RecordBatch {
+    arrow::compute::concat_batches(&batches[0].schema(), batches).expect("same schema")
+}
+
+#[tokio::test]
+async fn a_session_state_builder_gets_tabssl_beside_the_defaults_and_expr_fn_equals_sql() {
+    let builder = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_target_partitions(1))
+        .with_default_features();
+    let ctx = SessionContext::new_with_state(tabssl::with_tabssl(builder, options()).build());
+    run(&ctx, "CREATE VIEW t AS SELECT * FROM tabssl_synthetic(700, 4)").await;
+
+    let sql = "SELECT id, abs(age) AS a, \
+               embed('percol', age, \"education-num\", workclass, sex) AS e, \
+               corrupt_mask(age, 0.3, 42, id) AS m, \
+               corrupt_noise(age, 2.5, 0.5, 42, id, 1) AS n, \
+               corrupt_fill(workclass, NULL, 0.2, 7, id) AS f \
+               FROM t ORDER BY id";
+    let from_sql = concat(&run(&ctx, sql).await);
+
+    let features = vec![col("age"), col("\"education-num\""), col("workclass"), col("sex")];
+    let frame = ctx
+        .table("t")
+        .await
+        .expect("view")
+        .select(vec![
+            col("id"),
+            datafusion::functions::math::expr_fn::abs(col("age")).alias("a"),
+            embed(&ctx, "percol", features).expect("embed is registered").alias("e"),
+            corrupt_mask(col("age"), 0.3, 42, col("id"), None).alias("m"),
+            corrupt_noise(col("age"), 2.5, 0.5, 42, col("id"), Some(datafusion::prelude::lit(1))).alias("n"),
+            corrupt_fill(col("workclass"), ScalarValue::Utf8(None), 0.2, 7, col("id"), None).alias("f"),
+        ])
+        .expect("plans")
+        .sort(vec![col("id").sort(true, false)])
+        .expect("sorts");
+    let from_frame = concat(&frame.collect().await.expect("runs"));
+    assert_eq!(from_frame.num_rows(), 700);
+    assert_eq!(
+        from_frame.columns(),
+        from_sql.columns(),
+        "the DataFrame gives the SQL result"
+    );
+
+    let sample = ctx
+        .table("t")
+        .await
+        .expect("view")
+        .aggregate(
+            vec![],
+            vec![marginal_sample(col("age"), col("id"), Some(50)).alias("age")],
+        )
+        .expect("plans");
+    let sample = concat(&sample.collect().await.expect("runs"));
+    let from_sql = concat(&run(&ctx, "SELECT marginal_sample(age, id, 50) AS age FROM t").await);
+    assert_eq!(sample.columns(), from_sql.columns());
+}
+
+#[tokio::test]
+async fn register_fills_any_function_registry() {
+    let mut state = SessionStateBuilder::new().with_default_features().build();
+    tabssl::register(&mut state).expect("registers");
+    let ctx = SessionContext::new_with_state(state);
+    let batches = run(
+        &ctx,
+        "SELECT count(*) FILTER (WHERE corrupt_mask(v, 0.5, 1, k)) BETWEEN 300 AND 700 AS plausible \
+         FROM (SELECT value AS k, value AS v FROM generate_series(1, 1000))",
+    )
+    .await;
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("prints")
+        .to_string();
+    assert!(text.contains("true"), "{text}");
+    // The table functions need a session: without with_tabssl or register_all they are absent.
+    assert!(ctx.sql("SELECT * FROM tabssl_synthetic(3)").await.is_err());
+}
