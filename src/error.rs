@@ -117,9 +117,49 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An input, argument or setting that cannot be used; the message names what is wrong
+    /// and what was expected.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// Pretraining diverged: the loss became NaN or infinite.
+    #[error("training diverged in epoch {epoch} (loss is not finite); try a learning rate below {learning_rate}")]
+    Diverged {
+        /// The epoch where it happened.
+        epoch: usize,
+        /// The learning rate in use.
+        learning_rate: f64,
+    },
+
+    /// A tensor operation of the trainer failed.
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+
+    /// Reading or writing JSON (manifests, reports) failed.
+    #[error("{context}: {source}")]
+    Json {
+        /// What was read or written.
+        context: String,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+
+    /// A broken invariant inside tabssl (a worker thread panicked, counts disagree): a bug
+    /// to report, never caused by input.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// An error from ONNX Runtime outside a model run (building tensors, reading outputs).
+    #[error("ONNX Runtime: {0}")]
+    Ort(#[from] ort::Error),
+
+    /// An error from the Parquet writer.
+    #[error("Parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+
     /// An error from DataFusion.
     #[error(transparent)]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
 
     /// An error from Arrow.
     #[error(transparent)]
@@ -135,6 +175,19 @@ impl Error {
         }
     }
 
+    /// An [`Error::Invalid`] with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    /// Wraps a JSON error with what was being read or written.
+    pub fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// True for errors a planner can report before any data is read.
     fn is_plan_time(&self) -> bool {
         matches!(
@@ -146,18 +199,73 @@ impl Error {
                 | Self::ProviderUnavailable { .. }
                 | Self::InvalidOption { .. }
                 | Self::LimitExceeded { .. }
+                | Self::Invalid(_)
                 | Self::RuntimeUnavailable(_)
+        )
+    }
+
+    /// True for errors that carry an underlying error worth keeping as a source.
+    fn has_source(&self) -> bool {
+        matches!(
+            self,
+            Self::Io { .. } | Self::Tensor(_) | Self::Json { .. } | Self::Ort(_) | Self::Parquet(_)
         )
     }
 }
 
+/// tabssl errors become DataFusion errors in queries: plan-time ones as
+/// [`DataFusionError::Plan`], those with an underlying cause as
+/// [`DataFusionError::External`] (the source chain is kept, and converting back gives the
+/// original error), the rest as [`DataFusionError::Execution`].
 impl From<Error> for DataFusionError {
     fn from(error: Error) -> Self {
         match error {
             Error::DataFusion(inner) => inner,
             Error::Arrow(inner) => DataFusionError::ArrowError(Box::new(inner), None),
             other if other.is_plan_time() => DataFusionError::Plan(other.to_string()),
+            other if other.has_source() => DataFusionError::External(Box::new(other)),
             other => DataFusionError::Execution(other.to_string()),
         }
+    }
+}
+
+/// A DataFusion error becomes [`Error::DataFusion`], except one that wraps a tabssl error
+/// ([`DataFusionError::External`]), which is unwrapped.
+impl From<DataFusionError> for Error {
+    fn from(error: DataFusionError) -> Self {
+        match error {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(tabssl) => *tabssl,
+                Err(other) => Self::DataFusion(DataFusionError::External(other)),
+            },
+            other => Self::DataFusion(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_with_a_source_survive_a_trip_through_datafusion() {
+        let original = Error::io("/data/x.parquet", std::io::Error::other("disk on fire"));
+        let through: DataFusionError = original.into();
+        assert!(matches!(through, DataFusionError::External(_)), "{through:?}");
+        let back = Error::from(through);
+        match &back {
+            Error::Io { path, source } => {
+                assert_eq!(path, &PathBuf::from("/data/x.parquet"));
+                assert_eq!(source.to_string(), "disk on fire");
+            }
+            other => panic!("expected the Io error back, got {other:?}"),
+        }
+        assert!(std::error::Error::source(&back).is_some());
+    }
+
+    #[test]
+    fn plan_time_errors_become_plan_errors() {
+        let error: DataFusionError = Error::invalid("p must be in [0, 1], got 2").into();
+        assert_eq!(error.to_string(), "Error during planning: p must be in [0, 1], got 2");
     }
 }

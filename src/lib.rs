@@ -34,9 +34,11 @@ pub mod cli;
 pub mod corrupt;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod expr_fn;
 pub mod infer;
 pub mod io;
+mod method;
 pub mod onnx;
 pub mod options;
 pub mod parallel_parquet;
@@ -58,6 +60,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
 pub use error::{Error, Result};
+pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};
 
 /// Every tabssl scalar function: `embed`, `predict` and the `corrupt_*` functions. The

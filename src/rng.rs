@@ -74,13 +74,13 @@ pub fn hash_int_key(value: i128) -> u64 {
 ///
 /// # Errors
 /// When the key column holds a NULL or has another type.
-pub fn key_hashes(keys: &ArrayRef) -> Result<Vec<u64>, String> {
+pub fn key_hashes(keys: &ArrayRef) -> crate::Result<Vec<u64>> {
     if keys.null_count() > 0 {
         let row = (0..keys.len()).find(|&i| keys.is_null(i)).unwrap_or(0);
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "the row key is NULL at row {row} of the batch; every row needs a non-NULL key \
              (an id column, or row_number() OVER (ORDER BY ...))"
-        ));
+        )));
     }
     macro_rules! ints {
         ($t:ty) => {
@@ -118,7 +118,7 @@ pub fn key_hashes(keys: &ArrayRef) -> Result<Vec<u64>, String> {
             .flatten()
             .map(|s| hash_bytes(s.as_bytes()))
             .collect(),
-        other => return Err(key_type_error(other)),
+        other => return Err(crate::Error::Invalid(key_type_error(other))),
     })
 }
 

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::{Error, Result};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Float32Type;
 use clap::Args;
 use datafusion::datasource::MemTable;
-use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::infer::model::load_model;
@@ -76,7 +76,7 @@ fn model_columns(ctx: &SessionContext, model: &str) -> Result<Vec<String>> {
             columns: Some(columns), ..
         } => columns.clone(),
         InputLayout::Packed { columns: None, .. } => {
-            return Err(DataFusionError::Plan(format!(
+            return Err(Error::Invalid(format!(
                 "model '{model}' has a packed input whose columns its manifest does not name \
                  (inputs[0].columns); tabssl bench needs them to pick tabssl_synthetic columns"
             )));
@@ -85,7 +85,7 @@ fn model_columns(ctx: &SessionContext, model: &str) -> Result<Vec<String>> {
     };
     let schema = crate::synthetic::synthetic_schema();
     if let Some(missing) = columns.iter().find(|c| schema.field_with_name(c).is_err()) {
-        return Err(DataFusionError::Plan(format!(
+        return Err(Error::Invalid(format!(
             "tabssl bench runs models on tabssl_synthetic columns, but model '{model}' needs '{missing}'"
         )));
     }
@@ -146,7 +146,7 @@ fn check_memory(args: &BenchArgs) -> Result<()> {
     let width = load_model(&settings, &args.model)?.spec.width as f64;
     let needed = args.rows as f64 * (input_per_row + 2.0 * (4.0 * width + 8.0));
     if needed > available as f64 / 2.0 {
-        return Err(DataFusionError::Plan(format!(
+        return Err(Error::Invalid(format!(
             "--rows {} would hold about {:.1} GB in memory (the rows and two copies of their embeddings), \
              more than half of the {:.1} GB available now; use fewer --rows",
             args.rows,
@@ -181,12 +181,14 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         out,
         "model {}, {} synthetic rows, {partitions} partitions, best of {}",
         args.model, args.rows, args.repeat
-    )?;
+    )
+    .map_err(|e| Error::io("stdout", e))?;
     writeln!(
         out,
         "{:<10} {:>10} {:>10} {:>14}",
         "provider", "batch", "seconds", "rows/s"
-    )?;
+    )
+    .map_err(|e| Error::io("stdout", e))?;
     let mut reference: Option<(Provider, Vec<Option<Vec<f32>>>)> = None;
     let mut agreement = Vec::new();
     for &provider in &args.providers {
@@ -220,7 +222,8 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
                 "{:<10} {batch_size:>10} {best:>10.4} {:>14.0}",
                 active.to_string(),
                 args.rows as f64 / best
-            )?;
+            )
+            .map_err(|e| Error::io("stdout", e))?;
         }
         match &reference {
             None => reference = Some((provider, values)),
@@ -236,18 +239,18 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
                 writeln!(
                     out,
                     "{other} vs {first}: max relative difference {d:.2e} ({verdict}, tolerance {AGREEMENT:.0e})"
-                )?;
+                )
+                .map_err(|e| Error::io("stdout", e))?;
             }
             None => {
                 disagree = true;
-                writeln!(out, "{other} vs {first}: different row counts or NULLs (DISAGREE)")?;
+                writeln!(out, "{other} vs {first}: different row counts or NULLs (DISAGREE)")
+                    .map_err(|e| Error::io("stdout", e))?;
             }
         }
     }
     if disagree {
-        return Err(DataFusionError::Execution(
-            "providers disagree beyond the tolerance".into(),
-        ));
+        return Err(Error::Invalid("providers disagree beyond the tolerance".into()));
     }
     Ok(())
 }

@@ -49,11 +49,11 @@ pub fn stdout_closed() -> bool {
 ///
 /// # Errors
 /// When standard output cannot be written, naming it.
-pub fn print(text: &str) -> Result<(), String> {
+pub fn print(text: &str) -> crate::Result<()> {
     let mut out = Stdout;
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write to standard output: {e}"))
+        .map_err(|e| crate::Error::Invalid(format!("cannot write to standard output: {e}")))
 }
 
 /// Prints a message on standard error; a failure to write it is ignored.

@@ -43,11 +43,11 @@ const FEATURES: &str = "age,workclass,fnlwgt,education,education-num,marital-sta
 ///
 /// # Errors
 /// The first failing step's error.
-pub async fn run(args: &DemoArgs) -> Result<String, String> {
+pub async fn run(args: &DemoArgs) -> crate::Result<String> {
     let started = Instant::now();
     let dir = &args.workdir;
     let models = dir.join("models");
-    std::fs::create_dir_all(&models).map_err(|e| format!("{}: {e}", models.display()))?;
+    std::fs::create_dir_all(&models).map_err(|e| crate::Error::io(&models, e))?;
     let path = |p: PathBuf| p.display().to_string();
     let train = format!("synthetic:{}:1", args.rows);
     let test = format!("synthetic:{}:2", args.test_rows);
@@ -190,9 +190,10 @@ pub async fn run(args: &DemoArgs) -> Result<String, String> {
 
 /// One line per label budget: raw features' mean test AUC against the best other
 /// representation's.
-fn gains(results: &std::path::Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read(results).map_err(|e| format!("{}: {e}", results.display()))?;
-    let cells: Vec<Cell> = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", results.display()))?;
+fn gains(results: &std::path::Path) -> crate::Result<Vec<String>> {
+    let text = std::fs::read(results).map_err(|e| crate::Error::io(results, e))?;
+    let cells: Vec<Cell> =
+        serde_json::from_slice(&text).map_err(|e| crate::Error::json(results.display().to_string(), e))?;
     let mut budgets: Vec<Budget> = Vec::new();
     for cell in &cells {
         if !budgets.contains(&cell.budget) {
@@ -219,18 +220,20 @@ fn gains(results: &std::path::Path) -> Result<Vec<String>, String> {
 }
 
 /// Runs one tabssl command, echoing it first.
-async fn run_step(argv: &[&str]) -> Result<(), String> {
+async fn run_step(argv: &[&str]) -> crate::Result<()> {
     let shown: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
     console::print(&format!("\n$ tabssl {}", shown.join(" ")))?;
-    let cli = Cli::try_parse_from(std::iter::once("tabssl").chain(argv.iter().copied())).map_err(|e| e.to_string())?;
+    let cli = Cli::try_parse_from(std::iter::once("tabssl").chain(argv.iter().copied()))
+        .map_err(|e| crate::Error::Internal(format!("the demo step {argv:?} does not parse: {e}")))?;
     match cli.command {
         Command::Export(args) => export::run(&args).await,
         Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),
         Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
-        Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
-        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format)
-            .await
-            .map_err(|e| e.to_string()),
-        _ => Err(format!("the demo cannot run `{}`", argv.first().unwrap_or(&""))),
+        Command::Stream(args) => stream::run(&args).await,
+        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format).await,
+        _ => Err(crate::Error::Invalid(format!(
+            "the demo cannot run `{}`",
+            argv.first().unwrap_or(&"")
+        ))),
     }
 }

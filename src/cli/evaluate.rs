@@ -10,11 +10,11 @@ use clap::Args;
 use datafusion::prelude::SessionConfig;
 
 use super::command_line;
-use super::input::register_input;
 use crate::eval::dataset::{load_split, model_inputs, representations};
 use crate::eval::plot::render_panels_png;
 use crate::eval::protocol::{charts, markdown};
 use crate::eval::{Budget, Cell, Classifier, ProtocolConfig, run_protocol};
+use crate::io::register_input;
 use crate::options::TabsslOptions;
 use crate::train::table::is_feature_type;
 
@@ -69,7 +69,7 @@ pub struct EvaluateArgs {
 ///
 /// # Errors
 /// When a split cannot be loaded, a model is missing, or writing fails.
-pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
+pub async fn run(args: &EvaluateArgs) -> crate::Result<String> {
     let started = Instant::now();
     let mut options = TabsslOptions::default();
     if let Some(dir) = &args.models_dir {
@@ -82,7 +82,10 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
     let schema = register_input(&ctx, "train_split", &args.train, args.null_regex.as_deref()).await?;
     register_input(&ctx, "test_split", &args.test, args.null_regex.as_deref()).await?;
     if schema.field_with_name(&args.label).is_err() {
-        return Err(format!("the training split has no label column '{}'", args.label));
+        return Err(crate::Error::Invalid(format!(
+            "the training split has no label column '{}'",
+            args.label
+        )));
     }
     let columns: Vec<String> = if args.columns.is_empty() {
         let candidates = schema
@@ -93,13 +96,13 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         for field in candidates {
             // A column that cannot be a raw feature is refused, never dropped in silence.
             if !is_feature_type(field.data_type()) {
-                return Err(format!(
+                return Err(crate::Error::Invalid(format!(
                     "column '{}' has type {}; raw features must be numeric or strings: leave it out with \
                      --exclude {} or list the features with --columns",
                     field.name(),
                     field.data_type(),
                     field.name()
-                ));
+                )));
             }
             columns.push(field.name().clone());
         }
@@ -111,15 +114,10 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         .models
         .iter()
         .map(|m| model_inputs(&models_dir, m).map(|inputs| (m.clone(), inputs)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let train = load_split(&ctx, "train_split", &args.label, &args.positive, &columns, &models)
-        .await
-        .map_err(|e| e.to_string())?;
-    let test = load_split(&ctx, "test_split", &args.label, &args.positive, &columns, &models)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reps = representations(&train, &test).map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let train = load_split(&ctx, "train_split", &args.label, &args.positive, &columns, &models).await?;
+    let test = load_split(&ctx, "test_split", &args.label, &args.positive, &columns, &models).await?;
+    let reps = representations(&train, &test)?;
     let config = ProtocolConfig {
         budgets: args.budgets.clone(),
         seeds: args.seeds,
@@ -131,7 +129,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
             super::console::note(line);
         }
     };
-    let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress).map_err(|e| e.to_string())?;
+    let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress)?;
 
     let positives = |labels: &[bool]| labels.iter().filter(|&&l| l).count();
     let mut report = String::new();
@@ -167,11 +165,11 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
         started.elapsed().as_secs_f64()
     );
 
-    std::fs::create_dir_all(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output).map_err(|e| crate::Error::io(&args.output, e))?;
     write(&args.output.join("evaluation.md"), report.as_bytes())?;
     let png = render_panels_png(&charts(&cells, train.labels.len()), 900, 560);
     write(&args.output.join("evaluation.png"), &png)?;
-    let json = serde_json::to_vec_pretty(&cells).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec_pretty(&cells).map_err(|e| crate::Error::json("writing the report", e))?;
     write(&args.output.join("evaluation.json"), &json)?;
     if args.update_manifests {
         for model in &args.models {
@@ -181,17 +179,17 @@ pub async fn run(args: &EvaluateArgs) -> Result<String, String> {
     Ok(report)
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    crate::io::write_atomically(path, bytes).map_err(|e| e.to_string())
+fn write(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    crate::io::write_atomically(path, bytes)
 }
 
 /// Stores, under `training.downstream` of the model's manifest, the mean test AUC per
 /// budget and classifier of the model's embedding, of raw ⊕ embedding and of raw.
-fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &EvaluateArgs) -> Result<(), String> {
+fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &EvaluateArgs) -> crate::Result<()> {
     let path = models_dir.join(format!("{model}.json"));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
     let mut manifest: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| crate::Error::json(path.display().to_string(), e))?;
     let combined = format!("raw + {model}");
     let mut summary = serde_json::Map::new();
     for cell in cells
@@ -213,6 +211,7 @@ fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &Evalua
         "metrics": summary,
         "command": command_line(),
     });
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| crate::Error::json("writing the manifest", e))? + "\n";
     write(&path, text.as_bytes())
 }

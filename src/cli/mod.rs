@@ -8,7 +8,6 @@ mod console;
 mod demo;
 mod evaluate;
 mod export;
-mod input;
 mod output;
 mod pretrain;
 mod sql;
@@ -148,19 +147,15 @@ fn shell_quote(arg: &str) -> String {
 /// Runs the command line and returns the process exit code. Errors go to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format)
-            .await
-            .map_err(|e| e.to_string()),
+        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format).await,
         Command::Models(common) => {
             let statement = "SELECT name, layout, inputs, output, width, provider, manifest, description, error \
                              FROM tabssl_models()";
-            sql::run(&common.context(), &[statement.to_string()], &[], common.format)
-                .await
-                .map_err(|e| e.to_string())
+            sql::run(&common.context(), &[statement.to_string()], &[], common.format).await
         }
-        Command::Bench(args) => bench::run(&args).await.map_err(|e| e.to_string()),
+        Command::Bench(args) => bench::run(&args).await,
         Command::Export(args) => export::run(&args).await,
-        Command::Stream(args) => stream::run(&args).await.map_err(|e| e.to_string()),
+        Command::Stream(args) => stream::run(&args).await,
         Command::Demo(args) => demo::run(&args).await.and_then(|summary| console::print(&summary)),
         Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
         Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),

@@ -11,7 +11,7 @@ use datafusion::prelude::SessionConfig;
 use serde_json::json;
 
 use super::command_line;
-use super::input::register_input;
+use crate::io::register_input;
 use crate::options::TabsslOptions;
 use crate::train::export::{manifest, manifest_path, write_model};
 use crate::train::{EpochStats, FeatureTable, Method, PretrainConfig, VocabularyLimits, pretrain};
@@ -113,10 +113,10 @@ impl PretrainArgs {
 ///
 /// # Errors
 /// When the input cannot be read or trained on, or the model cannot be written.
-pub async fn run(args: &PretrainArgs) -> Result<String, String> {
+pub async fn run(args: &PretrainArgs) -> crate::Result<String> {
     let started = Instant::now();
     // Where the model goes is checked before hours of training, not after.
-    manifest_path(&args.output).map_err(|e| e.to_string())?;
+    manifest_path(&args.output)?;
     // One partition: rows arrive in file order, so the seeded split and shuffles pick the
     // same rows on every run.
     let session = SessionConfig::new().with_target_partitions(1);
@@ -130,22 +130,21 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
         }
         (None, None) => ("SELECT * FROM input".to_string(), None),
     };
-    let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    let df = ctx.sql(&sql).await?;
     let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let batches = df.collect().await?;
     if batches.iter().all(|b| b.num_rows() == 0) {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "{} selects no rows from {}: there is nothing to train on",
             sql, args.input
-        ));
+        )));
     }
     let columns = if args.columns.is_empty() {
         export_columns
     } else {
         Some(args.columns.clone())
     };
-    let table =
-        FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude).map_err(|e| e.to_string())?;
+    let table = FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude)?;
 
     let config = args.config();
     let terminal = std::io::stderr().is_terminal();
@@ -160,7 +159,7 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
             ));
         }
     };
-    let model = pretrain(&table, &config, &mut progress).map_err(|e| e.to_string())?;
+    let model = pretrain(&table, &config, &mut progress)?;
     let best = &model.history[model.best_epoch - 1];
     let training = json!({
         "method": args.method.as_str(),
@@ -191,8 +190,8 @@ pub async fn run(args: &PretrainArgs) -> Result<String, String> {
             args.input
         )
     });
-    let manifest = manifest(&model, description, training).map_err(|e| e.to_string())?;
-    write_model(&model, &manifest, &args.output).map_err(|e| e.to_string())?;
+    let manifest = manifest(&model, description, training)?;
+    write_model(&model, &manifest, &args.output)?;
     let validation = best
         .validation_loss
         .map_or(String::new(), |v| format!(", validation loss {v:.4}"));

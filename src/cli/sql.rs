@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use datafusion::error::{DataFusionError, Result};
+use crate::{Error, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
@@ -15,13 +15,12 @@ use super::output::{OutputFormat, ResultWriter};
 pub async fn run(ctx: &SessionContext, commands: &[String], files: &[PathBuf], format: OutputFormat) -> Result<()> {
     let mut sources: Vec<String> = commands.to_vec();
     for path in files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         sources.push(text);
     }
     if sources.is_empty() {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| Error::io("stdin", e))?;
         sources.push(text);
     }
     for source in &sources {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use crate::{Error, Result};
 use arrow::datatypes::SchemaRef;
 use clap::Args;
-use datafusion::error::{DataFusionError, Result};
 use futures::StreamExt;
 
 use crate::stream::batcher::{self, BatcherConfig};
@@ -127,8 +127,8 @@ impl StreamArgs {
     }
 }
 
-fn plan_error(message: impl Into<String>) -> DataFusionError {
-    DataFusionError::Plan(message.into())
+fn plan_error(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
 }
 
 /// Runs the stream until its input ends or a signal arrives; prints the counts to stderr.
@@ -139,7 +139,7 @@ fn plan_error(message: impl Into<String>) -> DataFusionError {
 /// is completed (files closed) before the error is returned.
 pub async fn run(args: &StreamArgs) -> Result<()> {
     let started = Instant::now();
-    let policy = ErrorPolicy::parse(&args.on_error[0], args.on_error.get(1).map(Path::new)).map_err(plan_error)?;
+    let policy = ErrorPolicy::parse(&args.on_error[0], args.on_error.get(1).map(Path::new))?;
     if args.batch_rows == 0 {
         return Err(plan_error("--batch-rows must be at least 1"));
     }
@@ -165,7 +165,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         .transpose()
         .map_err(|e| plan_error(format!("--null-regex: {e}")))?;
     let declared = args.schema.as_deref().map(load_schema).transpose()?;
-    let spec = SourceSpec::parse(&args.input).map_err(plan_error)?;
+    let spec = SourceSpec::parse(&args.input)?;
     let format = args.input_format(&spec);
     if args.output_format == SinkFormat::Parquet && args.output == "-" {
         return Err(plan_error("--output-format parquet writes files: give --output DIR"));
@@ -190,7 +190,8 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
             },
         },
         Arc::clone(&stats),
-    )?;
+    )
+    .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
     let inferred = declared.is_none() && format != InputFormat::Arrow;
     let (schema, head) = match (format, declared) {
         (InputFormat::Arrow, declared) => (ipc_schema(&source, declared)?, Vec::new()),
@@ -211,7 +212,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                 })
             {
                 // The input broke before its first record (a bad header): that is the error.
-                return Err(DataFusionError::Execution(message));
+                return Err(Error::Invalid(message));
             }
             if chunks.is_empty() && shutdown.is_requested() {
                 // Stopped before the first record: nothing was read, nothing to write.
@@ -233,7 +234,8 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         csv_null_regex: null_regex,
         json_coerce_primitives: inferred,
     };
-    let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())?;
+    let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())
+        .map_err(|e| Error::Internal(format!("cannot start the batcher thread: {e}")))?;
     let ctx = streaming_context(args.model.options(), args.batch_rows);
     let mut output = execute_stream(&ctx, input, &sql).await?;
     let mut sink: Box<dyn BatchSink> = match (args.output_format, args.output.as_str()) {
@@ -247,8 +249,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         )?),
         (format, "-") => Box::new(WriterSink::new(format, &output.schema(), console::Stdout)?),
         (format, path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| DataFusionError::Execution(format!("cannot create --output {path}: {e}")))?;
+            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
             Box::new(WriterSink::new(
                 format,
                 &output.schema(),
@@ -260,7 +261,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     while let Some(batch) = output.next().await {
         let written = batch.and_then(|batch| tokio::task::block_in_place(|| sink.write(&batch)));
         if let Err(error) = written {
-            failure = Some(error);
+            failure = Some(Error::from(error));
             break;
         }
     }
@@ -270,7 +271,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     let summary = sink.finish();
     let (summary, mut failure) = match (summary, failure) {
         (Ok(summary), failure) => (summary, failure),
-        (Err(e), failure) => (Default::default(), failure.or(Some(e))),
+        (Err(e), failure) => (Default::default(), failure.or(Some(Error::from(e)))),
     };
     let files = if summary.files.is_empty() {
         String::new()
@@ -298,7 +299,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     if failure.is_none() && stats.input_done() && unaccounted != 0 {
         // Every record read is passed or rejected once the whole input was handled; a
         // difference is a defect, never to be passed over in silence.
-        failure = Some(DataFusionError::Internal(format!(
+        failure = Some(Error::Internal(format!(
             "{unaccounted} records were read but neither passed to the query nor rejected"
         )));
     }
@@ -321,7 +322,7 @@ fn ipc_schema(source: &Receiver<SourceItem>, declared: Option<SchemaRef>) -> Res
             }
             Ok(schema)
         }
-        Ok(SourceItem::Failed(message)) => Err(DataFusionError::Execution(message)),
+        Ok(SourceItem::Failed(message)) => Err(Error::Invalid(message)),
         Ok(_) | Err(_) => Err(plan_error("the Arrow IPC input ended before its schema")),
     }
 }

@@ -9,9 +9,10 @@ use datafusion::prelude::SessionContext;
 
 use super::matrix::Matrix;
 use super::protocol::Representation;
+use crate::Error;
 use crate::infer::manifest::Manifest;
 use crate::sql_text::{ident, string_literal};
-use crate::train::{FeatureTable, Preprocessor, TrainError, VocabularyLimits};
+use crate::train::{FeatureTable, Preprocessor, VocabularyLimits};
 
 /// One split: labels, raw features, and one embedding matrix per model.
 #[derive(Debug, Clone)]
@@ -28,12 +29,12 @@ pub struct Split {
 ///
 /// # Errors
 /// When the model has no manifest or the manifest lists no inputs.
-pub fn model_inputs(models_dir: &Path, model: &str) -> Result<Vec<String>, TrainError> {
+pub fn model_inputs(models_dir: &Path, model: &str) -> crate::Result<Vec<String>> {
     let path = models_dir.join(format!("{model}.json"));
-    let manifest = Manifest::read(&path, model).map_err(|e| TrainError::Input(e.to_string()))?;
+    let manifest = Manifest::read(&path, model)?;
     let inputs = manifest
         .inputs
-        .ok_or_else(|| TrainError::Input(format!("the manifest of model '{model}' lists no inputs")))?;
+        .ok_or_else(|| Error::Invalid(format!("the manifest of model '{model}' lists no inputs")))?;
     Ok(inputs.into_iter().map(|i| i.name).collect())
 }
 
@@ -49,7 +50,7 @@ pub async fn load_split(
     positive: &str,
     features: &[String],
     models: &[(String, Vec<String>)],
-) -> Result<Split, TrainError> {
+) -> crate::Result<Split> {
     let positive = string_literal(positive.trim().trim_end_matches('.'));
     let mut select = vec![format!(
         "rtrim(trim(CAST({} AS VARCHAR)), '.') = {positive} AS __label",
@@ -65,7 +66,7 @@ pub async fn load_split(
         ));
     }
     let sql = format!("SELECT {} FROM {}", select.join(", "), ident(table));
-    let sql_error = |e: datafusion::error::DataFusionError| TrainError::Input(format!("{sql}: {e}"));
+    let sql_error = |e: datafusion::error::DataFusionError| Error::Invalid(format!("{sql}: {e}"));
     let df = ctx.sql(&sql).await.map_err(sql_error)?;
     let schema = df.schema().as_arrow().clone();
     let batches: Vec<RecordBatch> = df.collect().await.map_err(sql_error)?;
@@ -73,7 +74,7 @@ pub async fn load_split(
     for batch in &batches {
         let column = batch.column(0).as_boolean();
         if column.null_count() > 0 {
-            return Err(TrainError::Input(format!(
+            return Err(Error::Invalid(format!(
                 "{} rows of {table} have a NULL label '{label}'; every evaluated row needs one",
                 column.null_count()
             )));
@@ -93,20 +94,20 @@ pub async fn load_split(
     })
 }
 
-fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> Result<Matrix, TrainError> {
+fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> crate::Result<Matrix> {
     let mut data = Vec::new();
     let mut rows = 0;
     let mut width = 0;
     for batch in batches {
         let column = batch.column(index);
         let DataType::FixedSizeList(_, w) = column.data_type() else {
-            return Err(TrainError::Input(format!(
+            return Err(Error::Invalid(format!(
                 "embed('{model}') did not return a fixed-size list"
             )));
         };
         width = usize::try_from(*w).unwrap_or_default();
         if column.null_count() > 0 {
-            return Err(TrainError::Input(format!(
+            return Err(Error::Invalid(format!(
                 "embed('{model}') is NULL for {} rows (a NULL input under the model's NULL policy); \
                  filter those rows or use a model that encodes missing values",
                 column.null_count()
@@ -127,9 +128,9 @@ fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> Resul
 ///
 /// # Errors
 /// When the raw features cannot be encoded.
-pub fn representations(train: &Split, test: &Split) -> Result<Vec<Representation>, TrainError> {
+pub fn representations(train: &Split, test: &Split) -> crate::Result<Vec<Representation>> {
     let preprocessor = Preprocessor::fit(&train.features, VocabularyLimits::default())?;
-    let encode = |table: &FeatureTable| -> Result<Matrix, TrainError> {
+    let encode = |table: &FeatureTable| -> crate::Result<Matrix> {
         let encoded = preprocessor.encode(table)?;
         Ok(Matrix::new(encoded.inputs, encoded.rows, preprocessor.input_width()))
     };

@@ -8,8 +8,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use super::matrix::Matrix;
+use crate::Error;
 use crate::rng::TrainRng;
-use crate::train::TrainError;
 use crate::train::network::Mlp;
 use crate::train::objective::bce_with_logits;
 
@@ -89,7 +89,7 @@ pub fn fit_predict(
     validation: &Labelled<'_>,
     test: &Matrix,
     seed: u64,
-) -> Result<Vec<f32>, TrainError> {
+) -> crate::Result<Vec<f32>> {
     let mut best: Option<(f64, Mlp)> = None;
     for &penalty in classifier.penalties() {
         let (loss, model) = fit_one(classifier, train, validation, penalty, seed)?;
@@ -97,7 +97,7 @@ pub fn fit_predict(
             best = Some((loss, model));
         }
     }
-    let (_, model) = best.ok_or_else(|| TrainError::Input("no penalty to try".into()))?;
+    let (_, model) = best.ok_or_else(|| Error::Invalid("no penalty to try".into()))?;
     probabilities(&model, test)
 }
 
@@ -107,7 +107,7 @@ fn fit_one(
     validation: &Labelled<'_>,
     penalty: f64,
     seed: u64,
-) -> Result<(f64, Mlp), TrainError> {
+) -> crate::Result<(f64, Mlp)> {
     let mut rng = TrainRng::new(seed, "downstream");
     let model = Mlp::new(&mut rng, &classifier.widths(train.x.cols))?;
     if classifier == Classifier::Logistic {
@@ -155,11 +155,11 @@ fn fit_one(
             }
         }
     }
-    best.ok_or_else(|| TrainError::Input("no validation checkpoint".into()))
+    best.ok_or_else(|| Error::Invalid("no validation checkpoint".into()))
 }
 
 /// Mean log-loss on validation rows.
-fn validation_loss(model: &Mlp, validation: &Labelled<'_>) -> Result<f64, TrainError> {
+fn validation_loss(model: &Mlp, validation: &Labelled<'_>) -> crate::Result<f64> {
     let p = probabilities(model, validation.x)?;
     let eps = 1e-7_f64;
     let total: f64 = p
@@ -174,7 +174,7 @@ fn validation_loss(model: &Mlp, validation: &Labelled<'_>) -> Result<f64, TrainE
     Ok(total / validation.y.len().max(1) as f64)
 }
 
-fn probabilities(model: &Mlp, x: &Matrix) -> Result<Vec<f32>, TrainError> {
+fn probabilities(model: &Mlp, x: &Matrix) -> crate::Result<Vec<f32>> {
     let logits = model.apply(&x.data, x.rows)?;
     Ok(logits.into_iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect())
 }

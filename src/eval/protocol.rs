@@ -14,8 +14,8 @@ use super::downstream::{Classifier, Labelled, fit_predict};
 use super::matrix::Matrix;
 use super::metrics::{accuracy, mean_std, roc_auc};
 use super::plot::{Chart, Series};
+use crate::Error;
 use crate::rng::TrainRng;
-use crate::train::TrainError;
 
 /// Share of each labelled sample held out for model selection.
 const VALIDATION_SHARE: f64 = 0.2;
@@ -66,7 +66,7 @@ impl Budget {
     ///
     /// # Errors
     /// When the text is neither.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> crate::Result<Self> {
         match text.trim() {
             "all" => Ok(Self::All),
             n => n
@@ -74,7 +74,11 @@ impl Budget {
                 .ok()
                 .filter(|&n: &usize| n >= 10)
                 .map(Self::Rows)
-                .ok_or_else(|| format!("a label budget is a number of rows (at least 10) or 'all', got {n:?}")),
+                .ok_or_else(|| {
+                    crate::Error::Invalid(format!(
+                        "a label budget is a number of rows (at least 10) or 'all', got {n:?}"
+                    ))
+                }),
         }
     }
 
@@ -131,12 +135,12 @@ pub fn run_protocol(
     test_labels: &[bool],
     config: &ProtocolConfig,
     progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Cell>, TrainError> {
+) -> crate::Result<Vec<Cell>> {
     let mut cells = Vec::new();
     for &budget in &config.budgets {
         let labelled = budget.rows(train_labels.len());
         if labelled < 2 {
-            return Err(TrainError::Input(format!(
+            return Err(Error::Invalid(format!(
                 "the training split has {} labelled rows; the protocol needs at least 2 (each budget's rows \
                  are split into fit and validation rows)",
                 train_labels.len()
@@ -187,7 +191,7 @@ pub fn run_protocol(
                         seed,
                     )?;
                     let auc = roc_auc(&p, test_labels)
-                        .ok_or_else(|| TrainError::Input("the test split holds only one class".into()))?;
+                        .ok_or_else(|| Error::Invalid("the test split holds only one class".into()))?;
                     cells[cell].auc.push(auc);
                     cells[cell].accuracy.push(accuracy(&p, test_labels));
                     cell += 1;

@@ -93,7 +93,7 @@ impl Manifest {
             message: format!("manifest is not valid: {message}"),
         };
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        check_shape(&value).map_err(invalid)?;
+        check_shape(&value).map_err(|e| invalid(e.to_string()))?;
         serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
     }
 
@@ -109,7 +109,7 @@ impl Manifest {
 
 /// serde reads a struct from a JSON array too (`[]` would be an empty manifest): the
 /// manifest, its `output` and each of its `inputs` must be objects.
-fn check_shape(value: &serde_json::Value) -> std::result::Result<(), String> {
+fn check_shape(value: &serde_json::Value) -> crate::Result<()> {
     let expected = "expected an object such as {\"inputs\": [{\"name\": \"x\"}], \"output\": {\"width\": 8}}";
     let kind = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "null",
@@ -120,21 +120,24 @@ fn check_shape(value: &serde_json::Value) -> std::result::Result<(), String> {
         serde_json::Value::Object(_) => "an object",
     };
     let serde_json::Value::Object(fields) = value else {
-        return Err(format!("the manifest is {}; {expected}", kind(value)));
+        return Err(crate::Error::Invalid(format!(
+            "the manifest is {}; {expected}",
+            kind(value)
+        )));
     };
     if let Some(output) = fields.get("output").filter(|o| !o.is_object() && !o.is_null()) {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "\"output\" is {}; expected an object {{\"name\": ..., \"width\": ...}}",
             kind(output)
-        ));
+        )));
     }
     if let Some(serde_json::Value::Array(inputs)) = fields.get("inputs")
         && let Some((i, input)) = inputs.iter().enumerate().find(|(_, input)| !input.is_object())
     {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "\"inputs\"[{i}] is {}; expected an object {{\"name\": ..., \"dtype\": ...}}",
             kind(input)
-        ));
+        )));
     }
     Ok(())
 }

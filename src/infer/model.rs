@@ -215,23 +215,23 @@ impl LoadedModel {
         while offset < rows {
             let n = chunk.min(rows - offset);
             let padded = self.spec.fixed_batch.unwrap_or(n);
-            let failed = |message: String| {
+            let failed = |error: Error| {
                 let original = |i: usize| validity.as_ref().map_or(Some(i), |v| v.valid_indices().nth(i));
                 Error::Inference {
                     model: self.files.name.clone(),
                     first_row: original(offset).unwrap_or(offset),
                     end_row: original(offset + n - 1).map_or(offset + n, |last| last + 1),
                     batch_rows,
-                    message,
+                    message: error.to_string(),
                 }
             };
             self.pool
                 .with_session(|pooled| {
                     let inputs = build_inputs(&self.spec, arguments, args, offset, n, padded, &mut pooled.scratch)?;
-                    let outputs = pooled.session.run(inputs).map_err(|e| e.to_string())?;
+                    let outputs = pooled.session.run(inputs)?;
                     let output = outputs
                         .get(&self.spec.output)
-                        .ok_or_else(|| format!("the run returned no output '{}'", self.spec.output))?;
+                        .ok_or_else(|| Error::Invalid(format!("the run returned no output '{}'", self.spec.output)))?;
                     output_values(output, &self.spec, n, &mut values)
                 })?
                 .map_err(failed)?;

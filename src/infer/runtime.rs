@@ -279,7 +279,7 @@ fn python() -> String {
 }
 
 /// The library shipped inside an installed Python `onnxruntime` package.
-fn python_package_library(flavor: Flavor) -> std::result::Result<PathBuf, String> {
+fn python_package_library(flavor: Flavor) -> crate::Result<PathBuf> {
     let output = Command::new(python())
         .args([
             "-c",
@@ -287,22 +287,25 @@ fn python_package_library(flavor: Flavor) -> std::result::Result<PathBuf, String
              print(os.path.join(os.path.dirname(s.origin), 'capi') if s else '')",
         ])
         .output()
-        .map_err(|e| format!("could not run {}: {e}", python()))?;
+        .map_err(|e| crate::Error::Invalid(format!("could not run {}: {e}", python())))?;
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if dir.is_empty() {
-        return Err(format!("{} has no onnxruntime package", python()));
+        return Err(crate::Error::Invalid(format!(
+            "{} has no onnxruntime package",
+            python()
+        )));
     }
     let dir = PathBuf::from(dir);
     let library = library_in(&dir, flavor).ok_or_else(|| match flavor {
-        Flavor::Gpu => format!("{} has no CUDA provider", dir.display()),
-        Flavor::Cpu => format!("{} has no libonnxruntime", dir.display()),
+        Flavor::Gpu => crate::Error::Invalid(format!("{} has no CUDA provider", dir.display())),
+        Flavor::Cpu => crate::Error::Invalid(format!("{} has no libonnxruntime", dir.display())),
     })?;
     match minor_version(&library) {
         Some(minor) if minor >= MIN_MINOR => Ok(library),
-        _ => Err(format!(
+        _ => Err(crate::Error::Invalid(format!(
             "{} is older than 1.{MIN_MINOR} (tabssl needs {ORT_VERSION})",
             library.display()
-        )),
+        ))),
     }
 }
 
@@ -310,30 +313,42 @@ fn python_package_library(flavor: Flavor) -> std::result::Result<PathBuf, String
 ///
 /// Unpacks into a temporary sibling directory first and renames it into place, so a
 /// concurrent or interrupted fetch never leaves a half-written cache behind.
-fn fetch_wheel(flavor: Flavor, cache: &Path) -> std::result::Result<PathBuf, String> {
-    let parent = cache.parent().ok_or("cache directory has no parent")?;
-    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+fn fetch_wheel(flavor: Flavor, cache: &Path) -> crate::Result<PathBuf> {
+    let parent = cache
+        .parent()
+        .ok_or_else(|| crate::Error::invalid("cache directory has no parent"))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", parent.display())))?;
     let staging = parent.join(format!(".fetch-{}-{}", flavor.package(), std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", staging.display())))?;
     let result = download_and_unpack(flavor, &staging)
-        .and_then(|()| sync_tree(&staging).map_err(|e| format!("syncing {}: {e}", staging.display())))
+        .and_then(|()| {
+            sync_tree(&staging).map_err(|e| crate::Error::Invalid(format!("syncing {}: {e}", staging.display())))
+        })
         .and_then(|()| match std::fs::rename(&staging, cache) {
-            Ok(()) => crate::io::sync_directory(parent).map_err(|e| format!("syncing {}: {e}", parent.display())),
+            Ok(()) => crate::io::sync_directory(parent)
+                .map_err(|e| crate::Error::Invalid(format!("syncing {}: {e}", parent.display()))),
             // Another process finished first: use its copy.
             Err(_) if library_in(cache, flavor).is_some() => Ok(()),
-            Err(e) => Err(format!("moving the libraries into {}: {e}", cache.display())),
+            Err(e) => Err(crate::Error::Invalid(format!(
+                "moving the libraries into {}: {e}",
+                cache.display()
+            ))),
         });
     let _ = std::fs::remove_dir_all(&staging);
     result?;
-    library_in(cache, flavor).ok_or_else(|| format!("the wheel held no usable library for {}", flavor.package()))
+    library_in(cache, flavor)
+        .ok_or_else(|| crate::Error::Invalid(format!("the wheel held no usable library for {}", flavor.package())))
 }
 
 /// Extracts the ONNX Runtime libraries (`onnxruntime/capi/libonnxruntime*`) of a wheel into
 /// `directory`.
-fn unpack_libraries(wheel: &Path, directory: &Path) -> std::result::Result<(), String> {
-    let unzip = |e: zip::result::ZipError| format!("unpacking {}: {e}", wheel.display());
-    let file = std::fs::File::open(wheel).map_err(|e| format!("opening {}: {e}", wheel.display()))?;
+fn unpack_libraries(wheel: &Path, directory: &Path) -> crate::Result<()> {
+    let unzip = |e: zip::result::ZipError| crate::Error::Invalid(format!("unpacking {}: {e}", wheel.display()));
+    let file =
+        std::fs::File::open(wheel).map_err(|e| crate::Error::Invalid(format!("opening {}: {e}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(unzip)?;
     let mut found = 0;
     for index in 0..archive.len() {
@@ -346,15 +361,17 @@ fn unpack_libraries(wheel: &Path, directory: &Path) -> std::result::Result<(), S
             continue;
         }
         let target = directory.join(base);
-        let mut out = std::fs::File::create(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| format!("writing {}: {e}", target.display()))?;
+        let mut out = std::fs::File::create(&target)
+            .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", target.display())))?;
+        std::io::copy(&mut entry, &mut out)
+            .map_err(|e| crate::Error::Invalid(format!("writing {}: {e}", target.display())))?;
         found += 1;
     }
     if found == 0 {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "{} holds no onnxruntime/capi/libonnxruntime* file",
             wheel.display()
-        ));
+        )));
     }
     Ok(())
 }
@@ -371,7 +388,7 @@ fn sync_tree(directory: &Path) -> std::io::Result<()> {
     crate::io::sync_directory(directory)
 }
 
-fn download_and_unpack(flavor: Flavor, staging: &Path) -> std::result::Result<(), String> {
+fn download_and_unpack(flavor: Flavor, staging: &Path) -> crate::Result<()> {
     let wheels = staging.join("wheel");
     let requirement = format!("{}=={ORT_VERSION}", flavor.package());
     log::warn!(
@@ -391,21 +408,21 @@ fn download_and_unpack(flavor: Flavor, staging: &Path) -> std::result::Result<()
         .arg(&wheels)
         .arg(&requirement)
         .status()
-        .map_err(|e| format!("could not run {} -m pip: {e}", python()))?;
+        .map_err(|e| crate::Error::Invalid(format!("could not run {} -m pip: {e}", python())))?;
     if !status.success() {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "`{} -m pip download {requirement}` failed ({status})",
             python()
-        ));
+        )));
     }
     let wheel = std::fs::read_dir(&wheels)
-        .map_err(|e| format!("listing {}: {e}", wheels.display()))?
+        .map_err(|e| crate::Error::Invalid(format!("listing {}: {e}", wheels.display())))?
         .flatten()
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| format!("pip left no wheel in {}", wheels.display()))?;
+        .ok_or_else(|| crate::Error::Invalid(format!("pip left no wheel in {}", wheels.display())))?;
     unpack_libraries(&wheel, staging)?;
-    std::fs::remove_dir_all(&wheels).map_err(|e| format!("removing {}: {e}", wheels.display()))
+    std::fs::remove_dir_all(&wheels).map_err(|e| crate::Error::Invalid(format!("removing {}: {e}", wheels.display())))
 }
 
 #[cfg(test)]

@@ -149,10 +149,13 @@ pub struct ModelSpec {
 }
 
 /// Reads `(element type, dims)` of a tensor outlet.
-fn tensor_of(outlet: &Outlet) -> Result<(TensorElementType, Vec<i64>), String> {
+fn tensor_of(outlet: &Outlet) -> crate::Result<(TensorElementType, Vec<i64>)> {
     match outlet.dtype() {
         ValueType::Tensor { ty, shape, .. } => Ok((*ty, shape.to_vec())),
-        other => Err(format!("'{}' is a {other:?}, not a tensor", outlet.name())),
+        other => Err(crate::Error::Invalid(format!(
+            "'{}' is a {other:?}, not a tensor",
+            outlet.name()
+        ))),
     }
 }
 
@@ -162,7 +165,7 @@ impl ModelSpec {
     ///
     /// # Errors
     /// A message saying what is unsupported or where manifest and graph disagree.
-    pub fn from_graph(inputs: &[Outlet], outputs: &[Outlet], manifest: Option<&Manifest>) -> Result<Self, String> {
+    pub fn from_graph(inputs: &[Outlet], outputs: &[Outlet], manifest: Option<&Manifest>) -> crate::Result<Self> {
         let ordered = order_inputs(inputs, manifest)?;
         let mut batch_dims = Vec::new();
         let layout = match packed_input(&ordered, manifest)? {
@@ -175,18 +178,18 @@ impl ModelSpec {
                 for (outlet, spec_dtype) in &ordered {
                     let (ty, dims) = tensor_of(outlet)?;
                     let dtype = ElementType::from_ort(ty).ok_or_else(|| {
-                        format!("input '{}' has element type {ty:?}; supported: float32, float64, int64, int32, string, bool", outlet.name())
+                        crate::Error::Invalid(format!("input '{}' has element type {ty:?}; supported: float32, float64, int64, int32, string, bool", outlet.name()))
                     })?;
                     check_dtype(outlet.name(), dtype, spec_dtype.as_deref())?;
                     let rank = match dims.as_slice() {
                         [_] => 1,
                         [_, 1] => 2,
                         _ => {
-                            return Err(format!(
+                            return Err(crate::Error::Invalid(format!(
                                 "input '{}' has shape {dims:?}; a per-column input must be [batch] or [batch, 1], \
                                  and a packed input must be the model's only input",
                                 outlet.name()
-                            ));
+                            )));
                         }
                     };
                     batch_dims.push(dims[0]);
@@ -213,11 +216,10 @@ impl ModelSpec {
                 InputLayout::Packed { .. } => false,
             };
             if !encodable {
-                return Err(
+                return Err(crate::Error::invalid(
                     "the manifest says \"nulls\": \"encode\", which needs per-column float32, float64 or \
-                            string inputs (NULL is passed as NaN or a marker string)"
-                        .into(),
-                );
+                     string inputs (NULL is passed as NaN or a marker string)",
+                ));
             }
         }
         Ok(Self {
@@ -251,7 +253,7 @@ impl ModelSpec {
     /// # Errors
     /// A message naming the width or fixed batch that does not fit, the limit, and how to
     /// raise it.
-    pub fn check_size(&self, max_elements: usize) -> Result<(), String> {
+    pub fn check_size(&self, max_elements: usize) -> crate::Result<()> {
         let widest = self.input_width().max(self.width);
         let rows = self.fixed_batch.unwrap_or(1);
         let elements = rows.checked_mul(widest);
@@ -260,12 +262,12 @@ impl ModelSpec {
                 Some(batch) => format!("its fixed batch of {batch} rows × {widest} values"),
                 None => format!("one row of {widest} values"),
             };
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "{what} (inputs {}, output {}) is more than tabssl.max_tensor_elements = {max_elements} \
                  values per call; raise it with SET tabssl.max_tensor_elements = N if the model is genuine",
                 self.input_width(),
                 self.width
-            ));
+            )));
         }
         Ok(())
     }
@@ -307,7 +309,7 @@ impl ModelSpec {
     ///
     /// # Errors
     /// A message naming the offending argument and listing what was expected.
-    pub fn bind(&self, arg_types: &[DataType]) -> Result<Arguments, String> {
+    pub fn bind(&self, arg_types: &[DataType]) -> crate::Result<Arguments> {
         let got = || {
             let types: Vec<String> = arg_types.iter().map(ToString::to_string).collect();
             format!("got {} ({})", arg_types.len(), listed(types.iter().map(String::as_str)))
@@ -320,12 +322,12 @@ impl ModelSpec {
                         .enumerate()
                         .find(|(_, dt)| !ElementType::Float32.accepts(dt))
                     {
-                        return Err(format!(
+                        return Err(crate::Error::Invalid(format!(
                             "argument {} ({}) has type {dt}, expected a numeric type; expected {}",
                             i + 2,
                             packed_column(columns.as_ref(), i),
                             self.expected_arguments()
-                        ));
+                        )));
                     }
                     return Ok(Arguments::Columns);
                 }
@@ -334,21 +336,29 @@ impl ModelSpec {
                 {
                     return Ok(Arguments::Vector);
                 }
-                Err(format!("expected {}; {}", self.expected_arguments(), got()))
+                Err(crate::Error::Invalid(format!(
+                    "expected {}; {}",
+                    self.expected_arguments(),
+                    got()
+                )))
             }
             InputLayout::PerColumn(inputs) => {
                 if arg_types.len() != inputs.len() {
-                    return Err(format!("expected {}; {}", self.expected_arguments(), got()));
+                    return Err(crate::Error::Invalid(format!(
+                        "expected {}; {}",
+                        self.expected_arguments(),
+                        got()
+                    )));
                 }
                 for (i, (input, dt)) in inputs.iter().zip(arg_types).enumerate() {
                     if !input.dtype.accepts(dt) {
-                        return Err(format!(
+                        return Err(crate::Error::Invalid(format!(
                             "argument {} has type {dt} but input '{}' is {}; expected {}",
                             i + 2,
                             input.name,
                             input.dtype.name(),
                             self.expected_arguments()
-                        ));
+                        )));
                     }
                 }
                 Ok(Arguments::Columns)
@@ -390,18 +400,18 @@ fn list_fits(dt: &DataType, width: usize) -> bool {
 fn order_inputs<'a>(
     inputs: &'a [Outlet],
     manifest: Option<&Manifest>,
-) -> Result<Vec<(&'a Outlet, Option<String>)>, String> {
+) -> crate::Result<Vec<(&'a Outlet, Option<String>)>> {
     let Some(specs) = manifest.and_then(|m| m.inputs.as_ref()) else {
         return Ok(inputs.iter().map(|outlet| (outlet, None)).collect());
     };
     let graph_names = || listed(inputs.iter().map(Outlet::name));
     if specs.len() != inputs.len() {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "manifest lists {} inputs but the graph has {} ({})",
             specs.len(),
             inputs.len(),
             graph_names()
-        ));
+        )));
     }
     specs
         .iter()
@@ -411,11 +421,11 @@ fn order_inputs<'a>(
                 .find(|outlet| outlet.name() == spec.name)
                 .map(|outlet| (outlet, spec.dtype.clone()))
                 .ok_or_else(|| {
-                    format!(
+                    crate::Error::Invalid(format!(
                         "manifest input '{}' is not an input of the graph (graph inputs: {})",
                         spec.name,
                         graph_names()
-                    )
+                    ))
                 })
         })
         .collect()
@@ -426,7 +436,7 @@ fn order_inputs<'a>(
 fn packed_input(
     ordered: &[(&Outlet, Option<String>)],
     manifest: Option<&Manifest>,
-) -> Result<Option<(InputLayout, i64)>, String> {
+) -> crate::Result<Option<(InputLayout, i64)>> {
     let [(outlet, spec_dtype)] = ordered else {
         return Ok(None);
     };
@@ -438,10 +448,10 @@ fn packed_input(
     let dtype = ElementType::from_ort(ty);
     let [batch, d] = dims.as_slice() else {
         return match manifest_columns {
-            Some(_) => Err(format!(
+            Some(_) => Err(crate::Error::Invalid(format!(
                 "manifest lists columns for input '{}' but its shape is {dims:?}, not [batch, d]",
                 outlet.name()
-            )),
+            ))),
             None => Ok(None),
         };
     };
@@ -449,27 +459,27 @@ fn packed_input(
         return Ok(None);
     }
     let Some(dtype) = dtype.filter(|t| t.is_float()) else {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "packed input '{}' has element type {ty:?}; expected float32 or float64",
             outlet.name()
-        ));
+        )));
     };
     check_dtype(outlet.name(), dtype, spec_dtype.as_deref())?;
     let width = match (usize::try_from(*d).ok(), &manifest_columns) {
         (Some(w), Some(cols)) if cols.len() != w => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "manifest lists {} columns for input '{}' but the graph's width is {w}",
                 cols.len(),
                 outlet.name()
-            ));
+            )));
         }
         (Some(w), _) => w,
         (None, Some(cols)) => cols.len(),
         (None, None) => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "input '{}' has a dynamic width; list its columns in the manifest (inputs[0].columns)",
                 outlet.name()
-            ));
+            )));
         }
     };
     let layout = InputLayout::Packed {
@@ -481,18 +491,18 @@ fn packed_input(
     Ok(Some((layout, *batch)))
 }
 
-fn check_dtype(name: &str, graph: ElementType, manifest: Option<&str>) -> Result<(), String> {
+fn check_dtype(name: &str, graph: ElementType, manifest: Option<&str>) -> crate::Result<()> {
     match manifest {
-        Some(declared) if !declared.eq_ignore_ascii_case(graph.name()) => Err(format!(
+        Some(declared) if !declared.eq_ignore_ascii_case(graph.name()) => Err(crate::Error::Invalid(format!(
             "manifest says input '{name}' is {declared} but the graph says {}",
             graph.name()
-        )),
+        ))),
         _ => Ok(()),
     }
 }
 
 /// The common fixed batch size of all inputs, if the graph fixes one.
-fn fixed_batch(dims: &[i64]) -> Result<Option<usize>, String> {
+fn fixed_batch(dims: &[i64]) -> crate::Result<Option<usize>> {
     let fixed: Vec<usize> = dims
         .iter()
         .filter_map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
@@ -502,60 +512,62 @@ fn fixed_batch(dims: &[i64]) -> Result<Option<usize>, String> {
         Some((first, rest)) if rest.iter().all(|d| d == first) && fixed.len() == dims.len() => Ok(Some(*first)),
         Some(_) => {
             let shown: Vec<String> = dims.iter().map(ToString::to_string).collect();
-            Err(format!(
+            Err(crate::Error::Invalid(format!(
                 "inputs disagree on the batch dimension: {}",
                 listed(shown.iter().map(String::as_str))
-            ))
+            )))
         }
     }
 }
 
 /// (name, dtype, width) of the output tabssl returns.
-fn output_of(outputs: &[Outlet], manifest: Option<&Manifest>) -> Result<(String, ElementType, usize), String> {
+fn output_of(outputs: &[Outlet], manifest: Option<&Manifest>) -> crate::Result<(String, ElementType, usize)> {
     let spec = manifest.and_then(|m| m.output.as_ref());
     let outlet = match spec.and_then(|s| s.name.as_deref()) {
         Some(name) => outputs.iter().find(|o| o.name() == name).ok_or_else(|| {
-            format!(
+            crate::Error::Invalid(format!(
                 "manifest output '{name}' is not an output of the graph (graph outputs: {})",
                 listed(outputs.iter().map(Outlet::name))
-            )
+            ))
         })?,
-        None => outputs.first().ok_or("the graph has no outputs")?,
+        None => outputs
+            .first()
+            .ok_or_else(|| crate::Error::invalid("the graph has no outputs"))?,
     };
     let (ty, dims) = tensor_of(outlet)?;
     let dtype = ElementType::from_ort(ty).filter(|t| t.is_float()).ok_or_else(|| {
-        format!(
+        crate::Error::Invalid(format!(
             "output '{}' has element type {ty:?}; expected float32 or float64",
             outlet.name()
-        )
+        ))
     })?;
     let graph_width = match dims.as_slice() {
         [_] => Some(1),
         [_, d] => usize::try_from(*d).ok(),
         _ => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "output '{}' has shape {dims:?}; expected [batch, D] or [batch]",
                 outlet.name()
-            ));
+            )));
         }
     };
     let width = match (graph_width, spec.and_then(|s| s.width)) {
         (Some(g), Some(m)) if g != m => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "manifest says output '{}' has width {m} but the graph says {g}",
                 outlet.name()
-            ));
+            )));
         }
         (Some(w), _) | (None, Some(w)) => w,
         (None, None) => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "output '{}' has a dynamic width; state it in the manifest (output.width)",
                 outlet.name()
-            ));
+            )));
         }
     };
     if width == 0 {
-        return Err(format!("output '{}' has width 0", outlet.name()));
+        return Err(crate::Error::Invalid(format!("output '{}' has width 0", outlet.name())));
     }
     Ok((outlet.name().to_string(), dtype, width))
 }
@@ -590,16 +602,20 @@ mod tests {
         assert_eq!(spec.width, 8);
         assert_eq!(spec.fixed_batch, None);
         assert_eq!(
-            spec.bind(&[DataType::Int64, DataType::Float64, DataType::UInt8]),
-            Ok(Arguments::Columns)
+            spec.bind(&[DataType::Int64, DataType::Float64, DataType::UInt8]).ok(),
+            Some(Arguments::Columns)
         );
         let list = DataType::new_fixed_size_list(DataType::Float32, 3, true);
-        assert_eq!(spec.bind(&[list]), Ok(Arguments::Vector));
+        assert_eq!(spec.bind(&[list]).ok(), Some(Arguments::Vector));
         let err = spec
             .bind(&[DataType::Int64, DataType::Utf8, DataType::Int64])
-            .expect_err("an error is expected");
+            .expect_err("an error is expected")
+            .to_string();
         assert!(err.contains("argument 3 (x[1]) has type Utf8"), "{err}");
-        let err = spec.bind(&[DataType::Int64]).expect_err("an error is expected");
+        let err = spec
+            .bind(&[DataType::Int64])
+            .expect_err("an error is expected")
+            .to_string();
         assert!(err.contains("expected 3 numeric arguments"), "{err}");
     }
 
@@ -636,12 +652,13 @@ mod tests {
         assert_eq!(columns[0].name, "workclass");
         assert_eq!(columns[0].rank, 2);
         assert_eq!(
-            spec.bind(&[DataType::Utf8View, DataType::Int32]),
-            Ok(Arguments::Columns)
+            spec.bind(&[DataType::Utf8View, DataType::Int32]).ok(),
+            Some(Arguments::Columns)
         );
         let err = spec
             .bind(&[DataType::Int32, DataType::Utf8])
-            .expect_err("an error is expected");
+            .expect_err("an error is expected")
+            .to_string();
         assert!(err.contains("input 'workclass' is string"), "{err}");
     }
 
@@ -668,7 +685,9 @@ mod tests {
             }),
             ..Manifest::default()
         };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_width)).expect_err("an error is expected");
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_width))
+            .expect_err("an error is expected")
+            .to_string();
         assert!(err.contains("width 16 but the graph says 8"), "{err}");
         let wrong_name = Manifest {
             inputs: Some(vec![InputSpec {
@@ -678,7 +697,9 @@ mod tests {
             }]),
             ..Manifest::default()
         };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_name)).expect_err("an error is expected");
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_name))
+            .expect_err("an error is expected")
+            .to_string();
         assert!(
             err.contains("'features' is not an input of the graph (graph inputs: x)"),
             "{err}"
@@ -691,7 +712,9 @@ mod tests {
             }]),
             ..Manifest::default()
         };
-        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_columns)).expect_err("an error is expected");
+        let err = ModelSpec::from_graph(&inputs, &outputs, Some(&wrong_columns))
+            .expect_err("an error is expected")
+            .to_string();
         assert!(err.contains("lists 1 columns"), "{err}");
     }
 
@@ -710,7 +733,8 @@ mod tests {
             &[tensor("y", TensorElementType::Float32, &[-1, -1])],
             None,
         )
-        .expect_err("an error is expected");
+        .expect_err("an error is expected")
+        .to_string();
         assert!(err.contains("dynamic width"), "{err}");
     }
 }

@@ -86,7 +86,7 @@ pub fn build_inputs<'a>(
     rows: usize,
     padded_rows: usize,
     scratch: &'a mut Vec<f32>,
-) -> Result<ModelInputs<'a>, String> {
+) -> crate::Result<ModelInputs<'a>> {
     let slice = |a: &ArrayRef| a.slice(offset, rows);
     match &spec.layout {
         InputLayout::Packed { name, dtype, width, .. } => {
@@ -99,7 +99,7 @@ pub fn build_inputs<'a>(
                 }
                 _ => {
                     pack::<Float32Type>(arguments, args, offset, rows, *width, padded_rows, scratch)?;
-                    let view = TensorRef::from_array_view((shape, scratch.as_slice())).map_err(|e| e.to_string())?;
+                    let view = TensorRef::from_array_view((shape, scratch.as_slice()))?;
                     SessionInputValue::from(view)
                 }
             };
@@ -134,7 +134,7 @@ pub fn build_inputs<'a>(
                     ElementType::Int64 => tensor_value((shape, primitive_values::<Int64Type>(&arg, padded_rows)?))?,
                     ElementType::Int32 => tensor_value((shape, primitive_values::<Int32Type>(&arg, padded_rows)?))?,
                     ElementType::Bool => {
-                        let cast_arg = cast(&arg, &DataType::Boolean).map_err(|e| e.to_string())?;
+                        let cast_arg = cast(&arg, &DataType::Boolean)?;
                         let mut data: Vec<bool> = cast_arg.as_boolean().values().iter().collect();
                         data.resize(padded_rows, false);
                         tensor_value((shape, data))?
@@ -149,8 +149,8 @@ pub fn build_inputs<'a>(
 
 fn tensor_value<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
     data: (Vec<i64>, Vec<T>),
-) -> Result<SessionInputValue<'static>, String> {
-    let tensor = Tensor::from_array(data).map_err(|e| e.to_string())?;
+) -> crate::Result<SessionInputValue<'static>> {
+    let tensor = Tensor::from_array(data)?;
     Ok(SessionInputValue::from(tensor.into_dyn()))
 }
 
@@ -170,8 +170,8 @@ fn string_value(
     shape: Vec<i64>,
     padded_rows: usize,
     encode_nulls: bool,
-) -> Result<SessionInputValue<'static>, String> {
-    let strings = cast(arg, &DataType::Utf8).map_err(|e| e.to_string())?;
+) -> crate::Result<SessionInputValue<'static>> {
+    let strings = cast(arg, &DataType::Utf8)?;
     let strings = strings.as_string::<i32>();
     // ORT copies every string into its own buffer; the slice it reads must be 'static.
     let mut data: Vec<String> = (0..strings.len())
@@ -184,7 +184,7 @@ fn string_value(
         })
         .collect();
     data.resize(padded_rows, String::new());
-    let tensor = Tensor::from_string_array((shape, data.as_slice())).map_err(|e| e.to_string())?;
+    let tensor = Tensor::from_string_array((shape, data.as_slice()))?;
     Ok(SessionInputValue::from(tensor.into_dyn()))
 }
 
@@ -192,8 +192,8 @@ fn string_value(
 fn primitive_values<T: arrow::datatypes::ArrowPrimitiveType>(
     arg: &ArrayRef,
     padded_rows: usize,
-) -> Result<Vec<T::Native>, String> {
-    let cast_arg = cast(arg, &T::DATA_TYPE).map_err(|e| e.to_string())?;
+) -> crate::Result<Vec<T::Native>> {
+    let cast_arg = cast(arg, &T::DATA_TYPE)?;
     let mut data = cast_arg.as_primitive::<T>().values().to_vec();
     data.resize(padded_rows, T::Native::default());
     Ok(data)
@@ -209,7 +209,7 @@ fn pack<T>(
     width: usize,
     padded_rows: usize,
     data: &mut Vec<T::Native>,
-) -> Result<(), String>
+) -> crate::Result<()>
 where
     T: ArrowPrimitiveType,
     T::Native: PackTarget,
@@ -224,15 +224,18 @@ where
                 let column = arg.slice(offset, rows);
                 if !T::Native::write_column(&column, out, width, j) {
                     // Types without a direct conversion (decimals, booleans): Arrow's cast.
-                    let cast_column = cast(&column, &T::DATA_TYPE).map_err(|e| e.to_string())?;
+                    let cast_column = cast(&column, &T::DATA_TYPE)?;
                     T::Native::write_column(&cast_column, out, width, j);
                 }
             }
         }
         Arguments::Vector => {
             let list_type = DataType::FixedSizeList(Arc::new(Field::new_list_field(T::DATA_TYPE, true)), width as i32);
-            let list = cast(&args[0].slice(offset, rows), &list_type)
-                .map_err(|e| format!("the list argument must hold exactly {width} numbers per row: {e}"))?;
+            let list = cast(&args[0].slice(offset, rows), &list_type).map_err(|e| {
+                crate::Error::Invalid(format!(
+                    "the list argument must hold exactly {width} numbers per row: {e}"
+                ))
+            })?;
             let list = list.as_fixed_size_list();
             let start = list.value_offset(0) as usize;
             let values = list.values().as_primitive::<T>().values();
@@ -303,16 +306,16 @@ pack_target!(f64, Float64Type: (Int8, Int8Type, i8), (Int16, Int16Type, i16), (I
 ///
 /// # Errors
 /// When the output is missing, of another type, or of an unexpected shape.
-pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
+pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize, out: &mut Vec<f32>) -> crate::Result<()> {
     let (shape, data): (Vec<i64>, Cow<'_, [f32]>) = match spec.output_dtype {
         ElementType::Float64 => {
-            let (shape, data) = value.try_extract_tensor::<f64>().map_err(|e| e.to_string())?;
+            let (shape, data) = value.try_extract_tensor::<f64>()?;
             #[allow(clippy::cast_possible_truncation)]
             let data: Vec<f32> = data.iter().map(|&v| v as f32).collect();
             (shape.to_vec(), Cow::Owned(data))
         }
         _ => {
-            let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+            let (shape, data) = value.try_extract_tensor::<f32>()?;
             (shape.to_vec(), Cow::Borrowed(data))
         }
     };
@@ -323,10 +326,10 @@ pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize, out: &mut 
         _ => false,
     };
     if !shape_ok || data.len() < expected {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "output '{}' has shape {shape:?}; expected [{rows}, {}]",
             spec.output, spec.width
-        ));
+        )));
     }
     out.extend_from_slice(&data[..expected]);
     Ok(())

@@ -118,7 +118,7 @@ impl InferenceUdf {
         let arguments = model.spec.bind(arg_types).map_err(|message| Error::Binding {
             function,
             model: name.clone(),
-            message,
+            message: message.to_string(),
         })?;
         if self.kind == InferenceKind::Predict && model.spec.width != 1 {
             return Err(Error::Binding {

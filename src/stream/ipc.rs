@@ -25,7 +25,7 @@ pub(super) fn read_ipc<R: BufRead>(
     source: Arc<str>,
     options: &SourceOptions,
     out: &Output,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     let limit = options.max_record_bytes;
     let mut schema: Option<SchemaRef> = None;
     let mut dictionaries: HashMap<i64, ArrayRef> = HashMap::new();
@@ -36,36 +36,37 @@ pub(super) fn read_ipc<R: BufRead>(
             line: 0,
             offset,
         };
-        let broken = |e: String| format!("{position}: not a valid Arrow IPC stream: {e}");
-        let (metadata, body) = match next_ipc_frame(&mut reader, limit).map_err(|e| format!("{position}: {e}"))? {
-            // An empty input is an empty stream, not a broken one.
-            IpcFrame::End => return Ok(()),
-            IpcFrame::Oversized { length, rows } => {
-                offset += length;
-                if schema.is_none() {
-                    return Err(broken("a record batch before the schema".into()));
-                }
-                out.stats.add_read(rows);
-                let error = format!(
-                    "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
+        let broken = |e: String| crate::Error::Invalid(format!("{position}: not a valid Arrow IPC stream: {e}"));
+        let (metadata, body) =
+            match next_ipc_frame(&mut reader, limit).map_err(|e| crate::Error::Invalid(format!("{position}: {e}")))? {
+                // An empty input is an empty stream, not a broken one.
+                IpcFrame::End => return Ok(()),
+                IpcFrame::Oversized { length, rows } => {
+                    offset += length;
+                    if schema.is_none() {
+                        return Err(broken("a record batch before the schema".into()));
+                    }
+                    out.stats.add_read(rows);
+                    let error = format!(
+                        "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
                      --max-record-bytes ({limit}) allows; raise --max-record-bytes or send smaller batches"
-                );
-                let rejected = SourceItem::Rejected {
-                    record: Vec::new(),
-                    position,
-                    error,
-                    rows,
-                };
-                if !out.send(rejected) {
-                    return Ok(());
+                    );
+                    let rejected = SourceItem::Rejected {
+                        record: Vec::new(),
+                        position,
+                        error,
+                        rows,
+                    };
+                    if !out.send(rejected) {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                continue;
-            }
-            IpcFrame::Message { metadata, body, length } => {
-                offset += length;
-                (metadata, body)
-            }
-        };
+                IpcFrame::Message { metadata, body, length } => {
+                    offset += length;
+                    (metadata, body)
+                }
+            };
         let message = arrow::ipc::root_as_message(&metadata).map_err(|e| broken(e.to_string()))?;
         let body = Buffer::from(body);
         match (message.header_type(), &schema) {
@@ -143,9 +144,9 @@ enum IpcFrame {
 /// # Errors
 /// An input that ends inside a message, a metadata or non-batch body over the limit, or
 /// bytes that are not an IPC message.
-fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> Result<IpcFrame, String> {
+fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFrame> {
     const CONTINUATION: [u8; 4] = [0xFF; 4];
-    let truncated = |e: io::Error| format!("the Arrow IPC stream ends inside a message ({e})");
+    let truncated = |e: io::Error| crate::Error::Invalid(format!("the Arrow IPC stream ends inside a message ({e})"));
     let mut word = [0u8; 4];
     if !read_or_end(reader, &mut word).map_err(truncated)? {
         return Ok(IpcFrame::End);
@@ -160,27 +161,28 @@ fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> Result<IpcFrame, Stri
         return Ok(IpcFrame::End);
     }
     if metadata_length > limit {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "an Arrow IPC message header declares {metadata_length} bytes, more than --max-record-bytes \
              ({limit}) allows; raise --max-record-bytes if the stream is genuine"
-        ));
+        )));
     }
     let mut metadata = vec![0u8; metadata_length];
     reader.read_exact(&mut metadata).map_err(truncated)?;
-    let header = arrow::ipc::root_as_message(&metadata).map_err(|e| format!("not an Arrow IPC message: {e}"))?;
-    let body_length =
-        u64::try_from(header.bodyLength()).map_err(|_| format!("negative body length {}", header.bodyLength()))?;
+    let header = arrow::ipc::root_as_message(&metadata)
+        .map_err(|e| crate::Error::Invalid(format!("not an Arrow IPC message: {e}")))?;
+    let body_length = u64::try_from(header.bodyLength())
+        .map_err(|_| crate::Error::Invalid(format!("negative body length {}", header.bodyLength())))?;
     let length = (prefix + metadata_length) as u64 + body_length;
     if body_length > limit as u64 {
         let Some(batch) = header
             .header_as_record_batch()
             .filter(|_| header.header_type() == MessageHeader::RecordBatch)
         else {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "an Arrow IPC {:?} message declares a {body_length}-byte body, more than --max-record-bytes \
                  ({limit}) allows; raise --max-record-bytes",
                 header.header_type()
-            ));
+            )));
         };
         let rows = u64::try_from(batch.length()).unwrap_or(0);
         let skipped = io::copy(&mut reader.take(body_length), &mut io::sink()).map_err(truncated)?;
@@ -242,7 +244,7 @@ mod tests {
                 Ok(IpcFrame::Message { length, .. }) => found.push(format!("message {length}")),
                 Ok(IpcFrame::Oversized { rows, .. }) => found.push(format!("oversized {rows} rows")),
                 Err(error) => {
-                    found.push(error);
+                    found.push(error.to_string());
                     return found;
                 }
             }

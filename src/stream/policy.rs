@@ -52,17 +52,21 @@ impl ErrorPolicy {
     ///
     /// # Errors
     /// For other names, or `dead-letter` without a file.
-    pub fn parse(name: &str, file: Option<&Path>) -> Result<Self, String> {
+    pub fn parse(name: &str, file: Option<&Path>) -> crate::Result<Self> {
         match (name, file) {
             ("fail", None) => Ok(Self::Fail),
             ("skip", None) => Ok(Self::Skip),
             ("dead-letter", Some(path)) => Ok(Self::DeadLetter(path.to_path_buf())),
-            ("dead-letter", None) => Err("--on-error dead-letter needs a file: --on-error dead-letter FILE".into()),
-            ("fail" | "skip", Some(path)) => Err(format!(
+            ("dead-letter", None) => Err(crate::Error::invalid(
+                "--on-error dead-letter needs a file: --on-error dead-letter FILE",
+            )),
+            ("fail" | "skip", Some(path)) => Err(crate::Error::Invalid(format!(
                 "--on-error {name} takes no file (got {}); only dead-letter writes one",
                 path.display()
-            )),
-            (other, _) => Err(format!("--on-error {other:?}: expected fail, skip or dead-letter FILE")),
+            ))),
+            (other, _) => Err(crate::Error::Invalid(format!(
+                "--on-error {other:?}: expected fail, skip or dead-letter FILE"
+            ))),
         }
     }
 }

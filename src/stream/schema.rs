@@ -102,7 +102,7 @@ pub fn load_schema(path: &Path) -> Result<SchemaRef> {
 ///
 /// # Errors
 /// When the name is not a type.
-pub fn parse_type(name: &str) -> Result<DataType, String> {
+pub fn parse_type(name: &str) -> crate::Result<DataType> {
     let alias = match name.to_ascii_lowercase().as_str() {
         "int" | "integer" | "int64" | "bigint" | "long" => Some(DataType::Int64),
         "int32" => Some(DataType::Int32),
@@ -116,7 +116,7 @@ pub fn parse_type(name: &str) -> Result<DataType, String> {
     match alias {
         Some(data_type) => Ok(data_type),
         None => DataType::from_str(name).map_err(|_| {
-            format!("unknown type {name:?}: expected an Arrow type such as Int64, Float64, Utf8, Boolean or Timestamp(Millisecond, None)")
+            crate::Error::Invalid(format!("unknown type {name:?}: expected an Arrow type such as Int64, Float64, Utf8, Boolean or Timestamp(Millisecond, None)"))
         }),
     }
 }
@@ -130,13 +130,13 @@ pub fn same_columns(a: &Schema, b: &Schema) -> bool {
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
-fn check_schema(schema: &Schema) -> Result<(), String> {
+fn check_schema(schema: &Schema) -> crate::Result<()> {
     if schema.fields().is_empty() {
-        return Err("the schema has no fields".into());
+        return Err(crate::Error::invalid("the schema has no fields"));
     }
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     match duplicate_name(&names) {
-        Some(message) => Err(format!("the schema {message}")),
+        Some(message) => Err(crate::Error::Invalid(format!("the schema {message}"))),
         None => Ok(()),
     }
 }
@@ -181,7 +181,7 @@ pub fn infer_schema(
         })
         .collect();
     let schema = Schema::new(fields);
-    check_schema(&schema).map_err(DataFusionError::Plan)?;
+    check_schema(&schema)?;
     Ok(Arc::new(schema))
 }
 

@@ -54,7 +54,7 @@ impl SourceSpec {
     ///
     /// # Errors
     /// When a file or directory does not exist.
-    pub fn parse(input: &str) -> Result<Self, String> {
+    pub fn parse(input: &str) -> crate::Result<Self> {
         if input == "-" {
             return Ok(Self::Stdin);
         }
@@ -64,7 +64,9 @@ impl SourceSpec {
         } else if path.is_file() {
             Ok(Self::File(path))
         } else {
-            Err(format!("--input {input}: no such file or directory (use - for stdin)"))
+            Err(crate::Error::Invalid(format!(
+                "--input {input}: no such file or directory (use - for stdin)"
+            )))
         }
     }
 }
@@ -185,13 +187,13 @@ pub fn spawn(spec: SourceSpec, options: SourceOptions, stats: Arc<StreamStats>) 
             // never look like the end of the input.
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_all(&spec, &options, &output)))
                 .unwrap_or_else(|panic| {
-                    Err(format!(
-                        "internal error in the reader: {}",
+                    Err(crate::Error::Internal(format!(
+                        "the reader panicked: {}",
                         super::panic_message(&*panic)
-                    ))
+                    )))
                 });
-            if let Err(message) = read {
-                let _ = output.tx.send(SourceItem::Failed(message));
+            if let Err(error) = read {
+                let _ = output.tx.send(SourceItem::Failed(error.to_string()));
             }
         })?;
     Ok(rx)
@@ -221,12 +223,11 @@ fn extension(format: InputFormat) -> &'static [&'static str] {
 
 /// Reads every segment (stdin, the file, each file of the directory) in order. `Err`
 /// carries a message for [`SourceItem::Failed`]; a closed channel ends quietly.
-fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> Result<(), String> {
+fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     match spec {
         SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, out),
         SourceSpec::File(path) => {
-            let reader =
-                FollowReader::open(path, options.follow.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+            let reader = FollowReader::open(path, options.follow.clone()).map_err(|e| crate::Error::io(path, e))?;
             read_segment(
                 BufReader::with_capacity(1 << 16, reader),
                 path.display().to_string().into(),
@@ -238,9 +239,9 @@ fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> Result<
     }
 }
 
-fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> Result<(), String> {
+fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     let extensions = extension(options.format);
-    let listing_error = |e: io::Error| format!("cannot list {}: {e}", directory.display());
+    let listing_error = |e: io::Error| crate::Error::io(directory, e);
     let mut last: Option<String> = None;
     loop {
         // The next file of any accepted extension, in name order.
@@ -260,7 +261,7 @@ fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> Re
             continue;
         };
         let reader = FollowReader::open_in_directory(&path, directory, ext, options.follow.clone())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| crate::Error::io(&path, e))?;
         read_segment(
             BufReader::with_capacity(1 << 16, reader),
             path.display().to_string().into(),
@@ -274,7 +275,7 @@ fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> Re
     }
 }
 
-fn read_segment<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> Result<(), String> {
+fn read_segment<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     match options.format {
         InputFormat::Arrow => super::ipc::read_ipc(reader, source, options, out),
         InputFormat::Ndjson | InputFormat::Csv => read_lines(reader, source, options, out),
@@ -378,7 +379,7 @@ impl<R: BufRead> Splitter<R> {
 }
 
 /// Reads NDJSON or CSV records (and, for CSV, the header) into chunks.
-fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> Result<(), String> {
+fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     let csv = options.format == InputFormat::Csv;
     let mut splitter = Splitter {
         reader,
@@ -390,7 +391,7 @@ fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, 
     };
     let mut header_pending = csv && options.csv_header;
     let mut chunk = Chunk::new(Arc::clone(&source));
-    let read_error = |e: io::Error| format!("{source}: read failed: {e}");
+    let read_error = |e: io::Error| crate::Error::io(&*source, e);
     loop {
         if options.follow.shutdown.is_requested() {
             // No record is taken after a shutdown: what was read goes to the batcher.
@@ -437,7 +438,7 @@ fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, 
             Split::Record { .. } if header_pending => {
                 header_pending = false;
                 let names = csv_header_names(&chunk.data[start..])
-                    .map_err(|e| format!("{}: bad CSV header: {e}", position()))?;
+                    .map_err(|e| crate::Error::Invalid(format!("{}: bad CSV header: {e}", position())))?;
                 chunk.data.truncate(start);
                 Some(SourceItem::Header {
                     names,
@@ -530,12 +531,12 @@ fn send_chunk(chunk: &mut Chunk, out: &Output) -> bool {
 }
 
 /// The field names of a CSV header line.
-fn csv_header_names(line: &[u8]) -> Result<Vec<String>, String> {
+fn csv_header_names(line: &[u8]) -> crate::Result<Vec<String>> {
     let format = arrow::csv::reader::Format::default().with_header(true);
-    let (schema, _) = format.infer_schema(line, Some(0)).map_err(|e| e.to_string())?;
+    let (schema, _) = format.infer_schema(line, Some(0))?;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     match super::schema::duplicate_name(&names) {
-        Some(message) => Err(format!("it {message}")),
+        Some(message) => Err(crate::Error::Invalid(format!("it {message}"))),
         None => Ok(names),
     }
 }

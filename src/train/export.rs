@@ -17,9 +17,9 @@ use crate::io::AtomicFile;
 use crate::onnx::graph::ML_DOMAIN;
 use crate::onnx::{Attribute, Dim, ElemType, GraphBuilder};
 
-use super::TrainError;
 use super::preprocess::{CategoricalEncoding, FeatureEncoding, NumericEncoding};
 use super::trainer::Pretrained;
+use crate::Error;
 
 /// Name of the graph output.
 pub const OUTPUT_NAME: &str = "embedding";
@@ -29,7 +29,7 @@ pub const OUTPUT_NAME: &str = "embedding";
 ///
 /// # Errors
 /// JSON serialisation errors.
-pub fn manifest(model: &Pretrained, description: String, training: serde_json::Value) -> Result<Manifest, TrainError> {
+pub fn manifest(model: &Pretrained, description: String, training: serde_json::Value) -> crate::Result<Manifest> {
     let inputs = model
         .preprocessor
         .features
@@ -54,7 +54,9 @@ pub fn manifest(model: &Pretrained, description: String, training: serde_json::V
             width: Some(model.encoder.outputs()),
         }),
         nulls: Some(NullPolicy::Encode),
-        preprocessing: Some(serde_json::to_value(&model.preprocessor)?),
+        preprocessing: Some(
+            serde_json::to_value(&model.preprocessor).map_err(|e| Error::json("encoding the preprocessing", e))?,
+        ),
         training: Some(training),
     })
 }
@@ -64,7 +66,7 @@ pub fn manifest(model: &Pretrained, description: String, training: serde_json::V
 ///
 /// # Errors
 /// candle errors reading the weights, JSON errors.
-pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> Result<Vec<u8>, TrainError> {
+pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> crate::Result<Vec<u8>> {
     let mut g = GraphBuilder::new();
     let batch = || vec![Dim::Named("N".into())];
     let to_column = g.constant_i64("shape_column", vec![2], vec![-1, 1]);
@@ -116,31 +118,37 @@ pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> Result<Vec<u8>, Tr
 /// manifest alone is never seen as a model).
 ///
 /// # Errors
-/// [`TrainError::Io`] naming the file: a path that does not end in `.onnx`, an output or
+/// [`Error::Io`] or [`Error::Invalid`] naming the file: a path that does not end in `.onnx`, an output or
 /// manifest path that is a directory, a missing directory, a failed write.
-pub fn write_model(model: &Pretrained, manifest: &Manifest, path: &Path) -> Result<(), TrainError> {
+pub fn write_model(model: &Pretrained, manifest: &Manifest, path: &Path) -> crate::Result<()> {
     let manifest_path = manifest_path(path)?;
     let onnx = onnx_bytes(model, manifest)?;
-    let json = serde_json::to_string_pretty(manifest)? + "\n";
-    let io = |e: crate::Error| TrainError::Io(e.to_string());
-    let staged_model = stage(path, &onnx).map_err(io)?;
-    let staged_manifest = stage(&manifest_path, json.as_bytes()).map_err(io)?;
-    staged_manifest.commit().map_err(io)?;
-    staged_model.commit().map_err(|e| {
-        TrainError::Io(format!(
-            "{e} (the manifest {} was already replaced: write the model again)",
-            manifest_path.display()
-        ))
+    let json = serde_json::to_string_pretty(manifest).map_err(|e| Error::json("writing the manifest", e))? + "\n";
+    let staged_model = stage(path, &onnx)?;
+    let staged_manifest = stage(&manifest_path, json.as_bytes())?;
+    staged_manifest.commit()?;
+    staged_model.commit().map_err(|e| match e {
+        Error::Io { path, source } => Error::Io {
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "{source} (the manifest {} was already replaced: write the model again)",
+                    manifest_path.display()
+                ),
+            ),
+            path,
+        },
+        other => other,
     })
 }
 
 /// The manifest beside the model `path`, which must name an `.onnx` file.
 ///
 /// # Errors
-/// [`TrainError::Io`] when `path` does not end in `.onnx`, or either path is a directory.
-pub fn manifest_path(path: &Path) -> Result<std::path::PathBuf, TrainError> {
+/// [`Error::Invalid`] when `path` does not end in `.onnx`, or either path is a directory.
+pub fn manifest_path(path: &Path) -> crate::Result<std::path::PathBuf> {
     if path.extension().is_none_or(|e| !e.eq_ignore_ascii_case("onnx")) {
-        return Err(TrainError::Io(format!(
+        return Err(Error::Invalid(format!(
             "{}: the model file must end in .onnx (its manifest is written beside it as <name>.json)",
             path.display()
         )));
@@ -148,7 +156,7 @@ pub fn manifest_path(path: &Path) -> Result<std::path::PathBuf, TrainError> {
     let manifest = path.with_extension("json");
     for file in [path, manifest.as_path()] {
         if file.is_dir() {
-            return Err(TrainError::Io(format!(
+            return Err(Error::Invalid(format!(
                 "{}: is a directory; expected the path of a file",
                 file.display()
             )));

@@ -16,35 +16,7 @@ pub mod preprocess;
 pub mod table;
 pub mod trainer;
 
-pub use objective::Method;
+pub use crate::Method;
 pub use preprocess::{Preprocessor, VocabularyLimits};
 pub use table::FeatureTable;
 pub use trainer::{EpochStats, PretrainConfig, Pretrained, pretrain};
-
-/// Why pretraining failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The input or the parameters cannot be trained on.
-    #[error("{0}")]
-    Input(String),
-    /// The loss became NaN or infinite.
-    #[error("training diverged in epoch {epoch} (loss is not finite); try a learning rate below {learning_rate}")]
-    Diverged {
-        /// The epoch where it happened.
-        epoch: usize,
-        /// The learning rate in use.
-        learning_rate: f64,
-    },
-    /// A tensor operation failed.
-    #[error("tensor error: {0}")]
-    Tensor(#[from] candle_core::Error),
-    /// Converting the input failed.
-    #[error("input conversion: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
-    /// Writing the manifest failed.
-    #[error("manifest: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Reading or writing a file failed.
-    #[error("{0}")]
-    Io(String),
-}

@@ -2,7 +2,6 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use super::TrainError;
 use crate::rng::TrainRng;
 
 /// A fully connected layer `y = x W + b` with `W` stored `[inputs, outputs]` (the layout
@@ -17,7 +16,7 @@ pub struct Dense {
 
 impl Dense {
     /// PyTorch's default initialisation: weights and bias uniform in ±1/√inputs.
-    fn new(rng: &mut TrainRng, inputs: usize, outputs: usize) -> Result<Self, TrainError> {
+    fn new(rng: &mut TrainRng, inputs: usize, outputs: usize) -> crate::Result<Self> {
         #[allow(clippy::cast_precision_loss)]
         let bound = 1.0 / (inputs as f64).sqrt();
         #[allow(clippy::cast_possible_truncation)]
@@ -31,7 +30,7 @@ impl Dense {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, TrainError> {
+    fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         Ok(x.matmul(self.weight.as_tensor())?
             .broadcast_add(self.bias.as_tensor())?)
     }
@@ -52,7 +51,7 @@ impl Dense {
     ///
     /// # Errors
     /// candle errors.
-    pub fn to_vecs(&self) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
+    pub fn to_vecs(&self) -> crate::Result<(Vec<f32>, Vec<f32>)> {
         Ok((
             self.weight.as_tensor().flatten_all()?.to_vec1::<f32>()?,
             self.bias.as_tensor().to_vec1::<f32>()?,
@@ -72,7 +71,7 @@ impl Mlp {
     ///
     /// # Errors
     /// candle errors.
-    pub fn new(rng: &mut TrainRng, widths: &[usize]) -> Result<Self, TrainError> {
+    pub fn new(rng: &mut TrainRng, widths: &[usize]) -> crate::Result<Self> {
         let layers = widths
             .windows(2)
             .map(|w| Dense::new(rng, w[0], w[1]))
@@ -84,7 +83,7 @@ impl Mlp {
     ///
     /// # Errors
     /// candle errors (shape mismatches).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, TrainError> {
+    pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(&h)?;
@@ -108,8 +107,8 @@ impl Mlp {
     ///
     /// # Errors
     /// candle errors.
-    pub fn snapshot(&self) -> Result<Self, TrainError> {
-        let copy = |v: &Var| -> Result<Var, TrainError> { Ok(Var::from_tensor(&v.as_tensor().copy()?)?) };
+    pub fn snapshot(&self) -> crate::Result<Self> {
+        let copy = |v: &Var| -> crate::Result<Var> { Ok(Var::from_tensor(&v.as_tensor().copy()?)?) };
         let layers = self
             .layers
             .iter()
@@ -119,7 +118,7 @@ impl Mlp {
                     bias: copy(&l.bias)?,
                 })
             })
-            .collect::<Result<_, TrainError>>()?;
+            .collect::<crate::Result<_>>()?;
         Ok(Self { layers })
     }
 
@@ -133,7 +132,7 @@ impl Mlp {
     ///
     /// # Errors
     /// candle errors.
-    pub fn apply(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>, TrainError> {
+    pub fn apply(&self, inputs: &[f32], rows: usize) -> crate::Result<Vec<f32>> {
         let width = self.layers.first().map_or(0, Dense::inputs);
         let x = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
         Ok(self

@@ -16,47 +16,12 @@
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::ops::log_softmax;
-use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::network::Mlp;
 use super::preprocess::{Encoded, FeatureEncoding, Preprocessor};
+use crate::Error;
+use crate::Method;
 use crate::rng::TrainRng;
-
-/// A pretraining method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// VIME self-supervised: mask estimation + feature reconstruction (Yoon et al., 2020).
-    Vime,
-    /// SCARF: contrastive learning with random feature corruption (Bahri et al., 2022).
-    Scarf,
-    /// Denoising autoencoder with swap noise.
-    Dae,
-}
-
-impl Method {
-    /// The method's name as written in manifests and on the command line.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vime => "vime",
-            Self::Scarf => "scarf",
-            Self::Dae => "dae",
-        }
-    }
-
-    /// The published default corruption rate: VIME p_m = 0.3, SCARF c = 0.6, DAE swap 0.15.
-    #[must_use]
-    pub fn default_p(self) -> f64 {
-        match self {
-            Self::Vime => 0.3,
-            Self::Scarf => 0.6,
-            Self::Dae => 0.15,
-        }
-    }
-}
 
 /// The heads trained next to the encoder.
 #[derive(Debug, Clone)]
@@ -108,7 +73,7 @@ pub fn corrupt_batch(
     rows: &[usize],
     p: f64,
     rng: &mut TrainRng,
-) -> Result<Batch, TrainError> {
+) -> crate::Result<Batch> {
     let width = preprocessor.input_width();
     let features = preprocessor.features.len();
     let spans = preprocessor.input_spans();
@@ -159,8 +124,8 @@ pub fn batch_loss(
     preprocessor: &Preprocessor,
     params: LossParams,
     batch: &Batch,
-) -> Result<Tensor, TrainError> {
-    let missing = |what: &str| TrainError::Input(format!("{} has no {what} head", params.method.as_str()));
+) -> crate::Result<Tensor> {
+    let missing = |what: &str| Error::Invalid(format!("{} has no {what} head", params.method.as_str()));
     match params.method {
         Method::Vime => {
             let h = encoder.forward(&batch.corrupted)?;
@@ -186,6 +151,7 @@ pub fn batch_loss(
             let backward = candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &labels)?;
             Ok(((forward + backward)? * 0.5)?)
         }
+        Method::Noise | Method::Blank => Err(super::trainer::untrainable(params.method)),
     }
 }
 
@@ -195,18 +161,18 @@ pub fn batch_loss(
 ///
 /// # Errors
 /// candle errors (shape mismatch).
-pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> Result<Tensor, TrainError> {
+pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> crate::Result<Tensor> {
     let softplus = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
     Ok(((z.relu()? - (z * y)?)? + softplus)?.mean_all()?)
 }
 
-fn normalize_rows(x: &Tensor) -> Result<Tensor, TrainError> {
+fn normalize_rows(x: &Tensor) -> crate::Result<Tensor> {
     let norm = (x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
     Ok(x.broadcast_div(&norm)?)
 }
 
 /// Mean over columns of each column's reconstruction loss.
-fn feature_loss(recon: &Tensor, preprocessor: &Preprocessor, batch: &Batch) -> Result<Tensor, TrainError> {
+fn feature_loss(recon: &Tensor, preprocessor: &Preprocessor, batch: &Batch) -> crate::Result<Tensor> {
     let features = preprocessor.features.len();
     let rows = batch.rows;
     let mut terms = Vec::with_capacity(features);

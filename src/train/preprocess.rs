@@ -15,8 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::table::{Column, FeatureTable};
+use crate::Error;
 
 /// Skewness above which a non-negative column is log-transformed.
 const SKEW_FOR_LOG: f64 = 2.0;
@@ -153,8 +153,8 @@ impl Preprocessor {
     /// Learns the encoding of every column of `table`.
     ///
     /// # Errors
-    /// [`TrainError::Input`] when a column is NULL in every row or holds an infinite value.
-    pub fn fit(table: &FeatureTable, limits: VocabularyLimits) -> Result<Self, TrainError> {
+    /// [`Error::Invalid`](crate::Error::Invalid) when a column is NULL in every row or holds an infinite value.
+    pub fn fit(table: &FeatureTable, limits: VocabularyLimits) -> crate::Result<Self> {
         let features = table
             .names
             .iter()
@@ -196,11 +196,11 @@ impl Preprocessor {
     /// Encodes `table`, whose columns must be those the preprocessor was fitted on.
     ///
     /// # Errors
-    /// [`TrainError::Input`] when the columns differ.
-    pub fn encode(&self, table: &FeatureTable) -> Result<Encoded, TrainError> {
+    /// [`Error::Invalid`](crate::Error::Invalid) when the columns differ.
+    pub fn encode(&self, table: &FeatureTable) -> crate::Result<Encoded> {
         let names: Vec<&str> = self.features.iter().map(FeatureEncoding::name).collect();
         if table.names.iter().map(String::as_str).ne(names.iter().copied()) {
-            return Err(TrainError::Input(format!(
+            return Err(Error::Invalid(format!(
                 "the table's columns {:?} are not the preprocessor's {names:?}",
                 table.names
             )));
@@ -230,7 +230,7 @@ impl Preprocessor {
                         (slot.map_or(0.0, |s| s as f32), slot.is_some())
                     }
                     _ => {
-                        return Err(TrainError::Input(format!(
+                        return Err(Error::Invalid(format!(
                             "column '{}' changed kind between fitting and encoding",
                             encoding.name()
                         )));
@@ -293,15 +293,15 @@ fn spans(widths: impl Iterator<Item = usize>) -> Vec<(usize, usize)> {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn fit_numeric(name: &str, values: &[Option<f64>]) -> Result<NumericEncoding, TrainError> {
+fn fit_numeric(name: &str, values: &[Option<f64>]) -> crate::Result<NumericEncoding> {
     let present: Vec<f64> = values.iter().flatten().copied().collect();
     if present.is_empty() {
-        return Err(TrainError::Input(format!(
+        return Err(Error::Invalid(format!(
             "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with --exclude)"
         )));
     }
     if let Some(bad) = present.iter().find(|v| v.is_infinite()) {
-        return Err(TrainError::Input(format!(
+        return Err(Error::Invalid(format!(
             "column '{name}' holds {bad}; features must be finite numbers or NULL"
         )));
     }
@@ -337,13 +337,13 @@ fn fit_categorical(
     values: &[String],
     codes: &[Option<u32>],
     limits: VocabularyLimits,
-) -> Result<CategoricalEncoding, TrainError> {
+) -> crate::Result<CategoricalEncoding> {
     let mut counts = vec![0_usize; values.len()];
     for code in codes.iter().flatten() {
         counts[*code as usize] += 1;
     }
     if counts.iter().all(|&c| c == 0) {
-        return Err(TrainError::Input(format!(
+        return Err(Error::Invalid(format!(
             "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with --exclude)"
         )));
     }

@@ -5,7 +5,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema};
 
-use super::TrainError;
+use crate::Error;
 
 /// One feature column.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,17 +59,17 @@ impl FeatureTable {
     /// numeric and string column not listed in `exclude`.
     ///
     /// # Errors
-    /// [`TrainError::Input`] for an unknown or unsupported column, or no features.
+    /// [`Error::Invalid`](crate::Error::Invalid) for an unknown or unsupported column, or no features.
     pub fn from_batches(
         schema: &Schema,
         batches: &[RecordBatch],
         columns: Option<&[String]>,
         exclude: &[String],
-    ) -> Result<Self, TrainError> {
+    ) -> crate::Result<Self> {
         for name in exclude.iter().chain(columns.unwrap_or_default()) {
             if schema.field_with_name(name).is_err() {
                 let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                return Err(TrainError::Input(format!(
+                return Err(Error::Invalid(format!(
                     "no column '{name}' in the input; it has: {}",
                     have.join(", ")
                 )));
@@ -87,7 +87,7 @@ impl FeatureTable {
                 .collect(),
         };
         if selected.is_empty() {
-            return Err(TrainError::Input(
+            return Err(Error::Invalid(
                 "no feature columns: the input needs numeric or string columns besides the excluded ones".into(),
             ));
         }
@@ -96,19 +96,19 @@ impl FeatureTable {
         for name in &selected {
             let (index, field) = schema
                 .column_with_name(name)
-                .ok_or_else(|| TrainError::Input(format!("no column '{name}'")))?;
+                .ok_or_else(|| Error::Invalid(format!("no column '{name}'")))?;
             let data_type = field.data_type();
             let column = if is_numeric(data_type) {
                 numeric_column(batches, index)?
             } else if is_categorical(data_type) {
                 categorical_column(batches, index)?
             } else if data_type == &DataType::Null {
-                return Err(TrainError::Input(format!(
+                return Err(Error::Invalid(format!(
                     "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with \
                      --exclude {name})"
                 )));
             } else {
-                return Err(TrainError::Input(format!(
+                return Err(Error::Invalid(format!(
                     "column '{name}' has type {data_type}; features must be numeric or strings: cast it in \
                      --sql (e.g. CAST(\"{name}\" AS VARCHAR)) or leave it out with --exclude {name}"
                 )));
@@ -144,7 +144,7 @@ impl FeatureTable {
     }
 }
 
-fn numeric_column(batches: &[RecordBatch], index: usize) -> Result<Column, TrainError> {
+fn numeric_column(batches: &[RecordBatch], index: usize) -> crate::Result<Column> {
     let mut values = Vec::new();
     for batch in batches {
         let array = cast(batch.column(index), &DataType::Float64)?;
@@ -154,7 +154,7 @@ fn numeric_column(batches: &[RecordBatch], index: usize) -> Result<Column, Train
     Ok(Column::Numeric(values))
 }
 
-fn categorical_column(batches: &[RecordBatch], index: usize) -> Result<Column, TrainError> {
+fn categorical_column(batches: &[RecordBatch], index: usize) -> crate::Result<Column> {
     let mut values: Vec<String> = Vec::new();
     let mut lookup: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut codes = Vec::new();
@@ -171,7 +171,7 @@ fn categorical_column(batches: &[RecordBatch], index: usize) -> Result<Column, T
                 Some(&code) => code,
                 None => {
                     let code = u32::try_from(values.len())
-                        .map_err(|_| TrainError::Input("more than 2^32 distinct categories".into()))?;
+                        .map_err(|_| Error::Invalid("more than 2^32 distinct categories".into()))?;
                     lookup.insert(value.to_string(), code);
                     values.push(value.to_string());
                     code

@@ -6,11 +6,12 @@ use std::time::Instant;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::network::Mlp;
-use super::objective::{Heads, LossParams, Method, batch_loss, corrupt_batch};
+use super::objective::{Heads, LossParams, batch_loss, corrupt_batch};
 use super::preprocess::{Encoded, Preprocessor, VocabularyLimits};
 use super::table::FeatureTable;
+use crate::Error;
+use crate::Method;
 use crate::rng::TrainRng;
 
 /// Everything that defines a pretraining run.
@@ -73,11 +74,13 @@ impl PretrainConfig {
 
     /// Checks that every tensor of the run fits `max_tensor_elements`, given the encoded
     /// input's width, the number of features and the reconstruction targets' width.
-    fn check_size(&self, rows: usize, inputs: usize, features: usize, targets: usize) -> Result<(), TrainError> {
+    fn check_size(&self, rows: usize, inputs: usize, features: usize, targets: usize) -> crate::Result<()> {
         let heads: Vec<usize> = match self.method {
             Method::Vime => vec![self.dim, features, targets],
             Method::Dae => vec![self.dim, self.hidden, targets],
             Method::Scarf => vec![self.dim, self.dim],
+            // Refused by `check` before any size is computed.
+            Method::Noise | Method::Blank => Vec::new(),
         };
         let mut tensors = vec![
             ("the encoded training rows", rows, inputs),
@@ -92,7 +95,7 @@ impl PretrainConfig {
         tensors.extend(heads.windows(2).map(|w| ("a head layer", w[0], w[1])));
         for (what, a, b) in tensors {
             if a.checked_mul(b).is_none_or(|n| n > self.max_tensor_elements) {
-                return Err(TrainError::Input(format!(
+                return Err(Error::Invalid(format!(
                     "{what} would hold {a} × {b} values, more than the limit of {} values per tensor \
                      (--hidden {}, --dim {}, --batch-size {}, {rows} rows of {inputs} encoded inputs); use \
                      smaller sizes or raise --max-tensor-elements",
@@ -109,9 +112,12 @@ impl PretrainConfig {
         self.p.unwrap_or_else(|| self.method.default_p())
     }
 
-    fn check(&self) -> Result<(), TrainError> {
+    fn check(&self) -> crate::Result<()> {
         let p = self.corruption_rate();
-        let bad = |what: String| Err(TrainError::Input(what));
+        let bad = |what: String| Err(Error::Invalid(what));
+        if !self.method.trainable() {
+            return Err(untrainable(self.method));
+        }
         if !(0.0..=1.0).contains(&p) {
             return bad(format!("p must be in [0, 1], got {p}"));
         }
@@ -177,7 +183,7 @@ impl Pretrained {
     ///
     /// # Errors
     /// When the table's columns are not the model's.
-    pub fn embed(&self, table: &FeatureTable) -> Result<Vec<f32>, TrainError> {
+    pub fn embed(&self, table: &FeatureTable) -> crate::Result<Vec<f32>> {
         let encoded = self.preprocessor.encode(table)?;
         self.encoder.apply(&encoded.inputs, encoded.rows)
     }
@@ -186,15 +192,15 @@ impl Pretrained {
 /// Pretrains an encoder on `table`, calling `progress` after each epoch.
 ///
 /// # Errors
-/// [`TrainError::Input`] for fewer than two rows, bad parameters or unusable columns.
+/// [`Error::Invalid`](crate::Error::Invalid) for fewer than two rows, bad parameters or unusable columns.
 pub fn pretrain(
     table: &FeatureTable,
     config: &PretrainConfig,
     progress: &mut dyn FnMut(&EpochStats),
-) -> Result<Pretrained, TrainError> {
+) -> crate::Result<Pretrained> {
     config.check()?;
     if table.rows < 2 {
-        return Err(TrainError::Input(format!(
+        return Err(Error::Invalid(format!(
             "pretraining needs at least 2 rows, the input has {}",
             table.rows
         )));
@@ -247,6 +253,7 @@ pub fn pretrain(
             features: None,
             projection: Some(Mlp::new(&mut init, &[config.dim, config.dim, config.dim])?),
         },
+        Method::Noise | Method::Blank => return Err(untrainable(config.method)),
     };
     let mut vars = encoder.vars();
     for head in [&heads.mask, &heads.features, &heads.projection].into_iter().flatten() {
@@ -287,7 +294,7 @@ pub fn pretrain(
         #[allow(clippy::cast_precision_loss)]
         let train_loss = total / train.rows as f64;
         if !train_loss.is_finite() {
-            return Err(TrainError::Diverged {
+            return Err(Error::Diverged {
                 epoch,
                 learning_rate: config.learning_rate,
             });
@@ -309,7 +316,7 @@ pub fn pretrain(
         }
         history.push(stats);
     }
-    let (_, best_epoch, encoder) = best.ok_or_else(|| TrainError::Input("no epoch ran".into()))?;
+    let (_, best_epoch, encoder) = best.ok_or_else(|| Error::Invalid("no epoch ran".into()))?;
     Ok(Pretrained {
         config: config.clone(),
         preprocessor,
@@ -329,7 +336,7 @@ fn evaluate(
     heads: &Heads,
     params: LossParams,
     config: &PretrainConfig,
-) -> Result<f64, TrainError> {
+) -> crate::Result<f64> {
     let mut rng = TrainRng::new(config.seed, "validation");
     let rows: Vec<usize> = (0..data.rows).collect();
     let mut total = 0.0;
@@ -343,4 +350,12 @@ fn evaluate(
     }
     #[allow(clippy::cast_precision_loss)]
     Ok(total / data.rows as f64)
+}
+
+/// The error for an export-only method given to pretraining.
+pub(crate) fn untrainable(method: Method) -> Error {
+    Error::Invalid(format!(
+        "pretrain cannot train method {method}: it trains vime, scarf or dae (noise and blank are corruptions \
+         for tabssl export only)"
+    ))
 }

@@ -22,34 +22,38 @@ pub async fn register_input(
     table: &str,
     input: &str,
     null_regex: Option<&str>,
-) -> Result<Schema, String> {
+) -> crate::Result<Schema> {
     if let Some(spec) = input.strip_prefix("synthetic:") {
         let mut parts = spec.split(':');
-        let rows: u64 = parts
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| format!("--input synthetic:ROWS[:SEED] needs a row count, got {:?}", input))?;
+        let rows: u64 = parts.next().unwrap_or_default().parse().map_err(|_| {
+            crate::Error::Invalid(format!(
+                "--input synthetic:ROWS[:SEED] needs a row count, got {:?}",
+                input
+            ))
+        })?;
         let seed: u64 = parts
             .next()
             .map_or(Ok(0), str::parse)
-            .map_err(|_| format!("bad seed in {:?}", input))?;
+            .map_err(|_| crate::Error::Invalid(format!("bad seed in {:?}", input)))?;
         let sql = format!("CREATE VIEW {table} AS SELECT * FROM tabssl_synthetic({rows}, {seed})");
-        ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+        ctx.sql(&sql).await?;
         return checked_schema(ctx, table, input).await;
     }
     let path = Path::new(&input);
     if !path.exists() {
-        return Err(format!("input {} does not exist", path.display()));
+        return Err(crate::Error::Invalid(format!(
+            "input {} does not exist",
+            path.display()
+        )));
     }
     let probe = if path.is_dir() {
         std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| crate::Error::io(path, e))?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.is_file())
             .min()
-            .ok_or_else(|| format!("input directory {} is empty", path.display()))?
+            .ok_or_else(|| crate::Error::Invalid(format!("input directory {} is empty", path.display())))?
     } else {
         path.to_path_buf()
     };
@@ -66,10 +70,10 @@ pub async fn register_input(
         "csv" => {
             let names = csv_header(&probe, compression)?;
             if let Some(message) = duplicate_name(&names) {
-                return Err(format!(
+                return Err(crate::Error::Invalid(format!(
                     "the CSV header of {} {message}: every column needs its own name",
                     probe.display()
-                ));
+                )));
             }
             let mut options = vec!["'format.has_header' 'true'".to_string()];
             options.extend(null_regex.map(|r| format!("'format.null_regex' {}", string_literal(r))));
@@ -89,28 +93,28 @@ pub async fn register_input(
             format!("CREATE EXTERNAL TABLE {table} STORED AS JSON LOCATION {location} OPTIONS ({compressed})")
         }
         other => {
-            return Err(format!(
+            return Err(crate::Error::Invalid(format!(
                 "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file, the CSV and JSON \
                  ones also compressed (.csv.gz, .bz2, .xz, .zst) (got {other:?})",
                 probe.display()
-            ));
+            )));
         }
     };
-    ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    ctx.sql(&sql).await?;
     checked_schema(ctx, table, input).await
 }
 
 /// The schema of `table`, which must hold at least one row: a header-only file has no
 /// column types to infer, and nothing to export or train on.
-async fn checked_schema(ctx: &SessionContext, table: &str, input: &str) -> Result<Schema, String> {
-    let df = ctx.table(table).await.map_err(|e| e.to_string())?;
+async fn checked_schema(ctx: &SessionContext, table: &str, input: &str) -> crate::Result<Schema> {
+    let df = ctx.table(table).await?;
     let schema = df.schema().as_arrow().clone();
-    let first = df.limit(0, Some(1)).map_err(|e| e.to_string())?;
-    let rows = first.count().await.map_err(|e| e.to_string())?;
+    let first = df.limit(0, Some(1))?;
+    let rows = first.count().await?;
     if rows == 0 {
-        return Err(format!(
+        return Err(crate::Error::Invalid(format!(
             "the input {input} has no rows (a header alone, or an empty file)"
-        ));
+        )));
     }
     Ok(schema)
 }
@@ -130,8 +134,8 @@ fn compression_of(name: &str) -> (Option<&'static str>, &str) {
 
 /// The field names of the first line of a CSV file (plain or gzip); empty for the other
 /// compressions, whose headers DataFusion alone reads.
-fn csv_header(path: &Path, compression: Option<&str>) -> Result<Vec<String>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn csv_header(path: &Path, compression: Option<&str>) -> crate::Result<Vec<String>> {
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
     let reader: Box<dyn Read> = match compression {
         None => Box::new(file),
         Some("gzip") => Box::new(flate2::read::GzDecoder::new(file)),
@@ -141,10 +145,10 @@ fn csv_header(path: &Path, compression: Option<&str>) -> Result<Vec<String>, Str
     BufReader::new(reader)
         .take(1 << 20)
         .read_until(b'\n', &mut line)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| crate::Error::io(path, e))?;
     let (schema, _) = arrow::csv::reader::Format::default()
         .with_header(true)
         .infer_schema(line.as_slice(), Some(0))
-        .map_err(|e| format!("{}: bad CSV header: {e}", path.display()))?;
+        .map_err(|e| crate::Error::Invalid(format!("{}: bad CSV header: {e}", path.display())))?;
     Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
 }

@@ -1,0 +1,244 @@
+//! Pretraining sets in one call: the recipe behind `tabssl export`, for every front end.
+//!
+//! [`export`] reads a registered table and writes, for every feature column, the original,
+//! the corrupted value (`<col>_tilde`), the corruption mask (`<col>_mask`) and VIME's label
+//! (`<col>_changed`), K views per row, atomically to Parquet. The SQL it runs is the recipe
+//! of `sql/adult_vime_export.sql` ([`recipe`]); [`export_script`] returns it.
+//!
+//! Determinism: the export query runs in one partition, so rows keep the input's order and
+//! the default row key (the row's position in the input) is stable; the writer cuts the
+//! output into fixed-size row groups and pages ([`writer`]), so the same input, options and
+//! version give a byte-identical file whatever the batch size.
+//!
+//! ```no_run
+//! # async fn run() -> tabssl::Result<()> {
+//! use tabssl::export::{ExportOptions, export};
+//! let ctx = tabssl::new_context(tabssl::TabsslOptions::default());
+//! ctx.sql("CREATE VIEW people AS SELECT * FROM tabssl_synthetic(10000, 42)").await?;
+//! let options = ExportOptions { views: 2, keep: vec!["class".into()], key: Some("id".into()), ..ExportOptions::default() };
+//! let summary = export(&ctx, "people", "train.parquet".as_ref(), &options, None).await?;
+//! assert_eq!(summary.rows, 20_000);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod recipe;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+
+use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
+use crate::io::AtomicFile;
+use crate::sql_text::string_literal;
+use crate::{Error, Method, Result};
+use recipe::Recipe;
+
+/// Most augmented views per row.
+pub const MAX_VIEWS: u32 = 10_000;
+
+/// Called with the number of rows written so far, from the writer thread.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What to export: the method, its parameters and the role of each column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOptions {
+    /// Corruption method.
+    pub method: Method,
+    /// Corruption probability per cell; `None` takes the method's default.
+    pub p: Option<f64>,
+    /// Seed of every draw.
+    pub seed: u64,
+    /// Augmented views (corrupted copies) per input row, 1 to [`MAX_VIEWS`].
+    pub views: u32,
+    /// Feature columns to corrupt; empty means every column except `key` and `keep`.
+    pub columns: Vec<String>,
+    /// Row-key column; `None` keys rows by their position in the input, from 0.
+    pub key: Option<String>,
+    /// Columns copied unchanged (labels, ids).
+    pub keep: Vec<String>,
+    /// Draw donors from the batch instead of a first-pass marginal sample (no first pass;
+    /// the output then depends on the batch layout).
+    pub batch_local: bool,
+    /// Rows kept per column in the marginal sample (exact below this many rows).
+    pub capacity: usize,
+    /// [`Method::Noise`]: noise standard deviation as a multiple of each column's std.
+    pub noise_std: f64,
+    /// [`Method::Blank`]: the value masked cells take (cast to each column's type);
+    /// `None` blanks to NULL.
+    pub fill: Option<String>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            method: Method::Vime,
+            p: None,
+            seed: 0,
+            views: 1,
+            columns: Vec::new(),
+            key: None,
+            keep: Vec::new(),
+            batch_local: false,
+            capacity: DEFAULT_CAPACITY,
+            noise_std: 0.1,
+            fill: None,
+        }
+    }
+}
+
+impl ExportOptions {
+    /// The corruption probability in effect.
+    #[must_use]
+    pub fn corruption_rate(&self) -> f64 {
+        self.p.unwrap_or_else(|| self.method.default_p())
+    }
+
+    /// True when the export needs a first pass that samples each column's marginal.
+    #[must_use]
+    pub fn samples_marginals(&self) -> bool {
+        self.method.swaps() && !self.batch_local
+    }
+
+    /// Checks the numeric options; [`export`] calls it before reading any input.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the option, the accepted range and the value given.
+    pub fn check(&self) -> Result<()> {
+        let p = self.corruption_rate();
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::invalid(format!("p must be in [0, 1], got {p}")));
+        }
+        if !(1..=MAX_VIEWS).contains(&self.views) {
+            return Err(Error::invalid(format!(
+                "views must be between 1 and {MAX_VIEWS}, got {}",
+                self.views
+            )));
+        }
+        if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
+            return Err(Error::invalid(format!(
+                "noise_std must be a finite number >= 0 (a multiple of each column's standard deviation), got {}",
+                self.noise_std
+            )));
+        }
+        if !(1..=MAX_CAPACITY).contains(&self.capacity) {
+            return Err(Error::invalid(format!(
+                "capacity must be between 1 and {MAX_CAPACITY} rows per column, got {}",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSummary {
+    /// Rows written (input rows x views).
+    pub rows: u64,
+    /// Feature columns corrupted.
+    pub features: usize,
+    /// The corruption probability used.
+    pub p: f64,
+    /// Seconds spent in the first pass (marginal sample, column statistics).
+    pub first_pass_seconds: f64,
+    /// Seconds in all.
+    pub seconds: f64,
+}
+
+/// Where the marginal sample of an export goes: beside the output, `<stem>.marginals.parquet`.
+#[must_use]
+pub fn marginal_path(output: &Path) -> PathBuf {
+    let stem = output.file_stem().and_then(|s| s.to_str()).unwrap_or("export");
+    output.with_file_name(format!("{stem}.marginals.parquet"))
+}
+
+/// Exports table `table` of `ctx` to the Parquet file `output` (and, for the methods that
+/// swap, its marginal sample to [`marginal_path`]), both written atomically.
+///
+/// `ctx` is not changed: the passes run in sessions derived from it with the partitioning
+/// they need. `progress`, if given, is called with the rows written so far.
+///
+/// # Errors
+/// A bad option ([`ExportOptions::check`]), a column that is not in the table, an output
+/// that cannot be created, or a failing query or write.
+pub async fn export(
+    ctx: &SessionContext,
+    table: &str,
+    output: &Path,
+    options: &ExportOptions,
+    progress: Option<Progress>,
+) -> Result<ExportSummary> {
+    options.check()?;
+    let started = Instant::now();
+    let recipe = Recipe::new(ctx, table, options).await?;
+    let marginal = marginal_path(output);
+    let export_sql = recipe.export_sql(&marginal.display().to_string());
+    // Both files are reserved before any work, so a bad output path fails at once.
+    let output_file = AtomicFile::create(output)?;
+    if options.samples_marginals() {
+        let marginal_file = AtomicFile::create(&marginal)?;
+        // The sample does not depend on row order, so with a key column the first pass
+        // may use every core; the default key (row position) needs the ordered scan.
+        let partitions = if options.key.is_some() {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            1
+        };
+        let sql = recipe.marginal_sql(&marginal_file.path().display().to_string());
+        let first_pass = with_partitions(ctx, partitions);
+        async { first_pass.sql(&sql).await?.collect().await }
+            .await
+            .map_err(|e| Error::invalid(format!("first pass (marginal sample) failed: {e}")))?;
+        marginal_file.commit()?;
+    }
+    let first_pass_seconds = started.elapsed().as_secs_f64();
+    // One partition: the input order is kept, so the default row key is stable.
+    let df = with_partitions(ctx, 1).sql(&export_sql).await?;
+    let rows = writer::write_parquet(df, &output_file, &recipe.derived_columns(), progress).await?;
+    output_file.commit()?;
+    Ok(ExportSummary {
+        rows,
+        features: recipe.features().len(),
+        p: options.corruption_rate(),
+        first_pass_seconds,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The SQL script [`export`] runs for these arguments: the marginal sample's `COPY` (for
+/// the methods that swap) and the export's `COPY`, each ending in `;`.
+///
+/// # Errors
+/// As [`export`] before it writes anything.
+pub async fn export_script(
+    ctx: &SessionContext,
+    table: &str,
+    output: &Path,
+    options: &ExportOptions,
+) -> Result<String> {
+    options.check()?;
+    let recipe = Recipe::new(ctx, table, options).await?;
+    let marginal = marginal_path(output).display().to_string();
+    let mut text = String::new();
+    if options.samples_marginals() {
+        text = format!("{};\n", recipe.marginal_sql(&marginal));
+    }
+    let target = string_literal(&output.display().to_string());
+    text.push_str(&format!(
+        "COPY ({}) TO {target} STORED AS PARQUET;",
+        recipe.export_sql(&marginal)
+    ));
+    Ok(text)
+}
+
+/// A session over the same tables, functions and options as `ctx`, with `partitions`
+/// target partitions.
+fn with_partitions(ctx: &SessionContext, partitions: usize) -> SessionContext {
+    let mut state = ctx.state();
+    state.config_mut().options_mut().execution.target_partitions = partitions;
+    SessionContext::new_with_state(state)
+}
