@@ -259,7 +259,7 @@ fn run_file(relative: &str) {
         async move { db }
     });
     runner.with_column_validator(sqllogictest::strict_column_validator);
-    // `onlyif no_gpu` / `skipif gpu` for the CUDA records, like tests/it/provider.rs did.
+    // `onlyif no_gpu` for the records that need a machine without a visible NVIDIA device.
     runner.add_label(if std::path::Path::new("/dev/nvidiactl").exists() {
         "gpu"
     } else {
