@@ -11,14 +11,14 @@ use arrow::array::{Array, RecordBatch};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use proptest::prelude::*;
 
-use crate::common::{context_with, error_of, fixture_models, run};
+use crate::common::{context_with, fixture_models, run};
 use crate::stream_bad_input::{assert_clean_exit, wait_bounded};
 
 /// Rows of the table the tests corrupt.
 const ROWS: usize = 500;
 
-/// A context with `tabssl_synthetic` rows as table `t` and marginal files in `dir`:
-/// `m.parquet` (age and workclass donors) and `strings.parquet` (strings under `age`).
+/// A context with `tabssl_synthetic` rows as table `t` and the marginal file `m.parquet`
+/// (age and workclass donors) in `dir`.
 async fn setup(dir: &Path) -> SessionContext {
     let ctx = context_with(&fixture_models(), SessionConfig::new());
     run(
@@ -40,23 +40,7 @@ async fn setup(dir: &Path) -> SessionContext {
         ),
     )
     .await;
-    run(&ctx, &copy("marginal_sample(workclass, id) AS age", "strings.parquet")).await;
     ctx
-}
-
-#[tokio::test]
-async fn a_swap_from_donors_that_do_not_cast_is_an_error_not_nulls() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ctx = setup(dir.path()).await;
-    let sql = format!(
-        "SELECT corrupt_swap(age, '{}', 0.5, 42, id) FROM t",
-        dir.path().join("strings.parquet").display()
-    );
-    let error = error_of(&ctx, &sql).await;
-    assert!(
-        error.contains("column \"age\" holds Utf8 values, which cannot be used as Int64"),
-        "{error}"
-    );
 }
 
 #[test]

@@ -19,10 +19,6 @@ pub fn fixture_models() -> PathBuf {
     repo().join("tests/fixtures/models")
 }
 
-pub fn bad_models() -> PathBuf {
-    repo().join("tests/fixtures/bad_models")
-}
-
 /// The Adult training CSV, gzip-compressed, committed in data/adult.
 pub fn adult_csv() -> PathBuf {
     repo().join("data/adult/adult.data.csv.gz")

@@ -1,10 +1,11 @@
-//! The built-in synthetic table.
+//! The built-in synthetic table: NULL rates (statistics). Results and errors are in
+//! tests/slt/tabssl_synthetic.slt.
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionConfig;
 
-use crate::common::{context_with, error_of, fixture_models, run};
+use crate::common::{context_with, fixture_models, run};
 
 #[tokio::test]
 async fn same_rows_for_any_partitioning_and_adult_like_nulls() {
@@ -37,46 +38,4 @@ async fn same_rows_for_any_partitioning_and_adult_like_nulls() {
             "column {i}: NULL rate {null_rate}, expected {expected}"
         );
     }
-}
-
-#[tokio::test]
-async fn bad_arguments_are_plan_errors() {
-    let ctx = context_with(&fixture_models(), SessionConfig::new());
-    assert!(
-        error_of(&ctx, "SELECT * FROM tabssl_synthetic()")
-            .await
-            .contains("takes 1 or 2 integer arguments")
-    );
-    assert!(
-        error_of(&ctx, "SELECT * FROM tabssl_synthetic(-5)")
-            .await
-            .contains("rows must be between")
-    );
-    assert!(
-        error_of(&ctx, "SELECT * FROM tabssl_synthetic('x')")
-            .await
-            .contains("must be an integer literal")
-    );
-    for (sql, expected) in [
-        ("SELECT * FROM tabssl_synthetic(5, -1)", "seed must be between 0 and"),
-        (
-            "SELECT * FROM tabssl_synthetic(5, 18446744073709551615)",
-            "seed must be between 0 and",
-        ),
-        (
-            "SELECT * FROM tabssl_synthetic(50000001)",
-            "rows must be between 0 and 50000000",
-        ),
-    ] {
-        let error = error_of(&ctx, sql).await;
-        assert!(error.contains(expected), "{sql}: {error}");
-    }
-}
-
-#[tokio::test]
-async fn rows_are_generated_as_they_are_read() {
-    // 50 million rows would be gigabytes in memory; generated lazily, LIMIT reads one batch.
-    let ctx = context_with(&fixture_models(), SessionConfig::new());
-    let batches = crate::common::run(&ctx, "SELECT id FROM tabssl_synthetic(50000000, 3) LIMIT 5").await;
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
 }
