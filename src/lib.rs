@@ -43,6 +43,8 @@ pub mod onnx;
 pub mod options;
 pub mod parallel_parquet;
 pub mod rng;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sql_text;
 pub mod stream;
 pub mod synthetic;

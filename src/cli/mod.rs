@@ -10,6 +10,7 @@ mod evaluate;
 mod export;
 mod output;
 mod pretrain;
+mod serve;
 mod sql;
 mod stream;
 
@@ -48,6 +49,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// SQL over an unbounded input (stdin, a growing file or directory), batch by batch.
     Stream(stream::StreamArgs),
+    /// Arrow Flight SQL endpoint: clients query tables and embed over the network.
+    Serve(serve::ServeArgs),
 }
 
 /// Where models come from and how they run: shared by the commands that run SQL.
@@ -156,6 +159,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(&args).await,
         Command::Export(args) => export::run(&args).await,
         Command::Stream(args) => stream::run(&args).await,
+        Command::Serve(args) => serve::run(&args).await,
         Command::Demo(args) => demo::run(&args).await.and_then(|summary| console::print(&summary)),
         Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
         Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),

@@ -12,6 +12,7 @@ mod embed;
 mod export;
 mod library;
 mod pretrain;
+mod serve;
 mod slt;
 mod stream;
 mod stream_bad_input;
