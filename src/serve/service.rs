@@ -4,6 +4,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -101,6 +103,27 @@ fn ticket_of(message: &Any) -> Ticket {
     }
 }
 
+/// The `FlightInfo` of a metadata command: its result schema and one endpoint whose ticket
+/// is the command itself.
+fn info_of(schema: &Schema, command: &Any, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket_of(command)))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+/// A metadata command's one result batch as Flight data.
+fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async { Ok(batch) }))
+        .map_err(Status::from);
+    Ok(Response::new(Box::pin(data)))
+}
+
 /// Streams a query's batches as Flight data.
 async fn stream_of(df: DataFrame) -> Result<Response<DoGetStream>, Status> {
     let schema = Arc::new(df.schema().as_arrow().clone());
@@ -170,12 +193,7 @@ impl FlightSqlService for TabsslFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.tokens.check(request.metadata())?;
         let schema = query.clone().into_builder(&self.info).schema();
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .with_endpoint(FlightEndpoint::new().with_ticket(ticket_of(&query.as_any())))
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
+        info_of(&schema, &query.as_any(), request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -185,13 +203,7 @@ impl FlightSqlService for TabsslFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         self.tokens.check(request.metadata())?;
         let builder = query.into_builder(&self.info);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-        let data = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::once(async { Ok(batch) }))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(data)))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_catalogs(
@@ -201,12 +213,7 @@ impl FlightSqlService for TabsslFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.tokens.check(request.metadata())?;
         let schema = query.into_builder().schema();
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .with_endpoint(FlightEndpoint::new().with_ticket(ticket_of(&query.as_any())))
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
+        info_of(&schema, &query.as_any(), request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -221,13 +228,7 @@ impl FlightSqlService for TabsslFlightSql {
         for name in names {
             builder.append(name);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-        let data = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::once(async { Ok(batch) }))
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(data)))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
