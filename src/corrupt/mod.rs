@@ -34,7 +34,13 @@ pub fn mask_udf() -> Arc<ScalarUDF> {
 
 /// `corrupt_swap`.
 pub fn swap_udf() -> Arc<ScalarUDF> {
-    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap)))
+    confined_swap_udf(crate::io::FileAccess::Unrestricted)
+}
+
+/// `corrupt_swap` reading only the marginal files that `access` allows (for SQL from
+/// untrusted clients).
+pub fn confined_swap_udf(access: crate::io::FileAccess) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap { access })))
 }
 
 /// `corrupt_swap_batch`.

@@ -14,16 +14,32 @@ use std::sync::LazyLock;
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Documentation;
 
 use super::common::{Corruption, Draws, check_cell_type, documentation};
 use super::marginal::{load_marginal, planned_marginal};
+use crate::io::FileAccess;
 use crate::rng::STREAM_DONOR;
 
-/// The `corrupt_swap` method.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Swap;
+/// The `corrupt_swap` method, reading marginal files that `access` allows.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct Swap {
+    /// Which marginal files may be read.
+    pub access: FileAccess,
+}
+
+impl Swap {
+    /// The marginal file a call names, resolved and checked against the file access.
+    fn marginal_path(&self, value: &ScalarValue) -> Result<String> {
+        let path = marginal_path(value)?;
+        let resolved = self
+            .access
+            .resolve(path)
+            .map_err(|e| DataFusionError::Plan(format!("corrupt_swap: marginal {e}")))?;
+        Ok(resolved.to_string_lossy().into_owned())
+    }
+}
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     documentation(
@@ -61,7 +77,7 @@ impl Corruption for Swap {
 
     fn return_type(&self, x: &Field, params: &[ScalarValue]) -> Result<DataType> {
         check_cell_type(self.name(), x)?;
-        load_marginal(marginal_path(&params[0])?)?.donors(x.name(), x.data_type())?;
+        load_marginal(&self.marginal_path(&params[0])?)?.donors(x.name(), x.data_type())?;
         Ok(x.data_type().clone())
     }
 
@@ -69,8 +85,8 @@ impl Corruption for Swap {
         if draws.corrupted() == 0 {
             return Ok(x.clone());
         }
-        let path = marginal_path(&params[0])?;
-        let donors = planned_marginal(path)?.donors(x_field.name(), x.data_type())?;
+        let path = self.marginal_path(&params[0])?;
+        let donors = planned_marginal(&path)?.donors(x_field.name(), x.data_type())?;
         let n = donors.len();
         if n == 0 {
             return exec_err!(

@@ -1,32 +1,157 @@
 //! `tabssl serve`: an Arrow Flight SQL endpoint whose sessions have every tabssl function.
 //!
-//! First step of the server: statements (`CommandStatementQuery` → `DoGet`), `GetSqlInfo`,
-//! `GetCatalogs`, and bearer-token authentication (the Flight handshake exchanges Basic
-//! credentials whose password is a token for that token). Every other command answers
-//! `UNIMPLEMENTED`. Without file-system confinement and TLS, the server listens on loopback
-//! addresses only ([`check_listen_address`]).
+//! The pieces:
+//! - [`service`]: the Flight SQL surface (statements, prepared statements with parameters
+//!   ([`prepared`]), bulk ingest, catalog browsing ([`catalog`]), `DoExchange` enrichment
+//!   of a stream of batches ([`exchange`]));
+//! - [`session`]: one client session per connection, holding the tables the client
+//!   ingested, derived from the operator's session (its tables and functions);
+//! - [`guard`]: admission (concurrent queries), per-query memory and time limits, and the
+//!   log line of each call;
+//! - [`auth`]: bearer tokens and the handshake that exchanges Basic credentials for one;
+//! - [`listener`]: the TCP listener (optionally TLS) that tells sessions when a
+//!   connection closes.
+//!
+//! Clients run queries only: DDL, DML, `COPY` and `SET` belong to the operator's start-up
+//! SQL, and the only files clients' SQL can reach (marginal files of `corrupt_swap`) must
+//! lie under a `--data-root`.
 
 mod auth;
+mod catalog;
+mod exchange;
+mod guard;
+mod listener;
+mod prepared;
 mod service;
+mod session;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub use auth::Tokens;
 pub use service::{TabsslFlightSql, serve};
+pub use session::IngestMode;
 
+use crate::io::FileAccess;
 use crate::{Error, Result};
 
-/// Refuses addresses beyond loopback: clients' SQL can read files and there is no TLS yet.
+/// The limits each client call runs under; every one is reported in the error that
+/// enforces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Queries (and ingests, exchanges) running at once; more wait up to `queue_timeout`.
+    pub max_concurrent_queries: usize,
+    /// How long a call waits for a free slot before `RESOURCE_EXHAUSTED`.
+    pub queue_timeout: Duration,
+    /// Memory each query's operators may hold (DataFusion memory pool), in bytes.
+    pub query_memory_bytes: usize,
+    /// Wall-clock time a query may run before `DEADLINE_EXCEEDED`.
+    pub query_timeout: Duration,
+    /// Largest gRPC message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Rows a session may hold in ingested tables (and bind as parameters at once).
+    pub max_ingest_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_queries: 16,
+            queue_timeout: Duration::from_secs(10),
+            query_memory_bytes: 1 << 30,
+            query_timeout: Duration::from_secs(300),
+            max_message_bytes: 64 << 20,
+            max_ingest_rows: 10_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is usable.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming a zero limit.
+    pub fn check(&self) -> Result<()> {
+        let zero = [
+            ("--max-concurrent-queries", self.max_concurrent_queries == 0),
+            ("--query-memory", self.query_memory_bytes == 0),
+            ("--query-timeout", self.query_timeout.is_zero()),
+            ("--max-message-bytes", self.max_message_bytes < 1024),
+            ("--max-ingest-rows", self.max_ingest_rows == 0),
+        ];
+        match zero.iter().find(|(_, bad)| *bad) {
+            Some((flag, _)) => Err(Error::invalid(format!(
+                "{flag} must be positive (--max-message-bytes at least 1024)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A PEM certificate chain and private key for TLS.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// The certificate chain, PEM.
+    pub certificate_pem: Vec<u8>,
+    /// The private key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity(..)")
+    }
+}
+
+/// How the server runs: who may call, which files clients' SQL may read, the limits, TLS,
+/// and how long running calls get to finish at shutdown.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Accepted bearer tokens (none: no authentication, loopback only).
+    pub tokens: Tokens,
+    /// The files clients' SQL may read (default: none).
+    pub file_access: FileAccess,
+    /// Per-call limits.
+    pub limits: Limits,
+    /// TLS certificate and key (none: plaintext, loopback only).
+    pub tls: Option<TlsIdentity>,
+    /// After a shutdown signal, how long running calls may take before they are cut off.
+    pub grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            tokens: Tokens::default(),
+            file_access: FileAccess::Within(Vec::new()),
+            limits: Limits::default(),
+            tls: None,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Refuses an address beyond loopback unless both authentication and TLS are on.
 ///
 /// # Errors
-/// [`Error::Invalid`] for a non-loopback address.
-pub fn check_listen_address(address: SocketAddr) -> Result<()> {
+/// [`Error::Invalid`] naming what is missing.
+pub fn check_listen_address(address: SocketAddr, options: &ServeOptions) -> Result<()> {
     if address.ip().is_loopback() {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [
+        (!options.tokens.required()).then_some("bearer tokens (--token-file or TABSSL_TOKEN)"),
+        options.tls.is_none().then_some("TLS (--tls-cert and --tls-key)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "--listen {address}: tabssl serve listens on loopback addresses only (127.0.0.1, ::1) until \
-             file-system confinement and TLS are in place"
+            "--listen {address}: listening beyond loopback needs {}",
+            missing.join(" and ")
         )))
     }
 }
@@ -36,10 +161,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_addresses_are_accepted() {
-        assert!(check_listen_address("127.0.0.1:50051".parse().expect("address")).is_ok());
-        assert!(check_listen_address("[::1]:0".parse().expect("address")).is_ok());
-        let error = check_listen_address("0.0.0.0:50051".parse().expect("address")).expect_err("refused");
-        assert!(error.to_string().contains("loopback"), "{error}");
+    fn beyond_loopback_needs_tokens_and_tls() {
+        let open = ServeOptions::default();
+        assert!(check_listen_address("127.0.0.1:50051".parse().expect("address"), &open).is_ok());
+        assert!(check_listen_address("[::1]:0".parse().expect("address"), &open).is_ok());
+        let public = "0.0.0.0:50051".parse().expect("address");
+        let error = check_listen_address(public, &open).expect_err("refused");
+        assert!(
+            error.to_string().contains("bearer tokens") && error.to_string().contains("TLS"),
+            "{error}"
+        );
+        let tokens_only = ServeOptions {
+            tokens: Tokens::new(["t".to_string()]),
+            ..ServeOptions::default()
+        };
+        let error = check_listen_address(public, &tokens_only).expect_err("refused");
+        assert!(
+            !error.to_string().contains("bearer") && error.to_string().contains("TLS"),
+            "{error}"
+        );
+        let secured = ServeOptions {
+            tls: Some(TlsIdentity {
+                certificate_pem: Vec::new(),
+                key_pem: Vec::new(),
+            }),
+            ..tokens_only
+        };
+        assert!(check_listen_address(public, &secured).is_ok());
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(Limits::default().check().is_ok());
+        let error = Limits {
+            max_concurrent_queries: 0,
+            ..Limits::default()
+        }
+        .check()
+        .expect_err("zero");
+        assert!(error.to_string().contains("--max-concurrent-queries"), "{error}");
     }
 }

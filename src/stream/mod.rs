@@ -27,7 +27,7 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 
-pub use query::{execute_stream, streaming_context};
+pub use query::{execute_stream, streaming_context, streaming_session};
 
 /// The message of a caught panic.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -37,19 +37,27 @@ pub const INPUT_TABLE: &str = "input";
 /// fill a batch, so a micro-batch leaves the plan as soon as it is computed.
 /// `batch_rows` is DataFusion's batch size (for tables joined to the stream).
 pub fn streaming_context(options: TabsslOptions, batch_rows: usize) -> SessionContext {
-    let config = SessionConfig::new()
-        .with_target_partitions(1)
-        .with_batch_size(batch_rows.max(1))
-        .with_coalesce_batches(false)
-        .with_information_schema(true);
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(FiltersPassBatchesOn))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
+    let builder = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_information_schema(true))
+        .with_default_features();
+    let ctx = SessionContext::new_with_state(streaming_session(builder, batch_rows).build());
     crate::register_all(&ctx, options);
     ctx
+}
+
+/// Makes a session under construction a streaming one, as [`streaming_context`]
+/// describes, keeping its tables, functions and other settings.
+pub fn streaming_session(mut builder: SessionStateBuilder, batch_rows: usize) -> SessionStateBuilder {
+    let config = builder
+        .config()
+        .take()
+        .unwrap_or_default()
+        .with_target_partitions(1)
+        .with_batch_size(batch_rows.max(1))
+        .with_coalesce_batches(false);
+    builder
+        .with_config(config)
+        .with_physical_optimizer_rule(Arc::new(FiltersPassBatchesOn))
 }
 
 /// Runs `sql` over `input`, registered as the unbounded table `input`, and returns the

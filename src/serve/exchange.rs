@@ -1,0 +1,97 @@
+//! `DoExchange` enrichment: the client's first message holds a descriptor with SQL over
+//! the table `input` and the schema of its batches; the batches that follow become the
+//! unbounded table `input` of [`crate::stream::execute_stream`], whose output batches go
+//! back as they are produced. Pulling the input only as fast as the output is consumed
+//! gives back-pressure; one partition keeps the order.
+
+use arrow::datatypes::SchemaRef;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::{Any, Command};
+use arrow_flight::{FlightData, FlightDescriptor, flight_descriptor::DescriptorType};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{Stream, StreamExt};
+use prost::Message as _;
+use tonic::Status;
+
+/// The SQL a `DoExchange` descriptor holds: a command that is UTF-8 SQL text, or a
+/// Flight SQL `CommandStatementQuery`.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for a missing descriptor, a path descriptor or bytes that are not SQL.
+pub fn sql_of(descriptor: Option<&FlightDescriptor>) -> Result<String, Status> {
+    let expected = "the first DoExchange message must carry a command descriptor holding SQL over the table `input` \
+                    (e.g. SELECT *, embed('model', ...) AS e FROM input)";
+    let Some(descriptor) = descriptor else {
+        return Err(Status::invalid_argument(format!("{expected}; it has no descriptor")));
+    };
+    if descriptor.r#type != DescriptorType::Cmd as i32 {
+        return Err(Status::invalid_argument(format!(
+            "{expected}; it has a path descriptor"
+        )));
+    }
+    if let Ok(any) = Any::decode(descriptor.cmd.clone())
+        && let Ok(Command::CommandStatementQuery(query)) = Command::try_from(any)
+    {
+        return Ok(query.query);
+    }
+    String::from_utf8(descriptor.cmd.to_vec())
+        .map_err(|_| Status::invalid_argument(format!("{expected}; its command is not UTF-8 text")))
+}
+
+/// The client's batches as a record batch stream with the schema of its first schema
+/// message; a later schema that differs is an error, not a silent change of columns.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` when the stream ends or fails before a schema arrives.
+pub async fn input_of<S>(data: S) -> Result<SendableRecordBatchStream, Status>
+where
+    S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
+{
+    let mut decoder = FlightDataDecoder::new(data.map(|item| item.map_err(FlightError::from)));
+    let schema: SchemaRef = loop {
+        match decoder.next().await {
+            Some(Ok(decoded)) => match decoded.payload {
+                DecodedPayload::Schema(schema) => break schema,
+                DecodedPayload::None => {}
+                DecodedPayload::RecordBatch(_) => {
+                    return Err(Status::invalid_argument(
+                        "DoExchange: a record batch came before the schema",
+                    ));
+                }
+            },
+            Some(Err(error)) => return Err(Status::invalid_argument(format!("DoExchange input: {error}"))),
+            None => {
+                return Err(Status::invalid_argument(
+                    "DoExchange: the stream ended before the schema of the input batches",
+                ));
+            }
+        }
+    };
+    let declared = schema.clone();
+    let batches = decoder.filter_map(move |item| {
+        let result = match item {
+            Ok(decoded) => match decoded.payload {
+                DecodedPayload::RecordBatch(batch) => Some(Ok(batch)),
+                DecodedPayload::None => None,
+                DecodedPayload::Schema(schema) if schema.fields() == declared.fields() => None,
+                DecodedPayload::Schema(schema) => Some(Err(client_error(format!(
+                    "DoExchange: the input changed schema mid-stream: declared {:?}, then {:?}",
+                    declared.fields(),
+                    schema.fields()
+                )))),
+            },
+            Err(error) => Some(Err(client_error(format!("DoExchange input: {error}")))),
+        };
+        std::future::ready(result)
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// A client's mistake in the input stream, carried through DataFusion as the status the
+/// client gets.
+fn client_error(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(Status::invalid_argument(message)))
+}
