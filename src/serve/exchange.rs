@@ -16,6 +16,8 @@ use futures::{Stream, StreamExt};
 use prost::Message as _;
 use tonic::Status;
 
+use super::guard::input_error;
+
 /// The SQL a `DoExchange` descriptor holds: a command that is UTF-8 SQL text, or a
 /// Flight SQL `CommandStatementQuery`.
 ///
@@ -62,7 +64,7 @@ where
                     ));
                 }
             },
-            Some(Err(error)) => return Err(Status::invalid_argument(format!("DoExchange input: {error}"))),
+            Some(Err(error)) => return Err(input_error("DoExchange input", error)),
             None => {
                 return Err(Status::invalid_argument(
                     "DoExchange: the stream ended before the schema of the input batches",
@@ -83,7 +85,10 @@ where
                     schema.fields()
                 )))),
             },
-            Err(error) => Some(Err(client_error(format!("DoExchange input: {error}")))),
+            Err(error) => Some(Err(DataFusionError::External(Box::new(input_error(
+                "DoExchange input",
+                error,
+            ))))),
         };
         std::future::ready(result)
     });

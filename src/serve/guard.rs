@@ -206,3 +206,17 @@ pub fn status_of(error: DataFusionError) -> Status {
         _ => Status::internal(message),
     }
 }
+
+/// A client's input stream that failed: a message over the size limit is
+/// `RESOURCE_EXHAUSTED` naming the setting; anything else the client sent wrong is
+/// `INVALID_ARGUMENT`.
+pub fn input_error(what: &str, error: FlightError) -> Status {
+    match error {
+        FlightError::Tonic(status) if status.code() == tonic::Code::OutOfRange => Status::resource_exhausted(format!(
+            "{what}: {} (the limit is --max-message-bytes)",
+            status.message()
+        )),
+        FlightError::Tonic(status) => Status::new(status.code(), format!("{what}: {}", status.message())),
+        other => Status::invalid_argument(format!("{what}: {other}")),
+    }
+}

@@ -36,7 +36,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::guard::{Admission, CallLog, status_of};
+use super::guard::{Admission, CallLog, input_error, status_of};
 use super::prepared::{Prepared, parameter_schema};
 use super::session::{ClientSession, IngestMode, Sessions};
 use super::{ServeOptions, catalog, exchange, listener};
@@ -180,7 +180,7 @@ impl TabsslFlightSql {
         let mut batches = Vec::new();
         let mut rows = 0usize;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| Status::invalid_argument(format!("{what}: {e}")))?;
+            let batch = batch.map_err(|e| input_error(what, e))?;
             rows += batch.num_rows();
             if rows > max_rows {
                 return Err(Status::resource_exhausted(format!(

@@ -3,9 +3,9 @@
 //! tokens, TLS and file confinement hold; limits answer with the documented errors; bad
 //! input never takes the server down.
 
-// mod bad_input;
+mod bad_input;
 mod exchange;
 mod harness;
-// mod load;
+mod load;
 mod queries;
 mod security;

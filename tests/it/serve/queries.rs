@@ -263,3 +263,23 @@ async fn catalog_calls_list_the_servers_and_the_sessions_tables() {
     assert_eq!(code_of(&error), tonic::Code::Unimplemented, "{error}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_answers_without_a_token() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = Server::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    for service in ["", "arrow.flight.protocol.FlightService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .expect("health")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    server.stop().await;
+}
