@@ -376,3 +376,57 @@ proptest! {
         check_outputs(dir.path(), status.success(), &["m.onnx", "m.json"], &stderr)?;
     }
 }
+
+#[test]
+fn serve_refuses_an_unsafe_or_impossible_setup_before_listening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, "t0ken\n").expect("tokens");
+    let tokens = tokens.to_str().expect("utf-8");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").expect("file");
+    let file = file.to_str().expect("utf-8");
+    refused(&["serve", "--listen", "0.0.0.0:0"], "needs bearer tokens");
+    refused(&["serve", "--listen", "0.0.0.0:0", "--token-file", tokens], "needs TLS");
+    refused(
+        &["serve", "--listen", "127.0.0.1:0", "--data-root", file],
+        "not a directory",
+    );
+    refused(
+        &["serve", "--listen", "127.0.0.1:0", "--data-root", "/no/such/dir"],
+        "data root /no/such/dir",
+    );
+    refused(
+        &["serve", "--listen", "127.0.0.1:0", "--max-concurrent-queries", "0"],
+        "--max-concurrent-queries must be positive",
+    );
+    refused(
+        &["serve", "--listen", "127.0.0.1:0", "--query-timeout=-1"],
+        "--query-timeout -1",
+    );
+    refused(&["serve", "--listen", "127.0.0.1:0", "--tls-cert", file], "--tls-key");
+    refused(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            file,
+            "--tls-key",
+            file,
+        ],
+        "TLS certificate or key",
+    );
+    refused(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            file,
+            "--sql-file",
+            "/no/such.sql",
+        ],
+        "/no/such.sql",
+    );
+}
