@@ -7,6 +7,9 @@
 //! TABSSL_TOKEN=my-secret-token cargo run --example flight_sql_client -- http://127.0.0.1:50051
 //! ```
 
+// An example shows its results on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
