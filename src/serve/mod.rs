@@ -30,7 +30,6 @@ use std::time::Duration;
 
 pub use auth::Tokens;
 pub use service::{TabsslFlightSql, serve};
-pub use session::IngestMode;
 
 use crate::io::FileAccess;
 use crate::{Error, Result};

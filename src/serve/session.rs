@@ -16,6 +16,7 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemTable, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider,
 };
+use datafusion::common::TableReference;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -169,7 +170,7 @@ impl ClientSession {
     pub fn ingest(&self, name: &str, mode: IngestMode, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
         let mut ingested = self.lock();
         let exists = ingested.contains_key(name);
-        if !exists && self.ctx.table_exist(name)? {
+        if !exists && self.ctx.table_exist(TableReference::bare(name))? {
             return Err(datafusion::error::DataFusionError::Plan(format!(
                 "table {name:?} is one of the server's tables; ingest into another name"
             )));
@@ -202,8 +203,9 @@ impl ClientSession {
             _ => Ingested { schema, batches },
         };
         let provider = MemTable::try_new(Arc::clone(&table.schema), vec![table.batches.clone()])?;
-        self.ctx.deregister_table(name)?;
-        self.ctx.register_table(name, Arc::new(provider))?;
+        self.ctx.deregister_table(TableReference::bare(name))?;
+        self.ctx
+            .register_table(TableReference::bare(name), Arc::new(provider))?;
         ingested.insert(name.to_string(), table);
         Ok(())
     }
