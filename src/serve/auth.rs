@@ -5,11 +5,18 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use crate::{Error, Result};
+
+/// Base64 with or without padding: the Go Flight SQL driver (ADBC) leaves it out.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The accepted tokens; empty means no authentication (loopback only).
 #[derive(Clone, Default)]
@@ -100,7 +107,7 @@ impl Tokens {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|encoded| STANDARD.decode(encoded).ok())
+            .and_then(|encoded| BASE64.decode(encoded).ok())
             .and_then(|bytes| String::from_utf8(bytes).ok());
         let token = credentials
             .as_deref()
@@ -119,6 +126,8 @@ fn unauthenticated() -> Status {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
     use super::*;
 
     fn with(value: &str) -> MetadataMap {
@@ -142,8 +151,13 @@ mod tests {
     #[test]
     fn the_handshake_exchanges_basic_credentials_for_the_token() {
         let tokens = Tokens::new(["s3cret".to_string()]);
-        let basic = format!("Basic {}", STANDARD.encode("alice:s3cret"));
-        assert_eq!(tokens.exchange(&with(&basic)).expect("accepted"), "s3cret");
+        for user in ["a", "ab", "abc"] {
+            let credentials = format!("{user}:s3cret");
+            for encoded in [STANDARD.encode(&credentials), STANDARD_NO_PAD.encode(&credentials)] {
+                let basic = format!("Basic {encoded}");
+                assert_eq!(tokens.exchange(&with(&basic)).expect("accepted"), "s3cret", "{basic}");
+            }
+        }
         let wrong = format!("Basic {}", STANDARD.encode("alice:guess"));
         assert!(tokens.exchange(&with(&wrong)).is_err());
         assert!(tokens.exchange(&with("Basic !!!")).is_err());

@@ -52,7 +52,12 @@ pub async fn input_of<S>(data: S) -> Result<SendableRecordBatchStream, Status>
 where
     S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
 {
-    let mut decoder = FlightDataDecoder::new(data.map(|item| item.map_err(FlightError::from)));
+    // Arrow C++ clients (pyarrow) send the descriptor alone first, with no IPC message.
+    let messages = data.filter(|item| {
+        let empty = matches!(item, Ok(d) if d.data_header.is_empty() && d.data_body.is_empty());
+        std::future::ready(!empty)
+    });
+    let mut decoder = FlightDataDecoder::new(messages.map(|item| item.map_err(FlightError::from)));
     let schema: SchemaRef = loop {
         match decoder.next().await {
             Some(Ok(decoded)) => match decoded.payload {

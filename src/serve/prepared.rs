@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
+use std::ops::ControlFlow;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -14,6 +15,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use prost::bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -119,6 +123,38 @@ impl Prepared {
     }
 }
 
+/// `sql` with JDBC/ODBC-style `?` placeholders numbered `$1`, `$2`, ... in order of
+/// appearance (DataFusion plans numbered ones only); SQL without them comes back as it is.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for SQL that does not parse.
+pub fn number_placeholders(sql: &str) -> Result<String, Status> {
+    if !sql.contains('?') {
+        return Ok(sql.to_string());
+    }
+    let mut statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut numbered = 0;
+    let _ = visit_expressions_mut(&mut statements, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &mut value.value
+            && name == "?"
+        {
+            numbered += 1;
+            *name = format!("${numbered}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if numbered == 0 {
+        return Ok(sql.to_string());
+    }
+    Ok(statements
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 /// The parameters a plan takes, `$1`, `$2`, ... in order; a type DataFusion cannot infer
 /// is `Null` (the client's bound type is used).
 ///
@@ -147,6 +183,14 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
 
     use super::*;
+
+    #[test]
+    fn question_marks_become_numbered_placeholders() {
+        let numbered = number_placeholders("SELECT a FROM t WHERE b = ? AND c > ? AND d = '?'").expect("parses");
+        assert_eq!(numbered, "SELECT a FROM t WHERE b = $1 AND c > $2 AND d = '?'");
+        assert_eq!(number_placeholders("SELECT '?'").expect("parses"), "SELECT '?'");
+        assert_eq!(number_placeholders("SELECT $1").expect("parses"), "SELECT $1");
+    }
 
     #[test]
     fn a_handle_round_trips_with_its_parameters() {

@@ -37,7 +37,7 @@ use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::guard::{Admission, CallLog, input_error, status_of};
-use super::prepared::{Prepared, parameter_schema};
+use super::prepared::{Prepared, number_placeholders, parameter_schema};
 use super::session::{ClientSession, IngestMode, Sessions};
 use super::{ServeOptions, catalog, exchange, listener};
 
@@ -197,6 +197,15 @@ impl TabsslFlightSql {
     }
 }
 
+/// The answer to updates (`executemany` included): clients query and ingest.
+fn updates_unsupported() -> Status {
+    Status::unimplemented(
+        "updates are not supported: clients of tabssl serve run queries (several parameter rows bound to one \
+         query run it once per row) and ingest into session tables (CommandStatementIngest); DDL and DML are \
+         the operator's (--sql-file)",
+    )
+}
+
 /// Refuses anything but one query: DDL, DML, `COPY`, `SET` and the like are the
 /// operator's (the server's start-up SQL).
 fn check_client_sql(sql: &str) -> Result<(), Status> {
@@ -228,6 +237,8 @@ fn check_client_sql(sql: &str) -> Result<(), Status> {
 /// Plans a client's query (after [`check_client_sql`]; DataFusion checks again).
 async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame, Status> {
     check_client_sql(sql)?;
+    let sql = number_placeholders(sql)?;
+    let sql = sql.as_str();
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -474,16 +485,22 @@ impl FlightSqlService for TabsslFlightSql {
         }
     }
 
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: arrow_flight::sql::CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.options.tokens.check(request.metadata())?;
+        Err(updates_unsupported())
+    }
+
     async fn do_put_statement_update(
         &self,
         _command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         self.options.tokens.check(request.metadata())?;
-        Err(Status::unimplemented(
-            "updates are not supported: clients of tabssl serve run queries and ingest into session tables \
-             (CommandStatementIngest); DDL and DML are the operator's (--sql-file)",
-        ))
+        Err(updates_unsupported())
     }
 
     async fn do_exchange_fallback(

@@ -13,6 +13,7 @@ mod export;
 mod library;
 mod pretrain;
 mod serve;
+mod serve_python;
 mod slt;
 mod stream;
 mod stream_bad_input;
