@@ -1,18 +1,34 @@
 //! `DoExchange` enrichment: the client's first message holds a descriptor with SQL over
-//! the table `input` and the schema of its batches; the batches that follow become the
-//! unbounded table `input` of [`crate::stream::execute_stream`], whose output batches go
-//! back as they are produced. Pulling the input only as fast as the output is consumed
-//! gives back-pressure; one partition keeps the order.
+//! the table `input` and the schema of its batches; the batches that follow are the
+//! query's input and its output batches go back as they are produced, in order. Pulling
+//! the input only as fast as the output is consumed gives back-pressure.
+//!
+//! A query that treats each row on its own (projections and filters over `input`: the
+//! enrichment case) runs on each input batch separately, several batches at once on
+//! different threads, their outputs handed on in input order ([`per_batch`]). Any other
+//! query runs as one streaming plan over the unbounded table `input`
+//! ([`crate::stream::execute_stream`]), one batch at a time.
 
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{Any, Command};
 use arrow_flight::{FlightData, FlightDescriptor, flight_descriptor::DescriptorType};
-use datafusion::error::DataFusionError;
+use datafusion::catalog::MemTable;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::provider_as_source;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::{Stream, StreamExt};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message as _;
 use tonic::Status;
 
@@ -23,7 +39,7 @@ use super::guard::input_error;
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` for a missing descriptor, a path descriptor or bytes that are not SQL.
-pub fn sql_of(descriptor: Option<&FlightDescriptor>) -> Result<String, Status> {
+pub fn sql_of(descriptor: Option<&FlightDescriptor>) -> std::result::Result<String, Status> {
     let expected = "the first DoExchange message must carry a command descriptor holding SQL over the table `input` \
                     (e.g. SELECT *, embed('model', ...) AS e FROM input)";
     let Some(descriptor) = descriptor else {
@@ -48,9 +64,9 @@ pub fn sql_of(descriptor: Option<&FlightDescriptor>) -> Result<String, Status> {
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` when the stream ends or fails before a schema arrives.
-pub async fn input_of<S>(data: S) -> Result<SendableRecordBatchStream, Status>
+pub async fn input_of<S>(data: S) -> std::result::Result<SendableRecordBatchStream, Status>
 where
-    S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    S: Stream<Item = std::result::Result<FlightData, Status>> + Send + 'static,
 {
     // Arrow C++ clients (pyarrow) send the descriptor alone first, with no IPC message.
     let messages = data.filter(|item| {
@@ -104,4 +120,91 @@ where
 /// client gets.
 fn client_error(message: String) -> DataFusionError {
     DataFusionError::External(Box::new(Status::invalid_argument(message)))
+}
+
+/// The logical plan of `sql` (one query, already checked) when it treats each row of
+/// `input` on its own: projections, filters and aliases over `input`, no subquery. `ctx`
+/// gets `input` as an empty table of `schema` to plan against.
+///
+/// # Errors
+/// When the SQL does not plan.
+pub async fn row_local_plan(ctx: &SessionContext, sql: &str, schema: SchemaRef) -> Result<Option<LogicalPlan>> {
+    let input = crate::stream::query::INPUT_TABLE;
+    ctx.deregister_table(input)?;
+    ctx.register_table(input, Arc::new(MemTable::try_new(schema, vec![Vec::new()])?))?;
+    let Some(statement) = DFParser::parse_sql(sql)?.pop_front() else {
+        return Ok(None);
+    };
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    Ok(is_row_local(&plan).then_some(plan))
+}
+
+/// True when every node of `plan` handles each row of `input` on its own.
+fn is_row_local(plan: &LogicalPlan) -> bool {
+    let has_subquery = |expr: &Expr| {
+        expr.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))
+            .unwrap_or(true)
+    };
+    let mut row_local = true;
+    let _ = plan.apply(|node| {
+        let node_is_row_local = match node {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => true,
+            LogicalPlan::TableScan(scan) => scan.table_name == TableReference::bare(crate::stream::query::INPUT_TABLE),
+            _ => false,
+        } && !node.expressions().iter().any(has_subquery);
+        row_local &= node_is_row_local;
+        Ok(if node_is_row_local {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    row_local
+}
+
+/// Runs a row-local `plan` on each batch of `input` separately, `in_flight` batches at
+/// once on the runtime's threads, and yields their outputs in input order. At most
+/// `in_flight` batches are read ahead of the output.
+pub fn per_batch(
+    state: SessionState,
+    plan: LogicalPlan,
+    input: SendableRecordBatchStream,
+    in_flight: usize,
+) -> SendableRecordBatchStream {
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let declared = input.schema();
+    let state = Arc::new(state);
+    let outputs = input
+        .map(move |batch| {
+            let (plan, state, declared) = (plan.clone(), Arc::clone(&state), Arc::clone(&declared));
+            async move {
+                let batch = batch?;
+                let task = tokio::spawn(async move {
+                    let plan = with_input(plan, declared, batch)?;
+                    let physical = state.create_physical_plan(&plan).await?;
+                    datafusion::physical_plan::collect(physical, state.task_ctx()).await
+                });
+                task.await
+                    .map_err(|e| DataFusionError::Execution(format!("an exchange batch stopped: {e}")))?
+            }
+        })
+        .buffered(in_flight.max(1))
+        .map_ok(|batches: Vec<RecordBatch>| futures::stream::iter(batches.into_iter().map(Ok)))
+        .try_flatten();
+    Box::pin(RecordBatchStreamAdapter::new(schema, outputs))
+}
+
+/// `plan` reading `batch` as its table `input`.
+fn with_input(plan: LogicalPlan, schema: SchemaRef, batch: RecordBatch) -> Result<LogicalPlan> {
+    let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]])?);
+    plan.transform_up(|node| match node {
+        LogicalPlan::TableScan(scan) if scan.table_name == TableReference::bare(crate::stream::query::INPUT_TABLE) => {
+            Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
+                source: provider_as_source(Arc::clone(&table) as _),
+                ..scan
+            })))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|transformed| transformed.data)
 }

@@ -48,6 +48,11 @@ type DoExchangeStream = <TabsslFlightSql as FlightService>::DoExchangeStream;
 /// DataFusion's batch size for tables joined to a `DoExchange` stream.
 const EXCHANGE_BATCH_ROWS: usize = 8192;
 
+/// Input batches a row-local exchange runs at once: one per core.
+fn batches_in_flight() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// tabssl's Flight SQL service.
 #[derive(Clone)]
 pub struct TabsslFlightSql {
@@ -525,9 +530,15 @@ impl FlightSqlService for TabsslFlightSql {
         let ctx =
             SessionContext::new_with_state(crate::stream::streaming_session(builder, EXCHANGE_BATCH_ROWS).build());
         let call = self.admission.admit(log).await?;
-        let output = crate::stream::execute_stream(&ctx, input, &sql)
+        let output = match exchange::row_local_plan(&ctx, &sql, input.schema())
             .await
-            .map_err(status_of)?;
+            .map_err(status_of)?
+        {
+            Some(plan) => exchange::per_batch(ctx.state(), plan, input, batches_in_flight()),
+            None => crate::stream::execute_stream(&ctx, input, &sql)
+                .await
+                .map_err(status_of)?,
+        };
         Ok(Response::new(self.encode(output.schema(), call.guard(output))))
     }
 

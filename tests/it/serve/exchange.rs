@@ -132,3 +132,39 @@ async fn a_client_that_goes_away_mid_stream_frees_its_query() {
     assert_eq!(server.service.running_queries(), 0, "the query outlived its client");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_that_carry_state_across_batches_see_the_stream_as_one() {
+    let server = Server::start().await;
+    let mut client = server.flight_client().await;
+    for (sql, expected) in [
+        ("SELECT id FROM input LIMIT 1300", (0..1300).collect::<Vec<i64>>()),
+        (
+            "SELECT row_number() OVER () AS n FROM input WHERE id % 2 = 0",
+            (1..=2500).collect::<Vec<i64>>(),
+        ),
+    ] {
+        let input = people_batches(250).await;
+        let output: Vec<RecordBatch> = client
+            .do_exchange(exchange_data(sql, futures::stream::iter(input.into_iter().map(Ok))))
+            .await
+            .expect("exchange")
+            .try_collect()
+            .await
+            .expect(sql);
+        let values: Vec<i64> = output
+            .iter()
+            .flat_map(|b| {
+                arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)
+                    .expect("cast")
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .expect("int64")
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(values, expected, "{sql}");
+    }
+    server.stop().await;
+}
