@@ -3,8 +3,9 @@
 //!
 //! ```sh
 //! echo my-secret-token > tokens.txt
-//! cargo run -- serve --models models --sql-file sql/serve/adult.sql --token-file tokens.txt &
-//! TABSSL_TOKEN=my-secret-token cargo run --example flight_sql_client -- http://127.0.0.1:50051
+//! cargo build --all-targets
+//! target/debug/tabssl serve --models models --sql-file sql/serve/adult.sql --token-file tokens.txt &
+//! TABSSL_TOKEN=my-secret-token target/debug/examples/flight_sql_client http://127.0.0.1:50051
 //! ```
 
 // An example shows its results on stdout.

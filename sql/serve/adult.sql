@@ -1,5 +1,5 @@
 -- Start-up SQL of a `tabssl serve` that enriches UCI Adult records (data/adult):
---   cargo run -- serve --models models --sql-file sql/serve/adult.sql --token-file tokens.txt
+--   target/debug/tabssl serve --models models --sql-file sql/serve/adult.sql --token-file tokens.txt
 -- Clients query these tables by name and ingest their own (session tables).
 CREATE EXTERNAL TABLE adult STORED AS CSV LOCATION 'data/adult/adult.data.csv.gz'
   OPTIONS ('format.compression' 'gzip', 'format.has_header' 'true', 'format.null_regex' '\?');
