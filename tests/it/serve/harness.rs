@@ -45,9 +45,26 @@ impl Server {
     }
 
     pub async fn start_with(options: ServeOptions) -> Self {
+        Self::start_over(options, &fixture_models(), &people_sql()).await
+    }
+
+    /// A server over the models in `models` and the tables `sql` sets up.
+    pub async fn start_over(options: ServeOptions, models: &std::path::Path, sql: &str) -> Self {
         let tls_ca = options.tls.as_ref().map(|tls| tls.certificate_pem.clone());
-        let ctx = context(&fixture_models());
-        run(&ctx, &people_sql()).await;
+        let ctx = context(models);
+        for statement in datafusion::sql::parser::DFParser::parse_sql(sql).expect("start-up SQL parses") {
+            let plan = ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .expect("start-up SQL plans");
+            ctx.execute_logical_plan(plan)
+                .await
+                .expect("runs")
+                .collect()
+                .await
+                .expect("runs");
+        }
         let service = TabsslFlightSql::new(&ctx, options).expect("service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let address = listener.local_addr().expect("address");
@@ -108,6 +125,19 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Runs every statement of `sql`, as `tabssl serve --sql-file` does.
+pub async fn run_script(ctx: &datafusion::prelude::SessionContext, sql: &str) {
+    for statement in datafusion::sql::parser::DFParser::parse_sql(sql).expect("SQL parses") {
+        let plan = ctx.state().statement_to_plan(statement).await.expect("SQL plans");
+        ctx.execute_logical_plan(plan)
+            .await
+            .expect("runs")
+            .collect()
+            .await
+            .expect("runs");
     }
 }
 

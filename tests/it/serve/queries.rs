@@ -283,3 +283,22 @@ async fn the_health_check_answers_without_a_token() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_start_up_sql_serves_adult_embeddings() {
+    let sql = std::fs::read_to_string(crate::common::repo().join("sql/serve/adult.sql")).expect("sql/serve/adult.sql");
+    let models = crate::common::repo().join("models");
+    let server = Server::start_over(super::harness::options(), &models, &sql).await;
+    let mut client = server.client().await;
+    let query_sql = "SELECT count(*) AS n, count(vime) AS embedded, sum(vime[1]) AS s FROM adult_vime";
+    let remote = query(&mut client, query_sql).await;
+    let ctx = crate::common::context(&models);
+    super::harness::run_script(&ctx, &sql).await;
+    let local = crate::common::run(&ctx, query_sql).await;
+    assert_eq!(remote, local[0]);
+    assert_eq!(
+        remote.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0),
+        32561
+    );
+    server.stop().await;
+}
