@@ -62,6 +62,7 @@ slt_files! {
     example_adult_embed => "tests/slt/examples/adult_embed.slt",
     example_adult_vime_export => "tests/slt/examples/adult_vime_export.slt",
     example_quickstart => "tests/slt/examples/quickstart.slt",
+    example_serve_adult => "tests/slt/examples/serve/adult.slt",
     example_stream_adult_enrich => "tests/slt/examples/stream/adult_enrich.slt",
 }
 
