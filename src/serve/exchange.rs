@@ -142,8 +142,13 @@ pub async fn row_local_plan(ctx: &SessionContext, sql: &str, schema: SchemaRef) 
 /// True when every node of `plan` handles each row of `input` on its own.
 fn is_row_local(plan: &LogicalPlan) -> bool {
     let has_subquery = |expr: &Expr| {
-        expr.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))
-            .unwrap_or(true)
+        expr.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+            ))
+        })
+        .unwrap_or(true)
     };
     let mut row_local = true;
     let _ = plan.apply(|node| {
@@ -184,6 +189,8 @@ pub fn per_batch(
                     let physical = state.create_physical_plan(&plan).await?;
                     datafusion::physical_plan::collect(physical, state.task_ctx()).await
                 });
+                // A client that goes away drops this future: the batch's task stops too.
+                let _abort = AbortOnDrop(task.abort_handle());
                 task.await
                     .map_err(|e| DataFusionError::Execution(format!("an exchange batch stopped: {e}")))?
             }
@@ -192,6 +199,15 @@ pub fn per_batch(
         .map_ok(|batches: Vec<RecordBatch>| futures::stream::iter(batches.into_iter().map(Ok)))
         .try_flatten();
     Box::pin(RecordBatchStreamAdapter::new(schema, outputs))
+}
+
+/// Aborts a task when dropped (a no-op once it has finished).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `plan` reading `batch` as its table `input`.

@@ -119,7 +119,9 @@ impl TabsslFlightSql {
         self.sessions.get(request.remote_addr()).await.map_err(status_of)
     }
 
-    /// Runs `sql` once per parameter set (in order) and streams the results.
+    /// Runs `sql` once per parameter set (in order) and streams the results. The first
+    /// execution is planned now (its schema heads the answer), the others as the stream
+    /// reaches them, under the call's deadline.
     async fn execute(
         &self,
         session: &ClientSession,
@@ -128,33 +130,36 @@ impl TabsslFlightSql {
         mut log: CallLog,
     ) -> Result<Response<DoGetStream>, Status> {
         log.sql(sql);
+        let mut executions = executions.into_iter();
         let planned = async {
             let ctx = session.query_context(self.admission.limits()).map_err(status_of)?;
-            let mut frames = Vec::with_capacity(executions.len());
-            for parameters in executions {
-                let df = plan(&ctx, sql).await?;
-                frames.push(match parameters {
-                    Some(values) => df.with_param_values(values).map_err(status_of)?,
-                    None => df,
-                });
-            }
-            let schema = frames
-                .first()
-                .map(|df| Arc::new(df.schema().as_arrow().clone()))
+            let parameters = executions
+                .next()
                 .ok_or_else(|| Status::invalid_argument("the bound parameters have no rows: nothing to execute"))?;
-            Ok::<_, Status>((schema, frames))
+            let first = bind(plan(&ctx, sql).await?, parameters)?;
+            Ok::<_, Status>((ctx, first))
         }
         .await;
-        let (schema, frames) = match planned {
+        let (ctx, first) = match planned {
             Ok(planned) => planned,
             Err(status) => {
                 log.outcome(status.code());
                 return Err(status);
             }
         };
+        let schema = Arc::new(first.schema().as_arrow().clone());
         let call = self.admission.admit(log).await?;
-        let batches = futures::stream::iter(frames)
-            .then(DataFrame::execute_stream)
+        let sql = sql.to_string();
+        let rest = futures::stream::iter(executions).then(move |parameters| {
+            let (ctx, sql) = (ctx.clone(), sql.clone());
+            async move {
+                let df = plan(&ctx, &sql).await.and_then(|df| bind(df, parameters));
+                df.map_err(|status| DataFusionError::External(Box::new(status)))
+            }
+        });
+        let batches = futures::stream::once(async { Ok(first) })
+            .chain(rest)
+            .and_then(DataFrame::execute_stream)
             .try_flatten();
         Ok(Response::new(self.encode(schema, call.guard(batches))))
     }
@@ -236,6 +241,14 @@ fn check_client_sql(sql: &str) -> Result<(), Status> {
             }
         }
         n => Err(Status::invalid_argument(format!("expected one SQL statement, got {n}"))),
+    }
+}
+
+/// `df` with its placeholders bound to `parameters`, if any.
+fn bind(df: DataFrame, parameters: Option<ParamValues>) -> Result<DataFrame, Status> {
+    match parameters {
+        Some(values) => df.with_param_values(values).map_err(status_of),
+        None => Ok(df),
     }
 }
 
@@ -404,10 +417,7 @@ impl FlightSqlService for TabsslFlightSql {
         let session = self.session(&request).await?;
         let prepared = Prepared::decode(&query.prepared_statement_handle)?;
         let df = plan(session.context(), &prepared.sql).await?;
-        let df = match prepared.executions()?.into_iter().next().flatten() {
-            Some(values) => df.with_param_values(values).map_err(status_of)?,
-            None => df,
-        };
+        let df = bind(df, prepared.executions()?.into_iter().next().flatten())?;
         info_of(df.schema().as_arrow(), &query.as_any(), request.into_inner())
     }
 
