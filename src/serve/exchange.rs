@@ -23,7 +23,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::session_state::SessionState;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -33,6 +33,7 @@ use prost::Message as _;
 use tonic::Status;
 
 use super::guard::input_error;
+use crate::options::TabsslOptions;
 
 /// The SQL a `DoExchange` descriptor holds: a command that is UTF-8 SQL text, or a
 /// Flight SQL `CommandStatementQuery`.
@@ -167,15 +168,35 @@ fn is_row_local(plan: &LogicalPlan) -> bool {
     row_local
 }
 
+/// Sets a session under construction up for [`per_batch`] with `in_flight` batches at
+/// once: automatic model thread and session counts are split between the batches (a
+/// streaming session's single partition would give each batch every core and one shared
+/// model session). Set before planning: a plan keeps the functions it was planned with.
+pub fn per_batch_session(mut builder: SessionStateBuilder, in_flight: usize) -> SessionStateBuilder {
+    let in_flight = in_flight.max(1);
+    let mut config = builder.config().take().unwrap_or_default();
+    if let Some(options) = config.options_mut().extensions.get_mut::<TabsslOptions>() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if options.intra_threads == 0 {
+            options.intra_threads = (cores / in_flight).max(1);
+        }
+        if options.sessions_per_model == 0 {
+            options.sessions_per_model = in_flight;
+        }
+    }
+    builder.with_config(config)
+}
+
 /// Runs a row-local `plan` on each batch of `input` separately, `in_flight` batches at
 /// once on the runtime's threads, and yields their outputs in input order. At most
-/// `in_flight` batches are read ahead of the output.
+/// `in_flight` batches are read ahead of the output. Plan in a [`per_batch_session`].
 pub fn per_batch(
     state: SessionState,
     plan: LogicalPlan,
     input: SendableRecordBatchStream,
     in_flight: usize,
 ) -> SendableRecordBatchStream {
+    let in_flight = in_flight.max(1);
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let declared = input.schema();
     let state = Arc::new(state);
@@ -195,7 +216,7 @@ pub fn per_batch(
                     .map_err(|e| DataFusionError::Execution(format!("an exchange batch stopped: {e}")))?
             }
         })
-        .buffered(in_flight.max(1))
+        .buffered(in_flight)
         .map_ok(|batches: Vec<RecordBatch>| futures::stream::iter(batches.into_iter().map(Ok)))
         .try_flatten();
     Box::pin(RecordBatchStreamAdapter::new(schema, outputs))

@@ -533,21 +533,32 @@ impl FlightSqlService for TabsslFlightSql {
         check_client_sql(&sql)?;
         log.sql(&sql);
         let input = exchange::input_of(futures::stream::once(async { Ok(first) }).chain(data)).await?;
-        let builder = session
-            .private_query_context(self.admission.limits())
-            .await
-            .map_err(status_of)?;
-        let ctx =
-            SessionContext::new_with_state(crate::stream::streaming_session(builder, EXCHANGE_BATCH_ROWS).build());
+        let limits = self.admission.limits();
+        let in_flight = batches_in_flight();
+        let per_batch = session.private_query_context(limits).await.map_err(status_of)?;
+        let per_batch = SessionContext::new_with_state(
+            exchange::per_batch_session(
+                crate::stream::streaming_session(per_batch, EXCHANGE_BATCH_ROWS),
+                in_flight,
+            )
+            .build(),
+        );
         let call = self.admission.admit(log).await?;
-        let output = match exchange::row_local_plan(&ctx, &sql, input.schema())
+        let output = match exchange::row_local_plan(&per_batch, &sql, input.schema())
             .await
             .map_err(status_of)?
         {
-            Some(plan) => exchange::per_batch(ctx.state(), plan, input, batches_in_flight()),
-            None => crate::stream::execute_stream(&ctx, input, &sql)
-                .await
-                .map_err(status_of)?,
+            Some(plan) => exchange::per_batch(per_batch.state(), plan, input, in_flight),
+            None => {
+                // One streaming plan over the whole stream, the model on every core.
+                let builder = session.private_query_context(limits).await.map_err(status_of)?;
+                let ctx = SessionContext::new_with_state(
+                    crate::stream::streaming_session(builder, EXCHANGE_BATCH_ROWS).build(),
+                );
+                crate::stream::execute_stream(&ctx, input, &sql)
+                    .await
+                    .map_err(status_of)?
+            }
         };
         Ok(Response::new(self.encode(output.schema(), call.guard(output))))
     }
