@@ -52,19 +52,7 @@ impl Server {
     pub async fn start_over(options: ServeOptions, models: &std::path::Path, sql: &str) -> Self {
         let tls_ca = options.tls.as_ref().map(|tls| tls.certificate_pem.clone());
         let ctx = context(models);
-        for statement in datafusion::sql::parser::DFParser::parse_sql(sql).expect("start-up SQL parses") {
-            let plan = ctx
-                .state()
-                .statement_to_plan(statement)
-                .await
-                .expect("start-up SQL plans");
-            ctx.execute_logical_plan(plan)
-                .await
-                .expect("runs")
-                .collect()
-                .await
-                .expect("runs");
-        }
+        run_script(&ctx, sql).await;
         let service = TabsslFlightSql::new(&ctx, options).expect("service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let address = listener.local_addr().expect("address");
