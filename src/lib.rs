@@ -178,3 +178,19 @@ pub fn new_context_with_config(config: SessionConfig, options: TabsslOptions) ->
     register_all(&ctx, options);
     ctx
 }
+
+/// Runs SQL statements one after the other on `ctx`, discarding any rows (set-up SQL:
+/// `CREATE EXTERNAL TABLE`, `CREATE VIEW`, `SET`, `COPY`).
+///
+/// # Errors
+/// The first statement that fails to plan or run.
+pub async fn run_statements(
+    ctx: &SessionContext,
+    statements: impl IntoIterator<Item = datafusion::sql::parser::Statement>,
+) -> datafusion::error::Result<()> {
+    for statement in statements {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        ctx.execute_logical_plan(plan).await?.collect().await?;
+    }
+    Ok(())
+}

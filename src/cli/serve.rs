@@ -118,10 +118,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
     let ctx = crate::new_context(args.model.options());
     for path in &args.sql_file {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        for statement in DFParser::parse_sql(&text)? {
-            let plan = ctx.state().statement_to_plan(statement).await?;
-            ctx.execute_logical_plan(plan).await?.collect().await?;
-        }
+        crate::run_statements(&ctx, DFParser::parse_sql(&text)?).await?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -89,10 +89,7 @@ pub async fn execute_stream(
             "the streaming SQL is empty: expected a query over `input`".into(),
         ));
     };
-    for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        ctx.execute_logical_plan(plan).await?.collect().await?;
-    }
+    crate::run_statements(ctx, statements).await?;
     let plan = ctx.state().statement_to_plan(query).await?;
     let df = ctx.execute_logical_plan(plan).await?;
     if df.schema().fields().is_empty() {

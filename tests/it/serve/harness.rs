@@ -118,15 +118,8 @@ impl Server {
 
 /// Runs every statement of `sql`, as `tabssl serve --sql-file` does.
 pub async fn run_script(ctx: &datafusion::prelude::SessionContext, sql: &str) {
-    for statement in datafusion::sql::parser::DFParser::parse_sql(sql).expect("SQL parses") {
-        let plan = ctx.state().statement_to_plan(statement).await.expect("SQL plans");
-        ctx.execute_logical_plan(plan)
-            .await
-            .expect("runs")
-            .collect()
-            .await
-            .expect("runs");
-    }
+    let statements = datafusion::sql::parser::DFParser::parse_sql(sql).expect("SQL parses");
+    tabssl::run_statements(ctx, statements).await.expect("SQL runs");
 }
 
 pub async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
