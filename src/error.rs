@@ -63,6 +63,26 @@ pub enum Error {
         message: String,
     },
 
+    /// A model's files differ from the ones the query was planned with (on a distributed
+    /// worker, or here after the file changed): running it would mix model versions.
+    #[error(
+        "model {model:?} on {location} is not the one the query was planned with: planned with sha256 \
+         {planned}, {path} (with its manifest) has sha256 {local}; deploy the same model files everywhere \
+         (and plan the query again)"
+    )]
+    ModelMismatch {
+        /// The model name.
+        model: String,
+        /// Where it was loaded: `worker <address>` or `this process`.
+        location: String,
+        /// The content hash the query was planned with.
+        planned: String,
+        /// The content hash of the local files.
+        local: String,
+        /// The local `.onnx` file.
+        path: String,
+    },
+
     /// An execution provider was asked for and cannot be used.
     #[error("execution provider {provider:?} is not available: {reason}")]
     ProviderUnavailable {
@@ -196,6 +216,7 @@ impl Error {
                 | Self::UnknownModel { .. }
                 | Self::InvalidModel { .. }
                 | Self::Binding { .. }
+                | Self::ModelMismatch { .. }
                 | Self::ProviderUnavailable { .. }
                 | Self::InvalidOption { .. }
                 | Self::LimitExceeded { .. }

@@ -32,6 +32,8 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod corrupt;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod export;

@@ -71,6 +71,10 @@ pub struct ExportArgs {
     /// Model registry directory (for queries that also embed).
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
+    /// Run both passes on these `tabssl worker`s (host:port, comma-separated); needs --key.
+    /// The output is the same file a single process writes.
+    #[arg(long, value_name = "ADDRS", env = crate::distributed::WORKERS_ENV)]
+    workers: Option<String>,
 }
 
 /// Runs `tabssl export`.
@@ -96,6 +100,7 @@ pub async fn run(args: &ExportArgs) -> Result<()> {
     }
     let ctx = crate::new_context_with_config(config, settings);
     register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
+    let ctx = super::maybe_distributed(ctx, args.workers.as_deref()).await?;
     if args.print_sql {
         return super::console::print(&export_script(&ctx, "input", &args.output, &options).await?);
     }

@@ -13,6 +13,7 @@ mod pretrain;
 mod serve;
 mod sql;
 mod stream;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     Stream(stream::StreamArgs),
     /// Arrow Flight SQL endpoint: clients query tables and embed over the network.
     Serve(serve::ServeArgs),
+    /// A worker of a tabssl cluster: runs plan fragments for `tabssl sql --workers`.
+    Worker(worker::WorkerArgs),
 }
 
 /// Where models come from and how they run: shared by the commands that run SQL.
@@ -114,8 +117,22 @@ struct SqlArgs {
     /// File of SQL statements to run (repeatable).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Run the queries on these `tabssl worker`s (host:port, comma-separated).
+    #[arg(long, value_name = "ADDRS", env = crate::distributed::WORKERS_ENV)]
+    workers: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+/// `ctx`, distributed over `workers` when a list is given (each worker checked first).
+async fn maybe_distributed(
+    ctx: datafusion::prelude::SessionContext,
+    workers: Option<&str>,
+) -> crate::Result<datafusion::prelude::SessionContext> {
+    match workers {
+        Some(list) => crate::distributed::distributed_context(&ctx, &crate::distributed::Cluster::parse(list)?).await,
+        None => Ok(ctx),
+    }
 }
 
 impl CommonArgs {
@@ -147,10 +164,28 @@ fn shell_quote(arg: &str) -> String {
     shlex::try_quote(arg).map_or_else(|_| arg.to_string(), std::borrow::Cow::into_owned)
 }
 
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 /// Runs the command line and returns the process exit code. Errors go to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Sql(args) => sql::run(&args.common.context(), &args.commands, &args.files, args.common.format).await,
+        Command::Sql(args) => match maybe_distributed(args.common.context(), args.workers.as_deref()).await {
+            Ok(ctx) => sql::run(&ctx, &args.commands, &args.files, args.common.format).await,
+            Err(e) => Err(e),
+        },
         Command::Models(common) => {
             let statement = "SELECT name, layout, inputs, output, width, provider, manifest, description, error \
                              FROM tabssl_models()";
@@ -160,6 +195,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Export(args) => export::run(&args).await,
         Command::Stream(args) => stream::run(&args).await,
         Command::Serve(args) => serve::run(&args).await,
+        Command::Worker(args) => worker::run(&args).await,
         Command::Demo(args) => demo::run(&args).await.and_then(|summary| console::print(&summary)),
         Command::Evaluate(args) => evaluate::run(&args).await.and_then(|report| console::print(&report)),
         Command::Pretrain(args) => pretrain::run(&args).await.and_then(|summary| console::print(&summary)),

@@ -136,22 +136,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         if options.tls.is_some() { "TLS" } else { "plaintext" }
     ));
     let service = TabsslFlightSql::new(&ctx, options)?;
-    serve(service, listener, shutdown_signal()).await?;
+    serve(service, listener, super::shutdown_signal()).await?;
     super::console::note("tabssl serve: stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

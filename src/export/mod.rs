@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 
 use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
@@ -173,6 +175,13 @@ pub async fn export(
     progress: Option<Progress>,
 ) -> Result<ExportSummary> {
     options.check()?;
+    let distributed = is_distributed(ctx);
+    if distributed && options.key.is_none() {
+        return Err(Error::invalid(
+            "a distributed export needs a row-key column (--key): the default key, the row's position in \
+             the input, needs one ordered scan of the whole input in one process",
+        ));
+    }
     let started = Instant::now();
     let recipe = Recipe::new(ctx, table, options).await?;
     let marginal = marginal_path(output);
@@ -196,9 +205,16 @@ pub async fn export(
         marginal_file.commit()?;
     }
     let first_pass_seconds = started.elapsed().as_secs_f64();
-    // One partition: the input order is kept, so the default row key is stable.
-    let df = with_partitions(ctx, 1).sql(&export_sql).await?;
-    let rows = writer::write_parquet(df, &output_file, &recipe.derived_columns(), progress).await?;
+    // One partition: the input order is kept, so the default row key is stable. A cluster
+    // runs every core of every worker and reads the partitions back in input order.
+    let partitions = if distributed {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        1
+    };
+    let df = with_partitions(ctx, partitions).sql(&export_sql).await?;
+    let stream = execute_in_order(df).await?;
+    let rows = writer::write_parquet(stream, &output_file, &recipe.derived_columns(), progress).await?;
     output_file.commit()?;
     Ok(ExportSummary {
         rows,
@@ -233,6 +249,32 @@ pub async fn export_script(
         recipe.export_sql(&marginal)
     ));
     Ok(text)
+}
+
+/// True when `ctx` plans its queries for a cluster ([`crate::distributed`]).
+fn is_distributed(ctx: &SessionContext) -> bool {
+    #[cfg(feature = "distributed")]
+    {
+        crate::distributed::is_distributed(ctx.state_ref().read().config().options())
+    }
+    #[cfg(not(feature = "distributed"))]
+    {
+        let _ = ctx;
+        false
+    }
+}
+
+/// Runs `df` as one stream in the order of its partitions (on a cluster, the input's
+/// order: see [`crate::distributed::ordered`]).
+async fn execute_in_order(df: DataFrame) -> Result<SendableRecordBatchStream> {
+    #[cfg(feature = "distributed")]
+    if crate::distributed::is_distributed(df.task_ctx().session_config().options()) {
+        let task_ctx = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        let plan = crate::distributed::ordered::keep_partition_order(plan)?;
+        return Ok(datafusion::physical_plan::execute_stream(plan, task_ctx)?);
+    }
+    Ok(df.execute_stream().await?)
 }
 
 /// A session over the same tables, functions and options as `ctx`, with `partitions`

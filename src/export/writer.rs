@@ -4,7 +4,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::compute::BatchCoalescer;
-use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
@@ -31,12 +31,11 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// # Errors
 /// A failing query, encoder or write.
 pub async fn write_parquet(
-    df: DataFrame,
+    mut stream: SendableRecordBatchStream,
     output: &AtomicFile,
     derived: &[String],
     progress: Option<Progress>,
 ) -> Result<u64> {
-    let mut stream = df.execute_stream().await?;
     let schema = stream.schema();
     let file = output.open()?;
     let mut props = WriterProperties::builder()

@@ -54,6 +54,8 @@ pub struct LoadedModel {
     pub manifest_source: ManifestSource,
     /// What the model takes and returns.
     pub spec: ModelSpec,
+    /// SHA-256 of the model's content, in hex: see [`content_hash`].
+    pub content_hash: String,
     pool: SessionPool,
     /// `tabssl.max_tensor_elements` it was loaded under.
     max_tensor_elements: usize,
@@ -111,8 +113,28 @@ pub fn load_model(settings: &InferenceSettings, name: &str) -> Result<Arc<Loaded
     Ok(model)
 }
 
+/// SHA-256, in lowercase hex, of the `.onnx` file's bytes followed by the manifest's bytes
+/// (nothing when there is no manifest): what a distributed worker compares with the
+/// coordinator's before it runs the model.
+///
+/// # Errors
+/// [`Error::Io`] when a file cannot be read.
+pub fn content_hash(files: &ModelFiles) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for path in std::iter::once(&files.onnx).chain(files.manifest.as_ref()) {
+        hasher.update(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
 impl LoadedModel {
     fn open(files: ModelFiles, settings: &InferenceSettings) -> Result<Self> {
+        let content_hash = content_hash(&files)?;
         let runtime = runtime(settings.provider)?;
         let config = SessionConfig {
             model: files.name.clone(),
@@ -157,6 +179,7 @@ impl LoadedModel {
             manifest,
             manifest_source,
             spec,
+            content_hash,
             pool,
             max_tensor_elements: settings.max_tensor_elements,
         })

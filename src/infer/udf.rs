@@ -20,8 +20,10 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, Expr, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
 
@@ -58,11 +60,25 @@ pub struct InferenceUdf {
     /// Models resolved while planning, reused by every batch so execution does not touch
     /// the file system; planning always resolves afresh and replaces the entry.
     planned: Mutex<HashMap<String, Arc<LoadedModel>>>,
+    /// On a distributed worker, its name (for errors).
+    worker: Option<String>,
+}
+
+/// What separates a model name from the content hash it is pinned to:
+/// `'adult_vime@sha256:<64 hex digits>'`.
+pub const PIN: &str = "@sha256:";
+
+/// A model name and the content hash it is pinned to, if any.
+pub fn split_pin(name: &str) -> (&str, Option<&str>) {
+    match name.split_once(PIN) {
+        Some((model, hash)) => (model, Some(hash)),
+        None => (name, None),
+    }
 }
 
 impl PartialEq for InferenceUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.settings == other.settings
+        self.kind == other.kind && self.settings == other.settings && self.worker == other.worker
     }
 }
 
@@ -72,6 +88,7 @@ impl Hash for InferenceUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.kind.hash(state);
         self.settings.hash(state);
+        self.worker.hash(state);
     }
 }
 
@@ -83,6 +100,50 @@ impl InferenceUdf {
             settings,
             signature: Signature::variadic_any(Volatility::Immutable),
             planned: Mutex::default(),
+            worker: None,
+        }
+    }
+
+    /// The same UDF on distributed worker `worker`: errors name it.
+    #[must_use]
+    pub fn on_worker(self, worker: impl Into<String>) -> Self {
+        Self {
+            worker: Some(worker.into()),
+            ..self
+        }
+    }
+
+    /// A fresh copy (nothing planned yet).
+    fn copy(&self) -> Self {
+        Self {
+            worker: self.worker.clone(),
+            ..Self::new(self.kind, self.settings.clone())
+        }
+    }
+
+    /// Where this UDF runs, for errors.
+    fn location(&self) -> String {
+        self.worker
+            .as_ref()
+            .map_or_else(|| "this process".to_string(), |worker| format!("worker {worker}"))
+    }
+
+    /// Loads `model` from the registry; a pinned model must have the pinned content hash.
+    fn load(&self, model: &str, pin: Option<&str>) -> Result<Arc<LoadedModel>> {
+        let loaded = load_model(&self.settings, model).map_err(|error| match &self.worker {
+            Some(worker) => Error::invalid(format!("on worker {worker}: {error}")),
+            None => error,
+        })?;
+        match pin {
+            Some(planned) if planned != loaded.content_hash => Err(Error::ModelMismatch {
+                model: model.to_string(),
+                location: self.location(),
+                planned: planned.to_string(),
+                local: loaded.content_hash.clone(),
+                path: loaded.files.onnx.display().to_string(),
+            }
+            .into()),
+            _ => Ok(loaded),
         }
     }
 
@@ -106,15 +167,17 @@ impl InferenceUdf {
             }
         };
         let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
+        let (base, pin) = split_pin(name);
         let model = match planned.get(name) {
             Some(model) if !planning => Arc::clone(model),
             _ => {
-                let model = load_model(&self.settings, name)?;
+                let model = self.load(base, pin)?;
                 planned.insert(name.clone(), Arc::clone(&model));
                 model
             }
         };
         drop(planned);
+        let name = &base.to_string();
         let arguments = model.spec.bind(arg_types).map_err(|message| Error::Binding {
             function,
             model: name.clone(),
@@ -180,6 +243,24 @@ impl ScalarUDFImpl for InferenceUdf {
         )))
     }
 
+    /// Pins the model to its content: `'name'` becomes `'name@sha256:<hash>'` while the
+    /// query is planned, so wherever the plan runs (a distributed worker, or here after the
+    /// file changed) a model with other content is refused instead of mixing versions.
+    /// Output column names keep the name as written.
+    fn simplify(&self, mut args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let name = match args.first() {
+            Some(Expr::Literal(
+                ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) | ScalarValue::Utf8View(Some(n)),
+                _,
+            )) if split_pin(n).1.is_none() => n.clone(),
+            _ => return Ok(ExprSimplifyResult::Original(args)),
+        };
+        let model = self.load(&name, None)?;
+        args[0] = Expr::Literal(ScalarValue::Utf8(Some(format!("{name}{PIN}{}", model.content_hash))), None);
+        let udf = Arc::new(ScalarUDF::new_from_impl(self.copy()));
+        Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(ScalarFunction::new_udf(udf, args))))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let Some((name, features)) = args.args.split_first() else {
             return exec_err!(
@@ -212,7 +293,12 @@ impl ScalarUDFImpl for InferenceUdf {
 
     fn with_updated_config(&self, config: &ConfigOptions) -> Option<ScalarUDF> {
         let settings = InferenceSettings::from_config(config);
-        (settings != self.settings).then(|| ScalarUDF::new_from_impl(Self::new(self.kind, settings)))
+        (settings != self.settings).then(|| {
+            ScalarUDF::new_from_impl(Self {
+                worker: self.worker.clone(),
+                ..Self::new(self.kind, settings)
+            })
+        })
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod corrupt_adult;
 mod determinism;
+mod distributed;
 mod embed;
 mod export;
 mod library;

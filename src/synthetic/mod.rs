@@ -11,17 +11,16 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::MemTable;
-use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 
 use crate::rng::RowRng;
+pub use scan::{ScanSpec, SyntheticExec, SyntheticTable};
+
+mod scan;
 
 /// Rows per generated batch.
 const BATCH_ROWS: usize = 8192;
@@ -258,52 +257,6 @@ pub fn synthetic_table(seed: u64, rows: u64, partitions: usize) -> Result<MemTab
     MemTable::try_new(synthetic_schema(), batches)
 }
 
-/// One partition of the lazily generated table: batches `partition`, `partition + n`, ...
-#[derive(Debug)]
-struct SyntheticPartition {
-    seed: u64,
-    rows: u64,
-    partition: usize,
-    partitions: usize,
-    schema: SchemaRef,
-}
-
-impl PartitionStream for SyntheticPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (seed, rows) = (self.seed, self.rows);
-        let starts = (self.partition as u64 * BATCH_ROWS as u64..rows).step_by(self.partitions * BATCH_ROWS);
-        let batches = futures::stream::iter(starts.map(move |start| {
-            synthetic_batch(seed, start, (start + BATCH_ROWS as u64).min(rows)).map_err(DataFusionError::from)
-        }));
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
-    }
-}
-
-/// `rows` synthetic rows generated batch by batch as they are read, so memory does not grow
-/// with `rows`; batches are dealt round-robin over `partitions` partitions.
-///
-/// # Errors
-/// DataFusion errors building the table (none expected).
-pub fn lazy_synthetic_table(seed: u64, rows: u64, partitions: usize) -> Result<StreamingTable> {
-    let partitions = partitions.max(1);
-    let streams = (0..partitions)
-        .map(|partition| {
-            Arc::new(SyntheticPartition {
-                seed,
-                rows,
-                partition,
-                partitions,
-                schema: synthetic_schema(),
-            }) as Arc<dyn PartitionStream>
-        })
-        .collect();
-    StreamingTable::try_new(synthetic_schema(), streams)
-}
-
 /// An integer literal argument in `range`.
 fn literal_int(expr: Option<&Expr>, what: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
     let value = match expr {
@@ -337,9 +290,8 @@ impl TableFunctionImpl for SyntheticTableFunction {
         }
         let rows = literal_int(exprs.first(), "rows", 0..=MAX_ROWS)?.unwrap_or(0);
         let seed = literal_int(exprs.get(1), "seed", 0..=i64::MAX)?.unwrap_or(42);
-        let partitions = args.session().config_options().execution.target_partitions;
         #[allow(clippy::cast_sign_loss)]
-        Ok(Arc::new(lazy_synthetic_table(seed as u64, rows as u64, partitions)?))
+        Ok(Arc::new(SyntheticTable::new(seed as u64, rows as u64)))
     }
 }
 

@@ -1,0 +1,77 @@
+//! `tabssl worker`: one worker of a tabssl cluster ([`crate::distributed`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::distributed::{WorkerOptions, WorkerStats, serve_worker, tabssl_worker};
+use crate::io::FileAccess;
+use crate::options::TabsslOptions;
+use crate::{Error, Result};
+
+/// Arguments of `tabssl worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Address to listen on. Workers have no authentication: beyond loopback, --data-root
+    /// is required and the port must be reachable only by the coordinators. Port 0 picks a
+    /// free port (the address is printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50061")]
+    listen: SocketAddr,
+    /// Model registry directory [default: $TABSSL_MODELS, else ./models]: the same model
+    /// files as the coordinator's (a worker refuses a model whose content differs).
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+    /// A directory whose files plans may read (repeatable). Without one, plans may read any
+    /// file this process can.
+    #[arg(long, value_name = "DIR")]
+    data_root: Vec<PathBuf>,
+}
+
+/// Runs a worker until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// A bad data root, an address that cannot be bound, or a non-loopback address without
+/// --data-root.
+pub async fn run(args: &WorkerArgs) -> Result<()> {
+    let file_access = if args.data_root.is_empty() {
+        FileAccess::Unrestricted
+    } else {
+        FileAccess::within(&args.data_root)?
+    };
+    if !args.listen.ip().is_loopback() && file_access == FileAccess::Unrestricted {
+        return Err(Error::invalid(format!(
+            "--listen {}: a worker has no authentication, so beyond loopback it needs --data-root DIR to \
+             confine the files plans may read (and a network where only coordinators reach the port)",
+            args.listen
+        )));
+    }
+    let models_dir = args
+        .models
+        .as_ref()
+        .map_or_else(|| TabsslOptions::default().models_dir, |dir| dir.display().to_string());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Error::io(args.listen.to_string(), e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io(args.listen.to_string(), e))?;
+    let options = WorkerOptions {
+        models_dir: models_dir.clone(),
+        file_access,
+        name: address.to_string(),
+    };
+    let stats = Arc::new(WorkerStats::default());
+    super::console::note(&format!(
+        "tabssl worker: listening on http://{address} (models {models_dir}, {})",
+        if args.data_root.is_empty() {
+            "no data roots"
+        } else {
+            "reads confined to --data-root"
+        }
+    ));
+    serve_worker(tabssl_worker(options, Arc::clone(&stats)), listener, super::shutdown_signal()).await?;
+    super::console::note(&format!("tabssl worker: stopped after {} tasks", stats.tasks()));
+    Ok(())
+}
