@@ -6,6 +6,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,tabssl::serve=info,tabssl::worker=info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,tabssl::serve=info,tabssl::worker=info"),
+    )
+    .init();
     tabssl::cli::run(tabssl::cli::Cli::parse()).await
 }

@@ -137,6 +137,12 @@ async fn maybe_distributed(
 
 impl CommonArgs {
     fn context(&self) -> datafusion::prelude::SessionContext {
+        // On the command line, `SELECT * FROM 'file.parquet'` reads files directly.
+        self.base_context().enable_url_table()
+    }
+
+    /// The session without URL tables (they must be enabled last: they hold the session).
+    fn base_context(&self) -> datafusion::prelude::SessionContext {
         let mut config = datafusion::prelude::SessionConfig::new();
         if let Some(partitions) = self.partitions {
             config = config.with_target_partitions(partitions.max(1));
@@ -144,8 +150,7 @@ impl CommonArgs {
         if let Some(rows) = self.batch_size {
             config = config.with_batch_size(rows.max(1));
         }
-        // On the command line, `SELECT * FROM 'file.parquet'` reads files directly.
-        crate::new_context_with_config(config, self.model.options()).enable_url_table()
+        crate::new_context_with_config(config, self.model.options())
     }
 }
 
@@ -182,8 +187,8 @@ async fn shutdown_signal() {
 /// Runs the command line and returns the process exit code. Errors go to stderr.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Sql(args) => match maybe_distributed(args.common.context(), args.workers.as_deref()).await {
-            Ok(ctx) => sql::run(&ctx, &args.commands, &args.files, args.common.format).await,
+        Command::Sql(args) => match maybe_distributed(args.common.base_context(), args.workers.as_deref()).await {
+            Ok(ctx) => sql::run(&ctx.enable_url_table(), &args.commands, &args.files, args.common.format).await,
             Err(e) => Err(e),
         },
         Command::Models(common) => {

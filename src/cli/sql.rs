@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::{Error, Result};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement};
 use futures::StreamExt;
 
 use super::console::Stdout;
@@ -25,6 +25,13 @@ pub async fn run(ctx: &SessionContext, commands: &[String], files: &[PathBuf], f
     }
     for source in &sources {
         for statement in DFParser::parse_sql(source)? {
+            if let Some(batch) = distributed_explain(ctx, &statement).await? {
+                let out = std::io::BufWriter::with_capacity(1 << 16, Stdout);
+                let mut writer = ResultWriter::new(format, batch.schema(), out);
+                writer.write(&batch)?;
+                writer.finish()?;
+                continue;
+            }
             let plan = ctx.state().statement_to_plan(statement).await?;
             let df = ctx.execute_logical_plan(plan).await?;
             let schema = df.schema().inner().clone();
@@ -42,4 +49,19 @@ pub async fn run(ctx: &SessionContext, commands: &[String], files: &[PathBuf], f
         }
     }
     Ok(())
+}
+
+/// On a cluster, `EXPLAIN [ANALYZE] query` shows the distributed plan
+/// ([`crate::distributed::explain`]); `None` for every other statement or session.
+async fn distributed_explain(ctx: &SessionContext, statement: &Statement) -> Result<Option<arrow::array::RecordBatch>> {
+    let Statement::Explain(explain) = statement else {
+        return Ok(None);
+    };
+    if !crate::distributed::is_distributed(ctx.state_ref().read().config().options()) {
+        return Ok(None);
+    }
+    let query = explain.statement.as_ref().clone();
+    Ok(Some(
+        crate::distributed::explain::explain(ctx, query, explain.options.analyze).await?,
+    ))
 }

@@ -71,7 +71,12 @@ pub async fn run(args: &WorkerArgs) -> Result<()> {
             "reads confined to --data-root"
         }
     ));
-    serve_worker(tabssl_worker(options, Arc::clone(&stats)), listener, super::shutdown_signal()).await?;
+    serve_worker(
+        tabssl_worker(options, Arc::clone(&stats)),
+        listener,
+        super::shutdown_signal(),
+    )
+    .await?;
     super::console::note(&format!("tabssl worker: stopped after {} tasks", stats.tasks()));
     Ok(())
 }

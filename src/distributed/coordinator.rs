@@ -7,9 +7,9 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::execution::TaskContext;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
 use datafusion_distributed::{
@@ -71,7 +71,9 @@ impl Cluster {
             };
             let url = Url::parse(&text).map_err(|e| bad(&e.to_string()))?;
             if url.scheme() != "http" {
-                return Err(bad("workers speak plain gRPC (http); TLS between coordinator and workers is not supported yet"));
+                return Err(bad(
+                    "workers speak plain gRPC (http); TLS between coordinator and workers is not supported yet",
+                ));
             }
             if url.host_str().is_none() || url.port().is_none() {
                 return Err(bad("it needs a host and a port"));
@@ -297,5 +299,9 @@ pub fn distributed_state(state: SessionState, cluster: &Cluster, channels: Worke
 pub async fn distributed_context(ctx: &SessionContext, cluster: &Cluster) -> crate::Result<SessionContext> {
     let channels = WorkerChannels::default();
     cluster.check(&channels).await?;
-    Ok(SessionContext::new_with_state(distributed_state(ctx.state(), cluster, channels)?))
+    Ok(SessionContext::new_with_state(distributed_state(
+        ctx.state(),
+        cluster,
+        channels,
+    )?))
 }

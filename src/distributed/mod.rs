@@ -7,6 +7,7 @@
 //!   planning: `'adult_vime@sha256:…'`).
 //! - [`coordinator`]: [`distributed_context`] turns a tabssl session into one whose queries
 //!   are planned on the coordinator and run on the workers ([`Cluster`]).
+//! - [`explain`]: `EXPLAIN [ANALYZE]` showing stages, tasks and their metrics.
 //! - [`codec`]: the `tabssl_synthetic` scan over the network.
 //! - [`ordered`]: file order kept across tasks, so exports are identical to single-process
 //!   ones.
@@ -16,6 +17,7 @@
 
 pub mod codec;
 pub mod coordinator;
+pub mod explain;
 pub mod ordered;
 pub mod worker;
 

@@ -77,7 +77,12 @@ fn task_session(options: &WorkerOptions, ctx: WorkerQueryContext) -> Result<Sess
         .builder
         .with_distributed_option_extension_from_headers::<TabsslOptions>(&ctx.headers)?;
     let config = builder.config().get_or_insert_default();
-    let mut tabssl = config.options().extensions.get::<TabsslOptions>().cloned().unwrap_or_default();
+    let mut tabssl = config
+        .options()
+        .extensions
+        .get::<TabsslOptions>()
+        .cloned()
+        .unwrap_or_default();
     tabssl.models_dir.clone_from(&options.models_dir);
     let builder = crate::with_tabssl(builder, tabssl.clone()).with_distributed_option_extension(tabssl);
     let mut builder = builder;

@@ -206,13 +206,8 @@ pub async fn export(
     }
     let first_pass_seconds = started.elapsed().as_secs_f64();
     // One partition: the input order is kept, so the default row key is stable. A cluster
-    // runs every core of every worker and reads the partitions back in input order.
-    let partitions = if distributed {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        1
-    };
-    let df = with_partitions(ctx, partitions).sql(&export_sql).await?;
+    // runs a task per core of every worker and reads them back in input order.
+    let df = pass_two_session(ctx, distributed)?.sql(&export_sql).await?;
     let stream = execute_in_order(df).await?;
     let rows = writer::write_parquet(stream, &output_file, &recipe.derived_columns(), progress).await?;
     output_file.commit()?;
@@ -262,6 +257,16 @@ fn is_distributed(ctx: &SessionContext) -> bool {
         let _ = ctx;
         false
     }
+}
+
+/// The session of the second pass: one partition, or on a cluster one partition per task.
+fn pass_two_session(ctx: &SessionContext, distributed: bool) -> Result<SessionContext> {
+    #[cfg(feature = "distributed")]
+    if distributed {
+        return Ok(crate::distributed::ordered::ordered_session(ctx)?);
+    }
+    let _ = distributed;
+    Ok(with_partitions(ctx, 1))
 }
 
 /// Runs `df` as one stream in the order of its partitions (on a cluster, the input's

@@ -125,11 +125,7 @@ pub fn content_hash(files: &ModelFiles) -> Result<String> {
     for path in std::iter::once(&files.onnx).chain(files.manifest.as_ref()) {
         hasher.update(std::fs::read(path).map_err(|e| Error::io(path, e))?);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 impl LoadedModel {

@@ -23,8 +23,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, DocSection, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 
 use super::model::{LoadedModel, load_model};
@@ -256,9 +256,14 @@ impl ScalarUDFImpl for InferenceUdf {
             _ => return Ok(ExprSimplifyResult::Original(args)),
         };
         let model = self.load(&name, None)?;
-        args[0] = Expr::Literal(ScalarValue::Utf8(Some(format!("{name}{PIN}{}", model.content_hash))), None);
+        args[0] = Expr::Literal(
+            ScalarValue::Utf8(Some(format!("{name}{PIN}{}", model.content_hash))),
+            None,
+        );
         let udf = Arc::new(ScalarUDF::new_from_impl(self.copy()));
-        Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(ScalarFunction::new_udf(udf, args))))
+        Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf, args),
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -186,7 +186,10 @@ impl ExecutionPlan for SyntheticExec {
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let spec = self.spec.clone();
         if partition >= spec.partitions {
-            return internal_err!("SyntheticExec has {} partitions, asked for {partition}", spec.partitions);
+            return internal_err!(
+                "SyntheticExec has {} partitions, asked for {partition}",
+                spec.partitions
+            );
         }
         let blocks = (spec.blocks.start + partition as u64..spec.blocks.end).step_by(spec.partitions);
         let batches = futures::stream::iter(blocks.map(move |block| {
@@ -197,13 +200,17 @@ impl ExecutionPlan for SyntheticExec {
                 None => Ok(batch),
             }
         }));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        )))
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
         let mut statistics = Statistics::new_unknown(&self.schema);
         if partition.is_none() {
-            statistics.num_rows = datafusion::common::stats::Precision::Exact(usize::try_from(self.rows()).unwrap_or(usize::MAX));
+            statistics.num_rows =
+                datafusion::common::stats::Precision::Exact(usize::try_from(self.rows()).unwrap_or(usize::MAX));
         }
         Ok(Arc::new(statistics))
     }

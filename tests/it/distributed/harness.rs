@@ -63,8 +63,11 @@ pub fn models_dir(dir: &Path) -> PathBuf {
         (repo().join("tests/fixtures/models"), "income_head"),
     ] {
         for extension in ["onnx", "json"] {
-            std::fs::copy(from.join(format!("{name}.{extension}")), models.join(format!("{name}.{extension}")))
-                .expect("copies a model");
+            std::fs::copy(
+                from.join(format!("{name}.{extension}")),
+                models.join(format!("{name}.{extension}")),
+            )
+            .expect("copies a model");
         }
     }
     models
@@ -102,7 +105,10 @@ pub async fn local_context(models: &Path, table: &Path) -> SessionContext {
     let ctx = context_with(models, SessionConfig::new().with_target_partitions(2));
     run(
         &ctx,
-        &format!("CREATE EXTERNAL TABLE adult STORED AS PARQUET LOCATION '{}/'", table.display()),
+        &format!(
+            "CREATE EXTERNAL TABLE adult STORED AS PARQUET LOCATION '{}/'",
+            table.display()
+        ),
     )
     .await;
     ctx

@@ -31,9 +31,7 @@ fn assert_same(local: &RecordBatch, distributed: &RecordBatch, what: &str) {
         let (a, b) = (local.column(i), distributed.column(i));
         let floats = |array: &dyn Array| -> Option<Vec<Option<f32>>> {
             match array.data_type() {
-                arrow::datatypes::DataType::Float32 => {
-                    Some(array.as_primitive::<Float32Type>().iter().collect())
-                }
+                arrow::datatypes::DataType::Float32 => Some(array.as_primitive::<Float32Type>().iter().collect()),
                 arrow::datatypes::DataType::FixedSizeList(_, _) => {
                     let list = array.as_fixed_size_list();
                     Some(list.values().as_primitive::<Float32Type>().iter().collect())
@@ -79,8 +77,14 @@ async fn embed_predict_corruption_and_marginal_samples_equal_the_single_process_
     let cluster = cluster_context(&local, &workers).await;
     let m = marginals.display();
     let queries = [
-        ("embed", format!("SELECT id, embed('adult_vime', {VIME_COLUMNS}) AS e FROM adult ORDER BY id")),
-        ("predict", format!("SELECT id, predict('income_head', {HEAD_COLUMNS}) AS p FROM adult ORDER BY id")),
+        (
+            "embed",
+            format!("SELECT id, embed('adult_vime', {VIME_COLUMNS}) AS e FROM adult ORDER BY id"),
+        ),
+        (
+            "predict",
+            format!("SELECT id, predict('income_head', {HEAD_COLUMNS}) AS p FROM adult ORDER BY id"),
+        ),
         (
             "corrupt_*",
             format!(
@@ -123,7 +127,13 @@ async fn explain_shows_stages_on_several_workers() {
     let workers = workers(&models, 3).await;
     let cluster = cluster_context(&local, &workers).await;
     let sql = format!("SELECT sum(array_max(embed('adult_vime', {VIME_COLUMNS}))) FROM adult");
-    let plan = cluster.sql(&sql).await.expect("plans").create_physical_plan().await.expect("plans");
+    let plan = cluster
+        .sql(&sql)
+        .await
+        .expect("plans")
+        .create_physical_plan()
+        .await
+        .expect("plans");
     let text = datafusion_distributed::display_plan_ascii(plan.as_ref(), false);
     assert!(text.contains("DistributedExec"), "{text}");
     assert!(text.contains("Network"), "a network boundary: {text}");
@@ -148,10 +158,17 @@ async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte
     };
     let single = dir.path().join("single.parquet");
     let distributed = dir.path().join("distributed.parquet");
-    let a = export(&local, "adult", &single, &options, None).await.expect("single-process export");
+    let a = export(&local, "adult", &single, &options, None)
+        .await
+        .expect("single-process export");
     let before: u64 = workers.iter().map(|w| w.stats.tasks()).sum();
-    let b = export(&cluster, "adult", &distributed, &options, None).await.expect("distributed export");
-    assert!(workers.iter().map(|w| w.stats.tasks()).sum::<u64>() > before, "the workers ran it");
+    let b = export(&cluster, "adult", &distributed, &options, None)
+        .await
+        .expect("distributed export");
+    assert!(
+        workers.iter().map(|w| w.stats.tasks()).sum::<u64>() > before,
+        "the workers ran it"
+    );
     assert_eq!(a.rows, 2 * 32_561);
     assert_eq!(a.rows, b.rows);
     for (x, y) in [
@@ -161,10 +178,16 @@ async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte
         let (x_bytes, y_bytes) = (std::fs::read(&x).expect("reads"), std::fs::read(&y).expect("reads"));
         assert!(x_bytes == y_bytes, "{} and {} differ", x.display(), y.display());
     }
-    let error = export(&cluster, "adult", &dir.path().join("nokey.parquet"), &ExportOptions::default(), None)
-        .await
-        .expect_err("the default key needs one process")
-        .to_string();
+    let error = export(
+        &cluster,
+        "adult",
+        &dir.path().join("nokey.parquet"),
+        &ExportOptions::default(),
+        None,
+    )
+    .await
+    .expect_err("the default key needs one process")
+    .to_string();
     assert!(error.contains("--key"), "{error}");
     assert!(!dir.path().join("nokey.parquet").exists());
 }
@@ -189,7 +212,11 @@ async fn a_worker_with_another_model_version_refuses_with_both_hashes() {
     workers.push(TestWorker::start(&other, FileAccess::Unrestricted).await);
     let cluster = cluster_context(&local, &workers).await;
 
-    let error = error_of(&cluster, &format!("SELECT id, embed('adult_vime', {VIME_COLUMNS}) FROM adult")).await;
+    let error = error_of(
+        &cluster,
+        &format!("SELECT id, embed('adult_vime', {VIME_COLUMNS}) FROM adult"),
+    )
+    .await;
     let hash = |dir: &std::path::Path| {
         content_hash(&ModelRegistry::new(dir).locate("adult_vime").expect("model")).expect("hash")
     };
@@ -199,13 +226,20 @@ async fn a_worker_with_another_model_version_refuses_with_both_hashes() {
         assert!(error.contains(needle), "{needle:?} missing from: {error}");
     }
     // A model the odd worker has in the same version still runs everywhere.
-    run(&cluster, &format!("SELECT predict('income_head', {HEAD_COLUMNS}) FROM adult")).await;
+    run(
+        &cluster,
+        &format!("SELECT predict('income_head', {HEAD_COLUMNS}) FROM adult"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_or_foreign_worker_is_named_before_planning() {
     let local = tabssl::new_context(tabssl::TabsslOptions::default());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("address");
     let started = std::time::Instant::now();
     let Err(error) = distributed_context(&local, &Cluster::parse(&closed.to_string()).expect("list")).await else {
         panic!("nothing listens there");
@@ -213,7 +247,10 @@ async fn an_unreachable_or_foreign_worker_is_named_before_planning() {
     let error = error.to_string();
     assert!(error.contains(&format!("worker http://{closed}/")), "{error}");
     assert!(error.contains("unreachable"), "{error}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "answered in bounded time");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "answered in bounded time"
+    );
 
     for (list, expected) in [
         ("", "empty"),
@@ -269,8 +306,23 @@ async fn synthetic_scans_run_on_the_workers_and_give_the_same_rows() {
     let expected = one_batch(&local, &sql).await;
     let actual = one_batch(&cluster, &sql).await;
     assert_eq!(expected, actual);
-    let busy = workers.iter().zip(&before).filter(|(w, b)| w.stats.tasks() > **b).count();
+    let busy = workers
+        .iter()
+        .zip(&before)
+        .filter(|(w, b)| w.stats.tasks() > **b)
+        .count();
     assert!(busy >= 2, "the scan ran on {busy} of 3 workers");
-    let rows = one_batch(&cluster, "SELECT id, age, workclass FROM tabssl_synthetic(100000, 9) ORDER BY id").await;
-    assert_eq!(rows, one_batch(&local, "SELECT id, age, workclass FROM tabssl_synthetic(100000, 9) ORDER BY id").await);
+    let rows = one_batch(
+        &cluster,
+        "SELECT id, age, workclass FROM tabssl_synthetic(100000, 9) ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        one_batch(
+            &local,
+            "SELECT id, age, workclass FROM tabssl_synthetic(100000, 9) ORDER BY id"
+        )
+        .await
+    );
 }
