@@ -27,6 +27,9 @@ pub struct WorkerArgs {
     /// file this process can.
     #[arg(long, value_name = "DIR")]
     data_root: Vec<PathBuf>,
+    /// Cores this worker's tasks may use [default: all] (for workers sharing a machine).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    cores: Option<u16>,
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.
@@ -61,6 +64,7 @@ pub async fn run(args: &WorkerArgs) -> Result<()> {
         models_dir: models_dir.clone(),
         file_access,
         name: address.to_string(),
+        cores: args.cores.map(usize::from),
     };
     let stats = Arc::new(WorkerStats::default());
     super::console::note(&format!(

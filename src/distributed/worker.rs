@@ -40,6 +40,9 @@ pub struct WorkerOptions {
     pub file_access: FileAccess,
     /// How the worker names itself in errors: its listen address.
     pub name: String,
+    /// Cores this worker's tasks use (target partitions, and one ONNX Runtime thread per
+    /// partition when the coordinator leaves `tabssl.intra_threads` automatic); `None`: all.
+    pub cores: Option<usize>,
 }
 
 /// What a worker has done, for logs and tests.

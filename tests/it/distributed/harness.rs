@@ -31,6 +31,7 @@ impl TestWorker {
             models_dir: models.display().to_string(),
             file_access,
             name: address.to_string(),
+            cores: None,
         };
         let worker = tabssl_worker(options, Arc::clone(&stats));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
