@@ -17,8 +17,8 @@ Bytes moved between stages come from `EXPLAIN ANALYZE` (datafusion-distributed's
 the rows the coordinator receives.
 
 Every process shares this machine's cores: the coordinator, and N workers started with
-`--cores max(1, cores / N)` (each its share, as separate machines would have). On a 2-core
-machine the numbers are overhead, not speed-up.
+`--cores max(1, cores / N)` (each its share of ONNX Runtime sessions and threads). On a
+2-core machine the numbers are overhead, not speed-up.
 """
 
 import argparse
@@ -59,7 +59,7 @@ class Workers:
 
     def __init__(self, binary, n):
         self.processes, self.addresses = [], []
-        # Workers sharing this machine get a share of its cores each, as separate machines would.
+        # Workers sharing this machine get a share of its cores for inference each.
         cores = str(max(1, (os.cpu_count() or 1) // n))
         for _ in range(n):
             process = subprocess.Popen([binary, "worker", "--listen", "127.0.0.1:0", "--cores", cores, "--models",

@@ -66,14 +66,14 @@ pub enum Error {
     /// A model's files differ from the ones the query was planned with (on a distributed
     /// worker, or here after the file changed): running it would mix model versions.
     #[error(
-        "model {model:?} on {location} is not the one the query was planned with: planned with sha256 \
+        "model {model:?} {location} is not the one the query was planned with: planned with sha256 \
          {planned}, {path} (with its manifest) has sha256 {local}; deploy the same model files everywhere \
          (and plan the query again)"
     )]
     ModelMismatch {
         /// The model name.
         model: String,
-        /// Where it was loaded: `worker <address>` or `this process`.
+        /// Where it was loaded: `on worker <address>` or `in this process`.
         location: String,
         /// The content hash the query was planned with.
         planned: String,

@@ -27,7 +27,8 @@ pub struct WorkerArgs {
     /// file this process can.
     #[arg(long, value_name = "DIR")]
     data_root: Vec<PathBuf>,
-    /// Cores this worker's tasks may use [default: all] (for workers sharing a machine).
+    /// Cores this worker gives model inference: ONNX Runtime sessions per model, one thread
+    /// each [default: all cores] (for workers sharing a machine).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     cores: Option<u16>,
 }

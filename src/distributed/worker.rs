@@ -40,8 +40,9 @@ pub struct WorkerOptions {
     pub file_access: FileAccess,
     /// How the worker names itself in errors: its listen address.
     pub name: String,
-    /// Cores this worker's tasks use (target partitions, and one ONNX Runtime thread per
-    /// partition when the coordinator leaves `tabssl.intra_threads` automatic); `None`: all.
+    /// Cores this worker gives model inference: at most this many ONNX Runtime sessions per
+    /// model, one thread each when the coordinator leaves `tabssl.intra_threads` automatic.
+    /// The partitions a task runs come from the coordinator's plan. `None`: all cores.
     pub cores: Option<usize>,
 }
 
@@ -87,8 +88,16 @@ fn task_session(options: &WorkerOptions, ctx: WorkerQueryContext) -> Result<Sess
         .cloned()
         .unwrap_or_default();
     tabssl.models_dir.clone_from(&options.models_dir);
-    let builder = crate::with_tabssl(builder, tabssl.clone()).with_distributed_option_extension(tabssl);
-    let mut builder = builder;
+    if let Some(cores) = options.cores {
+        config.options_mut().execution.target_partitions = cores.max(1);
+        if tabssl.intra_threads == 0 {
+            tabssl.intra_threads = 1;
+        }
+        if tabssl.sessions_per_model == 0 {
+            tabssl.sessions_per_model = cores.max(1);
+        }
+    }
+    let mut builder = crate::with_tabssl(builder, tabssl.clone()).with_distributed_option_extension(tabssl);
     let settings = InferenceSettings::from_config(builder.config().get_or_insert_default().options());
     let access = options.file_access.clone();
     let name = options.name.clone();

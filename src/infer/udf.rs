@@ -125,7 +125,7 @@ impl InferenceUdf {
     fn location(&self) -> String {
         self.worker
             .as_ref()
-            .map_or_else(|| "this process".to_string(), |worker| format!("worker {worker}"))
+            .map_or_else(|| "in this process".to_string(), |worker| format!("on worker {worker}"))
     }
 
     /// Loads `model` from the registry; a pinned model must have the pinned content hash.
