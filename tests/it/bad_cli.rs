@@ -430,3 +430,42 @@ fn serve_refuses_an_unsafe_or_impossible_setup_before_listening() {
         "/no/such.sql",
     );
 }
+
+#[test]
+fn worker_and_worker_lists_are_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").expect("file");
+    let file = file.to_str().expect("utf-8");
+    refused(&["worker", "--listen", "0.0.0.0:0"], "needs --data-root");
+    refused(
+        &["worker", "--listen", "127.0.0.1:0", "--data-root", file],
+        "not a directory",
+    );
+    refused(&["worker", "--listen", "127.0.0.1:0", "--cores", "0"], "--cores");
+    refused(
+        &["sql", "--workers", "https://h:1", "-c", "SELECT 1"],
+        "TLS between coordinator and workers",
+    );
+    refused(&["sql", "--workers", ",", "-c", "SELECT 1"], "the worker list is empty");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("address");
+    refused(
+        &["sql", "--workers", &closed.to_string(), "-c", "SELECT 1"],
+        &format!("worker http://{closed}/ is unreachable"),
+    );
+    refused(
+        &[
+            "export",
+            "--workers",
+            &closed.to_string(),
+            "--input",
+            "synthetic:10",
+            "--output",
+            "/tmp/x.parquet",
+        ],
+        "unreachable",
+    );
+}
