@@ -169,6 +169,14 @@ fn shell_quote(arg: &str) -> String {
     shlex::try_quote(arg).map_or_else(|_| arg.to_string(), std::borrow::Cow::into_owned)
 }
 
+/// Binds `address` (port 0 picks a free port) and returns the listener with the address it got.
+async fn bind(address: std::net::SocketAddr) -> crate::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let failed = |e| crate::Error::io(address.to_string(), e);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
+}
+
 /// Completes on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

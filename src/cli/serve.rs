@@ -120,12 +120,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         crate::run_statements(&ctx, DFParser::parse_sql(&text)?).await?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Error::io(args.listen.to_string(), e))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::io(args.listen.to_string(), e))?;
+    let (listener, address) = super::bind(args.listen).await?;
     super::console::note(&format!(
         "tabssl serve: Flight SQL on {address} ({}, {})",
         if options.tokens.required() {

@@ -55,12 +55,7 @@ pub async fn run(args: &WorkerArgs) -> Result<()> {
         .models
         .as_ref()
         .map_or_else(|| TabsslOptions::default().models_dir, |dir| dir.display().to_string());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Error::io(args.listen.to_string(), e))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::io(args.listen.to_string(), e))?;
+    let (listener, address) = super::bind(args.listen).await?;
     let options = WorkerOptions {
         models_dir: models_dir.clone(),
         file_access,

@@ -130,3 +130,43 @@ pub async fn one_batch(ctx: &SessionContext, sql: &str) -> RecordBatch {
     let schema = batches.first().map(RecordBatch::schema).expect("a result");
     concat_batches(&schema, &batches).expect("concat")
 }
+
+/// The Adult Parquet table and models in a temporary directory, a single-process context
+/// over them, and a cluster of in-process workers with its coordinating context.
+pub struct AdultCluster {
+    pub dir: tempfile::TempDir,
+    pub local: SessionContext,
+    pub workers: Vec<TestWorker>,
+    pub cluster: SessionContext,
+}
+
+impl AdultCluster {
+    /// `workers` unrestricted workers over the shared models.
+    pub async fn start(workers: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let models = models_dir(dir.path());
+        let table = write_adult_parquet(dir.path()).await;
+        let local = local_context(&models, &table).await;
+        let mut started = Vec::new();
+        for _ in 0..workers {
+            started.push(TestWorker::start(&models, FileAccess::Unrestricted).await);
+        }
+        let cluster = cluster_context(&local, &started).await;
+        Self {
+            dir,
+            local,
+            workers: started,
+            cluster,
+        }
+    }
+
+    /// Tasks each worker has started so far.
+    pub fn tasks(&self) -> Vec<u64> {
+        self.workers.iter().map(|w| w.stats.tasks()).collect()
+    }
+
+    /// How many workers started a task since `before` ([`AdultCluster::tasks`]).
+    pub fn busy_since(&self, before: &[u64]) -> usize {
+        self.tasks().iter().zip(before).filter(|(now, then)| now > then).count()
+    }
+}

@@ -8,7 +8,9 @@ use tabssl::infer::model::content_hash;
 use tabssl::infer::registry::ModelRegistry;
 use tabssl::io::FileAccess;
 
-use super::harness::{TestWorker, cluster_context, local_context, models_dir, one_batch, write_adult_parquet};
+use super::harness::{
+    AdultCluster, TestWorker, cluster_context, local_context, models_dir, one_batch, write_adult_parquet,
+};
 use crate::common::{error_of, run};
 
 const VIME_COLUMNS: &str = r#"age, workclass, fnlwgt, education, "education-num", "marital-status", occupation,
@@ -59,13 +61,11 @@ fn assert_same(local: &RecordBatch, distributed: &RecordBatch, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embed_predict_corruption_and_marginal_samples_equal_the_single_process_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let models = models_dir(dir.path());
-    let table = write_adult_parquet(dir.path()).await;
-    let local = local_context(&models, &table).await;
+    let setup = AdultCluster::start(3).await;
+    let (dir, local, cluster) = (&setup.dir, &setup.local, &setup.cluster);
     let marginals = dir.path().join("marginals.parquet");
     run(
-        &local,
+        local,
         &format!(
             "COPY (SELECT marginal_sample(age, id) AS age, marginal_sample(workclass, id) AS workclass FROM adult) \
              TO '{}' STORED AS PARQUET",
@@ -73,8 +73,6 @@ async fn embed_predict_corruption_and_marginal_samples_equal_the_single_process_
         ),
     )
     .await;
-    let workers = workers(&models, 3).await;
-    let cluster = cluster_context(&local, &workers).await;
     let m = marginals.display();
     let queries = [
         (
@@ -104,28 +102,20 @@ async fn embed_predict_corruption_and_marginal_samples_equal_the_single_process_
         ),
     ];
     for (what, sql) in &queries {
-        let before: Vec<u64> = workers.iter().map(|w| w.stats.tasks()).collect();
-        let expected = one_batch(&local, sql).await;
-        let actual = one_batch(&cluster, sql).await;
+        let before = setup.tasks();
+        let expected = one_batch(local, sql).await;
+        let actual = one_batch(cluster, sql).await;
         assert_same(&expected, &actual, what);
         assert!(expected.num_rows() > 0, "{what}");
-        let busy = workers
-            .iter()
-            .zip(&before)
-            .filter(|(w, before)| w.stats.tasks() > **before)
-            .count();
+        let busy = setup.busy_since(&before);
         assert!(busy >= 2, "{what}: stages ran on {busy} of 3 workers");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn explain_shows_stages_on_several_workers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let models = models_dir(dir.path());
-    let table = write_adult_parquet(dir.path()).await;
-    let local = local_context(&models, &table).await;
-    let workers = workers(&models, 3).await;
-    let cluster = cluster_context(&local, &workers).await;
+    let setup = AdultCluster::start(3).await;
+    let cluster = &setup.cluster;
     let sql = format!("SELECT sum(array_max(embed('adult_vime', {VIME_COLUMNS}))) FROM adult");
     let plan = cluster
         .sql(&sql)
@@ -143,12 +133,8 @@ async fn explain_shows_stages_on_several_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let models = models_dir(dir.path());
-    let table = write_adult_parquet(dir.path()).await;
-    let local = local_context(&models, &table).await;
-    let workers = workers(&models, 3).await;
-    let cluster = cluster_context(&local, &workers).await;
+    let setup = AdultCluster::start(3).await;
+    let (dir, local, cluster) = (&setup.dir, &setup.local, &setup.cluster);
     let options = ExportOptions {
         views: 2,
         key: Some("id".into()),
@@ -158,17 +144,14 @@ async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte
     };
     let single = dir.path().join("single.parquet");
     let distributed = dir.path().join("distributed.parquet");
-    let a = export(&local, "adult", &single, &options, None)
+    let a = export(local, "adult", &single, &options, None)
         .await
         .expect("single-process export");
-    let before: u64 = workers.iter().map(|w| w.stats.tasks()).sum();
-    let b = export(&cluster, "adult", &distributed, &options, None)
+    let before = setup.tasks();
+    let b = export(cluster, "adult", &distributed, &options, None)
         .await
         .expect("distributed export");
-    assert!(
-        workers.iter().map(|w| w.stats.tasks()).sum::<u64>() > before,
-        "the workers ran it"
-    );
+    assert!(setup.busy_since(&before) > 0, "the workers ran it");
     assert_eq!(a.rows, 2 * 32_561);
     assert_eq!(a.rows, b.rows);
     for (x, y) in [
@@ -179,7 +162,7 @@ async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte
         assert!(x_bytes == y_bytes, "{} and {} differ", x.display(), y.display());
     }
     let error = export(
-        &cluster,
+        cluster,
         "adult",
         &dir.path().join("nokey.parquet"),
         &ExportOptions::default(),
