@@ -40,6 +40,7 @@ pub mod export;
 pub mod expr_fn;
 pub mod infer;
 pub mod io;
+pub mod literal;
 mod method;
 pub mod onnx;
 pub mod options;

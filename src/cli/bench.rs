@@ -14,7 +14,6 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::infer::model::load_model;
-use crate::infer::spec::InputLayout;
 use crate::options::{InferenceSettings, Provider, TabsslOptions};
 use crate::sql_text::{ident, string_literal};
 use crate::synthetic::synthetic_table;
@@ -71,18 +70,9 @@ fn context(args: &BenchArgs, provider: Provider, batch_size: usize, table: &Arc<
 fn model_columns(ctx: &SessionContext, model: &str) -> Result<Vec<String>> {
     let settings = InferenceSettings::from_config(ctx.state().config().options());
     let loaded = load_model(&settings, model)?;
-    let columns: Vec<String> = match &loaded.spec.layout {
-        InputLayout::Packed {
-            columns: Some(columns), ..
-        } => columns.clone(),
-        InputLayout::Packed { columns: None, .. } => {
-            return Err(Error::Invalid(format!(
-                "model '{model}' has a packed input whose columns its manifest does not name \
-                 (inputs[0].columns); tabssl bench needs them to pick tabssl_synthetic columns"
-            )));
-        }
-        InputLayout::PerColumn(inputs) => inputs.iter().map(|i| i.name.clone()).collect(),
-    };
+    let columns = loaded
+        .argument_columns()
+        .map_err(|e| Error::Invalid(format!("{e}; tabssl bench needs them to pick tabssl_synthetic columns")))?;
     let schema = crate::synthetic::synthetic_schema();
     if let Some(missing) = columns.iter().find(|c| schema.field_with_name(c).is_err()) {
         return Err(Error::Invalid(format!(

@@ -3,18 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use arrow::datatypes::Schema;
 use clap::Args;
 use datafusion::prelude::SessionConfig;
-use serde_json::json;
 
 use super::command_line;
 use crate::io::register_input;
 use crate::options::TabsslOptions;
-use crate::train::export::{manifest, manifest_path, write_model};
-use crate::train::{EpochStats, FeatureTable, Method, PretrainConfig, VocabularyLimits, pretrain};
+use crate::train::export::manifest_path;
+use crate::train::job::{PretrainJob, run_pretrain};
+use crate::train::{EpochStats, Method, PretrainConfig, VocabularyLimits};
 
 /// Arguments of `tabssl pretrain`.
 #[derive(Debug, Args)]
@@ -114,110 +112,36 @@ impl PretrainArgs {
 /// # Errors
 /// When the input cannot be read or trained on, or the model cannot be written.
 pub async fn run(args: &PretrainArgs) -> crate::Result<String> {
-    let started = Instant::now();
-    // Where the model goes is checked before hours of training, not after.
-    manifest_path(&args.output)?;
+    let job = PretrainJob {
+        source: args.input.clone(),
+        sql: args.sql.clone(),
+        output: args.output.clone(),
+        columns: args.columns.clone(),
+        exclude: args.exclude.clone(),
+        description: args.description.clone(),
+        invocation: command_line(),
+        config: args.config(),
+    };
+    // Where the model goes is checked before the input is read.
+    manifest_path(&job.output)?;
     // One partition: rows arrive in file order, so the seeded split and shuffles pick the
     // same rows on every run.
     let session = SessionConfig::new().with_target_partitions(1);
     let ctx = crate::new_context_with_config(session, TabsslOptions::default());
-    let input_schema = register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
-    let (sql, export_columns) = match (&args.sql, export_originals(&input_schema)) {
-        (Some(sql), _) => (sql.clone(), None),
-        (None, Some((columns, has_views))) => {
-            let filter = if has_views { " WHERE view_id = 0" } else { "" };
-            (format!("SELECT * FROM input{filter}"), Some(columns))
-        }
-        (None, None) => ("SELECT * FROM input".to_string(), None),
-    };
-    let df = ctx.sql(&sql).await?;
-    let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await?;
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Err(crate::Error::Invalid(format!(
-            "{} selects no rows from {}: there is nothing to train on",
-            sql, args.input
-        )));
-    }
-    let columns = if args.columns.is_empty() {
-        export_columns
-    } else {
-        Some(args.columns.clone())
-    };
-    let table = FeatureTable::from_batches(&schema, &batches, columns.as_deref(), &args.exclude)?;
-
-    let config = args.config();
+    register_input(&ctx, "input", &args.input, args.null_regex.as_deref()).await?;
     let terminal = std::io::stderr().is_terminal();
+    let epochs = job.config.epochs;
     let mut progress = |stats: &EpochStats| {
         if terminal {
             let validation = stats
                 .validation_loss
                 .map_or(String::new(), |v| format!("  validation {v:.4}"));
             super::console::note(&format!(
-                "epoch {:>3}/{}  loss {:.4}{validation}  ({:.1} s)",
-                stats.epoch, config.epochs, stats.train_loss, stats.seconds
+                "epoch {:>3}/{epochs}  loss {:.4}{validation}  ({:.1} s)",
+                stats.epoch, stats.train_loss, stats.seconds
             ));
         }
     };
-    let model = pretrain(&table, &config, &mut progress)?;
-    let best = &model.history[model.best_epoch - 1];
-    let training = json!({
-        "method": args.method.as_str(),
-        "hyperparameters": config,
-        "corruption_rate": config.corruption_rate(),
-        "seed": config.seed,
-        "data": {
-            "source": args.input,
-            "sql": sql,
-            "rows": table.rows,
-            "train_rows": model.train_rows,
-            "validation_rows": model.validation_rows,
-            "columns": table.names,
-        },
-        "best_epoch": model.best_epoch,
-        "final_losses": {"train": best.train_loss, "validation": best.validation_loss},
-        "history": model.history,
-        "seconds": started.elapsed().as_secs_f64(),
-        "command": command_line(),
-        "tabssl_version": env!("CARGO_PKG_VERSION"),
-    });
-    let description = args.description.clone().unwrap_or_else(|| {
-        format!(
-            "{} encoder ({}-d) pretrained by tabssl on {} rows of {}",
-            args.method.as_str().to_uppercase(),
-            config.dim,
-            table.rows,
-            args.input
-        )
-    });
-    let manifest = manifest(&model, description, training)?;
-    write_model(&model, &manifest, &args.output)?;
-    let validation = best
-        .validation_loss
-        .map_or(String::new(), |v| format!(", validation loss {v:.4}"));
-    Ok(format!(
-        "wrote {} ({}, {} inputs -> {}-d embedding; best epoch {}/{}, train loss {:.4}{validation}; {:.1} s)",
-        args.output.display(),
-        args.method.as_str(),
-        table.names.len(),
-        config.dim,
-        model.best_epoch,
-        config.epochs,
-        best.train_loss,
-        started.elapsed().as_secs_f64()
-    ))
-}
-
-/// When `schema` is a `tabssl export` file (`c`, `c_tilde`, `c_mask` columns): its
-/// original feature columns, and whether it has a `view_id` column.
-fn export_originals(schema: &Schema) -> Option<(Vec<String>, bool)> {
-    let has = |name: &str| schema.field_with_name(name).is_ok();
-    let originals: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| f.name())
-        .filter(|name| has(&format!("{name}_tilde")) && has(&format!("{name}_mask")))
-        .cloned()
-        .collect();
-    (!originals.is_empty()).then(|| (originals, has("view_id")))
+    let report = run_pretrain(&ctx, &job, &mut progress).await?;
+    Ok(report.summary(&job))
 }

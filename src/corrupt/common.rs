@@ -29,6 +29,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use crate::literal::literal_value;
 use crate::rng::{CellRng, column_seed, is_key_type, key_hashes, key_type_error};
 
 /// One corruption method: what sits between the shared arguments and the output column.
@@ -214,9 +215,9 @@ impl<C: Corruption> ScalarUDFImpl for CorruptUdf<C> {
         let layout = self.layout(args.args.len())?;
         let name = self.method.name();
         let rows = args.number_rows;
-        let scalar = |i: usize, what: &str| match &args.args[i] {
-            ColumnarValue::Scalar(value) => Ok(value.clone()),
-            ColumnarValue::Array(_) => exec_err!("{name}: {what} must be a literal"),
+        let scalar = |i: usize, what: &str| match literal_value(&args.args[i]) {
+            Some(value) => Ok(value),
+            None => exec_err!("{name}: {what} must be a literal"),
         };
         let params = layout
             .params

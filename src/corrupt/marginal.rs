@@ -24,15 +24,18 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arrow::array::make_comparator;
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt32Array, UInt64Array, new_empty_array};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, UInt32Array, UInt64Array, new_empty_array};
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::{CastOptions, SortOptions, cast_with_options, concat, take};
-use arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt64Type};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, ColumnarValue, DocSection, Documentation, Signature, Volatility,
+};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::rng::{is_key_type, key_hashes, key_type_error, splitmix64};
@@ -104,14 +107,29 @@ fn capacity(args: &AccumulatorArgs) -> Result<usize> {
     let Some(expr) = args.exprs.get(2) else {
         return Ok(DEFAULT_CAPACITY);
     };
-    let value = expr.downcast_ref::<Literal>().map(Literal::value);
-    let capacity = value.and_then(|v| match v.cast_to(&DataType::Int64) {
+    let value = match expr.downcast_ref::<Literal>() {
+        Some(literal) => Some(literal.value().clone()),
+        None => foreign_literal(expr.as_ref(), args.schema),
+    };
+    let capacity = value.as_ref().and_then(|v| match v.cast_to(&DataType::Int64) {
         Ok(ScalarValue::Int64(Some(c))) if v.data_type().is_integer() => usize::try_from(c).ok(),
         _ => None,
     });
     match capacity {
         Some(c) if (1..=MAX_CAPACITY).contains(&c) => Ok(c),
         _ => plan_err!("marginal_sample: capacity must be an integer literal in 1..={MAX_CAPACITY}"),
+    }
+}
+
+/// The value of a literal that reached the accumulator as another library's expression
+/// (datafusion-ffi, from the `datafusion` Python package): evaluated on a batch without
+/// rows, a literal is a scalar and a column an empty array.
+fn foreign_literal(expr: &dyn PhysicalExpr, schema: &Schema) -> Option<ScalarValue> {
+    let batch = RecordBatch::new_empty(Arc::new(schema.clone()));
+    match expr.evaluate(&batch).ok()? {
+        ColumnarValue::Scalar(value) => Some(value),
+        ColumnarValue::Array(array) if array.len() == 1 => ScalarValue::try_from_array(&array, 0).ok(),
+        ColumnarValue::Array(_) => None,
     }
 }
 

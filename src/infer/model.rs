@@ -16,7 +16,7 @@ use super::manifest::{METADATA_KEY, Manifest, NullPolicy};
 use super::registry::{ModelFiles, ModelRegistry};
 use super::runtime::{ActiveProvider, runtime};
 use super::session::{SessionConfig, SessionPool};
-use super::spec::{Arguments, ModelSpec};
+use super::spec::{Arguments, InputLayout, ModelSpec};
 use super::tensors::{build_inputs, compact, output_values, row_validity};
 use crate::options::InferenceSettings;
 use crate::{Error, Result};
@@ -129,6 +129,25 @@ pub fn content_hash(files: &ModelFiles) -> Result<String> {
 }
 
 impl LoadedModel {
+    /// The columns `embed`/`predict` take for this model, in argument order: the packed
+    /// input's manifest columns, or the per-column input names.
+    ///
+    /// # Errors
+    /// When a packed input's manifest does not name its columns (`inputs[0].columns`).
+    pub fn argument_columns(&self) -> Result<Vec<String>> {
+        match &self.spec.layout {
+            InputLayout::Packed {
+                columns: Some(columns), ..
+            } => Ok(columns.clone()),
+            InputLayout::Packed { columns: None, .. } => Err(Error::Invalid(format!(
+                "model '{}' has a packed input whose columns its manifest does not name \
+                 (inputs[0].columns)",
+                self.files.name
+            ))),
+            InputLayout::PerColumn(inputs) => Ok(inputs.iter().map(|i| i.name.clone()).collect()),
+        }
+    }
+
     fn open(files: ModelFiles, settings: &InferenceSettings) -> Result<Self> {
         let content_hash = content_hash(&files)?;
         let runtime = runtime(settings.provider)?;

@@ -93,29 +93,36 @@ impl TableFunctionImpl for ModelsTableFunction {
         if !args.exprs().is_empty() {
             return plan_err!("tabssl_models() takes no arguments; the registry is set with SET tabssl.models_dir");
         }
-        let settings = InferenceSettings::from_config(args.session().config_options());
-        let registry = ModelRegistry::new(&settings.models_dir);
-        let rows: Vec<Row> = registry
-            .names()?
-            .iter()
-            .map(|name| describe(&settings, &registry, name))
-            .collect();
-        let strings =
-            |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
-        let columns: Vec<ArrayRef> = vec![
-            strings(|r| Some(r.name.as_str())),
-            strings(|r| Some(r.path.as_str())),
-            strings(|r| r.layout.as_deref()),
-            strings(|r| r.inputs.as_deref()),
-            strings(|r| r.output.as_deref()),
-            Arc::new(rows.iter().map(|r| r.width).collect::<UInt32Array>()),
-            strings(|r| r.provider.as_deref()),
-            strings(|r| r.manifest.as_deref()),
-            strings(|r| r.description.as_deref()),
-            strings(|r| r.training.as_deref()),
-            strings(|r| r.error.as_deref()),
-        ];
-        let batch = RecordBatch::try_new(schema(), columns)?;
-        Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
+        models_table(&InferenceSettings::from_config(args.session().config_options()))
     }
+}
+
+/// The `tabssl_models()` table for `settings`: one row per model in the registry, with its
+/// inputs, output width, provider and manifest (a model that cannot be loaded has an error).
+///
+/// # Errors
+/// When the registry directory cannot be listed.
+pub fn models_table(settings: &InferenceSettings) -> Result<Arc<dyn TableProvider>> {
+    let registry = ModelRegistry::new(&settings.models_dir);
+    let rows: Vec<Row> = registry
+        .names()?
+        .iter()
+        .map(|name| describe(settings, &registry, name))
+        .collect();
+    let strings = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
+    let columns: Vec<ArrayRef> = vec![
+        strings(|r| Some(r.name.as_str())),
+        strings(|r| Some(r.path.as_str())),
+        strings(|r| r.layout.as_deref()),
+        strings(|r| r.inputs.as_deref()),
+        strings(|r| r.output.as_deref()),
+        Arc::new(rows.iter().map(|r| r.width).collect::<UInt32Array>()),
+        strings(|r| r.provider.as_deref()),
+        strings(|r| r.manifest.as_deref()),
+        strings(|r| r.description.as_deref()),
+        strings(|r| r.training.as_deref()),
+        strings(|r| r.error.as_deref()),
+    ];
+    let batch = RecordBatch::try_new(schema(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
 }

@@ -31,6 +31,7 @@ use super::model::{LoadedModel, load_model};
 use super::spec::Arguments;
 use super::tensors::{embedding_array, prediction_array};
 use crate::Error;
+use crate::literal::literal_value;
 use crate::options::InferenceSettings;
 
 /// Which result an inference function returns.
@@ -273,12 +274,9 @@ impl ScalarUDFImpl for InferenceUdf {
                 self.name()
             );
         };
-        let name = match name {
-            ColumnarValue::Scalar(value) => Some(value),
-            ColumnarValue::Array(_) => None,
-        };
+        let name = literal_value(name);
         let arg_types: Vec<DataType> = args.arg_fields.iter().skip(1).map(|f| f.data_type().clone()).collect();
-        let (model, arguments) = self.model_for(name, &arg_types, false)?;
+        let (model, arguments) = self.model_for(name.as_ref(), &arg_types, false)?;
         if self.output_type(model.spec.width)? != *args.return_field.data_type() {
             return exec_err!(
                 "{}: model '{}' changed on disk since the query was planned (output is now {} wide); rerun the query",

@@ -10,6 +10,7 @@
 //! maps one-to-one onto the small MLPs and losses here.
 
 pub mod export;
+pub mod job;
 pub mod network;
 pub mod objective;
 pub mod preprocess;
@@ -17,6 +18,7 @@ pub mod table;
 pub mod trainer;
 
 pub use crate::Method;
+pub use job::{PretrainJob, PretrainReport, run_pretrain};
 pub use preprocess::{Preprocessor, VocabularyLimits};
 pub use table::FeatureTable;
 pub use trainer::{EpochStats, PretrainConfig, Pretrained, pretrain};
