@@ -48,6 +48,7 @@ fn python_packages() -> PathBuf {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-warn-conflicts",
             "--target",
         ])
         .arg(&dir)
