@@ -291,6 +291,15 @@ pub fn pretrain<'py>(
 #[pyfunction]
 #[pyo3(signature = (models_dir=None, provider="cpu", device_id=0))]
 pub fn models(py: Python<'_>, models_dir: Option<String>, provider: &str, device_id: usize) -> PyResult<ArrowStream> {
-    let ctx = session(build_options(models_dir, provider, device_id, 0, 0)?);
+    let options = build_options(models_dir, provider, device_id, 0, 0)?;
+    // SQL lists a missing registry as empty; a Python caller naming one gets told.
+    if !std::path::Path::new(&options.models_dir).is_dir() {
+        let missing = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the model registry directory does not exist",
+        );
+        return Err(to_py(tabssl::Error::io(&options.models_dir, missing)));
+    }
+    let ctx = session(options);
     run_query(py, &ctx, "SELECT * FROM tabssl_models()")
 }

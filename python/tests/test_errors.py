@@ -52,6 +52,17 @@ def test_bad_arguments_of_the_plain_functions(tmp) -> None:
     assert not (tmp / "x.parquet").exists()
 
 
+def test_files_that_cannot_be_written_or_read_are_os_errors(tmp) -> None:
+    missing = tmp / "no-such-dir"
+    with pytest.raises(tabssl.TabsslIOError, match="no-such-dir.*does not exist") as error:
+        tabssl.export("synthetic:10", missing / "x.parquet")
+    assert isinstance(error.value, OSError)
+    with pytest.raises(tabssl.TabsslIOError, match="does not exist"):
+        tabssl.pretrain("synthetic:100", missing / "m.onnx", epochs=1)
+    with pytest.raises(tabssl.TabsslIOError, match="registry directory does not exist"):
+        tabssl.models(missing)
+
+
 def test_a_datafusion_of_another_major_version_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(datafusion, "__version__", "54.1.0")
     with pytest.raises(tabssl.VersionMismatchError, match="DataFusion 55.*54.1.0") as error:

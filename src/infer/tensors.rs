@@ -18,6 +18,7 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorRef};
+use tabssl_ort_strings::string_tensor;
 
 use super::manifest::{NULL_STRING, NullPolicy};
 use super::spec::{Arguments, ElementType, InputLayout, ModelSpec};
@@ -171,21 +172,23 @@ fn string_value(
     padded_rows: usize,
     encode_nulls: bool,
 ) -> crate::Result<SessionInputValue<'static>> {
-    let strings = cast(arg, &DataType::Utf8)?;
-    let strings = strings.as_string::<i32>();
-    // ORT copies every string into its own buffer; the slice it reads must be 'static.
-    let mut data: Vec<String> = (0..strings.len())
-        .map(|i| {
-            if encode_nulls && strings.is_null(i) {
-                NULL_STRING.to_string()
-            } else {
-                strings.value(i).to_string()
-            }
-        })
-        .collect();
-    data.resize(padded_rows, String::new());
-    let tensor = Tensor::from_string_array((shape, data.as_slice()))?;
-    Ok(SessionInputValue::from(tensor.into_dyn()))
+    // Each cell is copied once, into the string ONNX Runtime allocates for it; a NULL is
+    // NULL_STRING (encoded) or an empty string (its row's result is dropped).
+    let null: &[u8] = if encode_nulls { NULL_STRING.as_bytes() } else { b"" };
+    fn cell<'a>(null: &'a [u8]) -> impl Fn(Option<&'a str>) -> &'a [u8] {
+        move |value| value.map_or(null, str::as_bytes)
+    }
+    let tensor = match arg.data_type() {
+        DataType::Utf8 => string_tensor(&shape, arg.as_string::<i32>().iter().map(cell(null)))?,
+        DataType::LargeUtf8 => string_tensor(&shape, arg.as_string::<i64>().iter().map(cell(null)))?,
+        DataType::Utf8View => string_tensor(&shape, arg.as_string_view().iter().map(cell(null)))?,
+        _ => {
+            let strings = cast(arg, &DataType::Utf8)?;
+            string_tensor(&shape, strings.as_string::<i32>().iter().map(cell(null)))?
+        }
+    };
+    debug_assert!(arg.len() <= padded_rows);
+    Ok(SessionInputValue::from(tensor))
 }
 
 /// Values of a numeric argument cast to `T`, padded with zeros.
