@@ -143,6 +143,22 @@ def _source(source: Any) -> Any:
     return _arrow(source)
 
 
+def _run_model(function: str, data: Any, model: str, columns: list[str] | None, output: str, models_dir: Any,
+               provider: str, device_id: int, intra_threads: int) -> pa.Table:
+    stream = _native.embed(
+        _arrow(data),
+        model,
+        columns,
+        function=function,
+        output=output,
+        models_dir=None if models_dir is None else os.fspath(models_dir),
+        provider=provider,
+        device_id=device_id,
+        intra_threads=intra_threads,
+    )
+    return pa.table(stream)
+
+
 def embed(
     data: Any,
     model: str,
@@ -161,18 +177,7 @@ def embed(
     copy). ``columns`` are the model's arguments in order; by default the column names
     its manifest declares. The result keeps the input's row order.
     """
-    stream = _native.embed(
-        _arrow(data),
-        model,
-        columns,
-        function="embed",
-        output=output,
-        models_dir=None if models_dir is None else os.fspath(models_dir),
-        provider=provider,
-        device_id=device_id,
-        intra_threads=intra_threads,
-    )
-    return pa.table(stream)
+    return _run_model("embed", data, model, columns, output, models_dir, provider, device_id, intra_threads)
 
 
 def predict(
@@ -187,18 +192,7 @@ def predict(
     intra_threads: int = 0,
 ) -> pa.Table:
     """Like :func:`embed` for one-value heads: ``output`` is a float32 column."""
-    stream = _native.embed(
-        _arrow(data),
-        model,
-        columns,
-        function="predict",
-        output=output,
-        models_dir=None if models_dir is None else os.fspath(models_dir),
-        provider=provider,
-        device_id=device_id,
-        intra_threads=intra_threads,
-    )
-    return pa.table(stream)
+    return _run_model("predict", data, model, columns, output, models_dir, provider, device_id, intra_threads)
 
 
 def export(source: Any, output: str | os.PathLike[str], method: str = "vime", **options: Any) -> dict[str, Any]:
