@@ -34,7 +34,7 @@ NULL_STRING = "\x01tabssl:null\x01"
 
 def stage_extension():
     """python/tabssl plus the cargo-built module, importable from target/bench-python."""
-    module = os.path.join(ROOT, "target", "debug", "lib_native.so")
+    module = os.path.join(ROOT, "target", "debug", "deps", "lib_native.so")
     if not os.path.exists(module):
         sys.exit(f"{module} not found: run `cargo build --all-targets` first")
     stage = os.path.join(ROOT, "target", "bench-python")

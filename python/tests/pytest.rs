@@ -73,7 +73,8 @@ fn stage_package() -> PathBuf {
         let path = entry.expect("entry").path();
         std::fs::copy(&path, package.join(path.file_name().expect("name"))).expect("copies a package file");
     }
-    let module = profile_dir().join("lib_native.so");
+    // `cargo test` leaves the cdylib in deps/ (a `cargo build` also copies it up a level).
+    let module = profile_dir().join("deps").join("lib_native.so");
     assert!(
         module.exists(),
         "{} is missing: run the tests with `cargo test`, which builds the extension module",
