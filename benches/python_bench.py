@@ -9,7 +9,7 @@ one run, for the shipped adult_vime and for a small numeric MLP.
     python3 benches/python_bench.py [--rows 1000000] [--repeat 3]
 
 Creates target/bench-venv with the pinned packages below if they are missing, and stages
-the extension module built by cargo (target/debug/lib_native.so) with python/tabssl under
+the extension module built by cargo (target/debug/deps/lib_native.so) with python/tabssl under
 target/bench-python. Each side runs the query once to warm up (model load), then --repeat
 times; the best time counts.
 """
@@ -179,8 +179,8 @@ def compare(args, cores, parquet, rows, model, models, tabssl, datafusion, duckd
         print(f"  {labels[key]:30} {seconds:7.3f} s  {n / seconds:12,.0f} rows/s   n,mean(e1) = {out}")
     t = {key: seconds for key, (seconds, _) in results.items()}
     print(f"  ratio python/CLI    {t['cli'] / t['python']:.2f}x   (goal >= 0.9)")
-    print(f"  ratio python/DuckDB {t['duckdb'] / t['python']:.2f}x   (goal >= 2; at most DuckDB/raw ORT = "
-          f"{t['duckdb'] / t['raw']:.2f}x unless tabssl beats the model itself)")
+    print(f"  ratio python/DuckDB {t['duckdb'] / t['python']:.2f}x   (goal >= 2)")
+    print(f"  ratio python/ORT alone {t['raw'] / t['python']:.2f}x   (DuckDB/ORT alone {t['duckdb'] / t['raw']:.2f}x)")
 
 if __name__ == "__main__":
     main()
