@@ -46,7 +46,6 @@ pub fn string_tensor<'a>(shape: &[i64], values: impl IntoIterator<Item = &'a [u8
     // SAFETY: `value` is the tensor just created with `allocator`; from here on the
     // `DynValue` owns it and releases it on every path, errors included.
     let tensor: DynValue = unsafe { DynValue::from_ptr(value, Some(&allocator)) };
-    let mut written = 0usize;
     for (index, bytes) in values.into_iter().enumerate() {
         if index >= elements {
             return Err(ort::Error::new(format!(
@@ -63,9 +62,7 @@ pub fn string_tensor<'a>(shape: &[i64], values: impl IntoIterator<Item = &'a [u8
             // just resized to that length) and cannot overlap Arrow's buffer.
             unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len()) };
         }
-        written = index + 1;
     }
-    debug_assert!(written <= elements);
     Ok(tensor)
 }
 
