@@ -1,5 +1,6 @@
 //! `tabssl stream`: SQL over an unbounded input, batch by batch, in bounded memory.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -77,6 +78,10 @@ pub struct StreamArgs {
     /// milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     batch_ms: u64,
+    /// Threads decoding NDJSON and CSV micro-batches at once; the output keeps the input's
+    /// order [default: the available cores].
+    #[arg(long, value_name = "N")]
+    decode_threads: Option<usize>,
     /// Records (and Arrow IPC messages) longer than this many bytes are rejected without
     /// being read into memory.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
@@ -149,6 +154,12 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
             args.max_json_depth
         )));
     }
+    let decode_threads = match args.decode_threads {
+        None => batcher::default_decode_threads(),
+        Some(threads) => NonZeroUsize::new(threads).ok_or_else(|| {
+            plan_error("--decode-threads must be at least 1 (leave it out to use every available core)")
+        })?,
+    };
     if args.max_record_bytes == 0 {
         return Err(plan_error("--max-record-bytes must be at least 1"));
     }
@@ -233,6 +244,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         max_delay: batch_delay,
         csv_null_regex: null_regex,
         json_coerce_primitives: inferred,
+        decode_threads,
     };
     let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())
         .map_err(|e| Error::Internal(format!("cannot start the batcher thread: {e}")))?;

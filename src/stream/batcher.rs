@@ -1,28 +1,32 @@
-//! The micro-batcher: decodes records into `RecordBatch`es of at most N rows, sent as soon
-//! as a batch is full or T milliseconds after its first record, whichever comes first.
+//! The micro-batcher: cuts records into micro-batches of at most N rows, sent as soon as a
+//! batch is full or T milliseconds after its first record, whichever comes first.
 //!
-//! Records are decoded a batch at a time. When a batch fails to decode, each record is
-//! decoded alone to find the bad ones, which go to the error policy with their position;
-//! the good ones are decoded again together. So a bad record costs time only in its own
-//! batch, and no good record is lost with it. A decoder is reused only after a decode that
-//! returned exactly the rows it was given: a record that fails can leave a decoder inside
-//! a quoted field or an object, and the next records must not land there.
+//! Three stages, each a thread, with bounded hand-overs between them:
+//! - the batcher takes the reader's items and cuts micro-batches (the timing lives here);
+//! - a [`DecodePool`] of `--decode-threads` threads decodes them, several at once;
+//! - the hand-off takes the results back in input order (a queue of at most
+//!   `--decode-threads` micro-batches in flight), applies the error policy to the bad
+//!   records in order and passes the batches to the query.
+//!
+//! So the output's rows, the bad records' positions and the counts are the same with one
+//! decoding thread or many; only the time differs.
 
 use std::collections::VecDeque;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::error::ArrowError;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
 use super::InputFormat;
-use super::policy::{RejectHandler, StreamStats};
+use super::decode::{DecodePool, Decoded};
+use super::policy::{ErrorPolicy, Position, RejectHandler, StreamStats};
 use super::schema::same_columns;
 use super::shutdown::Shutdown;
 use super::source::{Chunk, SourceItem};
@@ -31,9 +35,6 @@ use super::source::{Chunk, SourceItem};
 const TICK: Duration = Duration::from_millis(50);
 /// How long a shutdown waits for the reader to hand over what it has read.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-/// Stack of the batcher thread: decoders recurse over nested values, up to
-/// `--max-json-depth` levels.
-const BATCHER_STACK_BYTES: usize = 64 << 20;
 
 /// When to emit a batch, and how to decode records.
 #[derive(Debug, Clone)]
@@ -51,16 +52,23 @@ pub struct BatcherConfig {
     /// NDJSON: numbers and booleans in string fields are kept as their text (for inferred
     /// schemas, where a field seen with both becomes a string); otherwise they are errors.
     pub json_coerce_primitives: bool,
+    /// Threads decoding micro-batches at once (`--decode-threads`).
+    pub decode_threads: NonZeroUsize,
 }
 
-/// Starts the batcher thread over the reader's channel and returns its batches as a
-/// stream with `config.schema`. `head` holds items already taken from the channel (to
-/// infer the schema); they are batched first. The stream ends at the end of input or
-/// shutdown, after a last partial batch; a bad record under `fail`, or a broken input,
-/// ends it with an error after the batches before it.
+/// The default number of decoding threads: the cores available to the process.
+pub fn default_decode_threads() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Starts the batcher, its decoding threads and the ordered hand-off over the reader's
+/// channel and returns the batches as a stream with `config.schema`. `head` holds items
+/// already taken from the channel (to infer the schema); they are batched first. The
+/// stream ends at the end of input or shutdown, after a last partial batch; a bad record
+/// under `fail`, or a broken input, ends it with an error after the batches before it.
 ///
 /// # Errors
-/// When the thread cannot be started.
+/// When a thread cannot be started.
 pub fn spawn(
     source: Receiver<SourceItem>,
     head: Vec<SourceItem>,
@@ -69,27 +77,47 @@ pub fn spawn(
     stats: Arc<StreamStats>,
     shutdown: Shutdown,
 ) -> std::io::Result<SendableRecordBatchStream> {
-    // One batch in the channel: the batcher decodes the next while the query runs this
+    // One batch in the channel: the hand-off passes the next while the query runs this
     // one, and waits when the query is slower.
     let (tx, rx) = mpsc::channel(1);
+    // Micro-batches in flight between the batcher and the hand-off, in input order: with
+    // as many as there are decoding threads, every thread has one while the hand-off
+    // waits for the oldest.
+    let (order_tx, order_rx) = sync_channel(config.decode_threads.get());
     let schema = Arc::clone(&config.schema);
+    let pool = DecodePool::spawn(
+        &config,
+        config.decode_threads.get(),
+        *rejects.policy() == ErrorPolicy::Fail,
+    )?;
+    let mut handoff = Handoff { rejects, stats, tx };
+    std::thread::Builder::new()
+        .name("tabssl-stream-handoff".into())
+        .spawn(move || {
+            // A panic must end the stream with an error, never look like the end of input.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handoff.run(&order_rx))).unwrap_or_else(
+                |panic| {
+                    Err(DataFusionError::Internal(format!(
+                        "the stream's hand-off stopped: {}",
+                        super::panic_message(&*panic)
+                    )))
+                },
+            );
+            if let Err(error) = ran {
+                // The query may be gone (LIMIT reached, sink failed): nothing to tell then.
+                let _ = handoff.tx.blocking_send(Err(error));
+            }
+        })?;
     let mut batcher = Batcher {
-        decoder: RecordDecoder {
-            config: config.clone(),
-            reusable: None,
-        },
         config,
-        rejects,
-        stats,
-        tx,
+        pool,
+        order: order_tx,
         pending: VecDeque::new(),
         pending_rows: 0,
     };
     std::thread::Builder::new()
         .name("tabssl-stream-batcher".into())
-        .stack_size(BATCHER_STACK_BYTES)
         .spawn(move || {
-            // A panic must end the stream with an error, never look like the end of input.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batcher.run(&source, head, &shutdown)))
                 .unwrap_or_else(|panic| {
                     Err(DataFusionError::Internal(format!(
@@ -98,15 +126,15 @@ pub fn spawn(
                     )))
                 });
             if let Err(error) = ran {
-                // The query may be gone (LIMIT reached, sink failed): nothing to tell then.
-                let _ = batcher.tx.blocking_send(Err(error));
+                // After the batches before it; the hand-off may be gone (the query ended).
+                let _ = batcher.order.send(Output::Fail(error));
             }
         })?;
     let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) });
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
 }
 
-/// Why the batcher stops early.
+/// Why the batcher or the hand-off stops early.
 enum Halt {
     /// The query no longer reads (it ended or failed): nothing more to do.
     QueryGone,
@@ -122,12 +150,30 @@ impl From<DataFusionError> for Halt {
 
 type Step = std::result::Result<(), Halt>;
 
+/// What the batcher hands to the hand-off, in input order.
+enum Output {
+    /// A micro-batch being decoded: its result arrives here.
+    Decoding(Receiver<Decoded>),
+    /// An Arrow IPC batch, already decoded.
+    Batch(RecordBatch),
+    /// A record the reader refused (over a limit), for the error policy.
+    Rejected {
+        record: Vec<u8>,
+        position: Position,
+        error: String,
+        rows: u64,
+    },
+    /// The whole input was handled.
+    InputDone,
+    /// The stream ends with this error.
+    Fail(DataFusionError),
+}
+
+/// Cuts the reader's records into micro-batches and hands them to the decoding threads.
 struct Batcher {
     config: BatcherConfig,
-    decoder: RecordDecoder,
-    rejects: RejectHandler,
-    stats: Arc<StreamStats>,
-    tx: mpsc::Sender<Result<RecordBatch>>,
+    pool: DecodePool,
+    order: SyncSender<Output>,
     /// Records not yet emitted, with the time each chunk arrived.
     pending: VecDeque<(Instant, Chunk)>,
     pending_rows: usize,
@@ -191,8 +237,13 @@ impl Batcher {
     /// Emits what is pending at the end of the input and records that all of it was handled.
     fn finish(&mut self) -> Step {
         self.emit()?;
-        self.stats.set_input_done();
-        Ok(())
+        self.hand(Output::InputDone)
+    }
+
+    /// Passes `output` on in order; waits while the hand-off has as many micro-batches in
+    /// flight as there are decoding threads.
+    fn hand(&self, output: Output) -> Step {
+        self.order.send(output).map_err(|_| Halt::QueryGone)
     }
 
     /// Adds one item from the reader, emitting full batches.
@@ -223,7 +274,12 @@ impl Batcher {
             } => {
                 // The records before it go first, so the output keeps the input's order.
                 self.emit()?;
-                self.rejects.reject(&record, &position, &error, rows)?;
+                self.hand(Output::Rejected {
+                    record,
+                    position,
+                    error,
+                    rows,
+                })?;
             }
             SourceItem::IpcSchema(schema, name) => {
                 if !same_columns(&schema, &self.config.schema) {
@@ -240,7 +296,7 @@ impl Batcher {
                 let mut offset = 0;
                 while offset < batch.num_rows() {
                     let length = self.config.max_rows.min(batch.num_rows() - offset);
-                    self.send(batch.slice(offset, length))?;
+                    self.hand(Output::Batch(batch.slice(offset, length)))?;
                     offset += length;
                 }
             }
@@ -257,7 +313,7 @@ impl Batcher {
         self.emit_rows(self.pending_rows)
     }
 
-    /// Decodes and sends the first `rows` pending records.
+    /// Hands the first `rows` pending records to the decoding threads.
     fn emit_rows(&mut self, rows: usize) -> Step {
         if rows == 0 {
             return Ok(());
@@ -277,11 +333,72 @@ impl Batcher {
             }
         }
         self.pending_rows -= rows;
-        let (batch, failure) = self.decode(&taken, rows);
-        if let Some(batch) = batch {
-            self.send(batch)?;
+        let decoding = self.pool.submit(taken, rows);
+        self.hand(Output::Decoding(decoding))
+    }
+}
+
+/// Takes the batcher's output in order: applies the error policy, passes batches on.
+struct Handoff {
+    rejects: RejectHandler,
+    stats: Arc<StreamStats>,
+    tx: mpsc::Sender<Result<RecordBatch>>,
+}
+
+impl Handoff {
+    fn run(&mut self, order: &Receiver<Output>) -> Result<()> {
+        // The batcher closes the queue when it stops; everything it handed over is handled.
+        for output in order {
+            let step = match output {
+                Output::Decoding(result) => match result.recv() {
+                    Ok(decoded) => self.take(decoded),
+                    Err(_) => Err(Halt::Error(DataFusionError::Internal(
+                        "a micro-batch was lost: its decoding thread stopped".into(),
+                    ))),
+                },
+                Output::Batch(batch) => self.send(batch),
+                Output::Rejected {
+                    record,
+                    position,
+                    error,
+                    rows,
+                } => self
+                    .rejects
+                    .reject(&record, &position, &error, rows)
+                    .map_err(Halt::Error),
+                Output::InputDone => {
+                    self.stats.set_input_done();
+                    Ok(())
+                }
+                Output::Fail(error) => Err(Halt::Error(error)),
+            };
+            match step {
+                Ok(()) => {}
+                Err(Halt::QueryGone) => return Ok(()),
+                Err(Halt::Error(error)) => return Err(error),
+            }
         }
-        match failure {
+        Ok(())
+    }
+
+    /// Applies the error policy to a micro-batch's bad records, in order, then passes its
+    /// good records on. When the policy stops the stream at a bad record, only the rows
+    /// before it are passed.
+    fn take(&mut self, decoded: Decoded) -> Step {
+        let mut failure = None;
+        let mut keep = usize::MAX;
+        for bad in &decoded.bad {
+            if let Err(error) = self.rejects.reject(&bad.record, &bad.position, &bad.error, 1) {
+                failure = Some(error);
+                keep = bad.good_before;
+                break;
+            }
+        }
+        if let Some(batch) = decoded.batch {
+            let rows = batch.num_rows().min(keep);
+            self.send(batch.slice(0, rows))?;
+        }
+        match failure.or(decoded.failure) {
             Some(error) => Err(Halt::Error(error)),
             None => Ok(()),
         }
@@ -295,46 +412,6 @@ impl Batcher {
         self.tx.blocking_send(Ok(batch)).map_err(|_| Halt::QueryGone)?;
         self.stats.add_passed(rows);
         Ok(())
-    }
-
-    /// Decodes `rows` records; returns the batch of the good ones and, under `fail`, the
-    /// error of the first bad one (the batch then holds the records before it).
-    fn decode(&mut self, chunks: &[Chunk], rows: usize) -> (Option<RecordBatch>, Option<DataFusionError>) {
-        let all = chunks.iter().map(|c| c.data.as_slice());
-        if let Ok(batch) = self.decoder.decode(all, rows) {
-            return (Some(batch), None);
-        }
-        // Find the bad records one by one.
-        let mut good: Vec<&[u8]> = Vec::with_capacity(rows);
-        let mut failure = None;
-        'records: for chunk in chunks {
-            for i in 0..chunk.records.len() {
-                let record = chunk.record(i);
-                let error = match self.decoder.decode(std::iter::once(record), 1) {
-                    Ok(_) => {
-                        good.push(record);
-                        continue;
-                    }
-                    Err(e) => e.to_string(),
-                };
-                if let Err(error) = self.rejects.reject(record, &chunk.position(i), &error, 1) {
-                    failure = Some(error);
-                    break 'records;
-                }
-            }
-        }
-        let expected = good.len();
-        let batch = match self.decoder.decode(good.into_iter(), expected) {
-            Ok(batch) => Some(batch),
-            Err(e) => {
-                let position = chunks.first().map_or_else(String::new, |c| c.position(0).to_string());
-                failure = failure.or(Some(DataFusionError::Execution(format!(
-                    "{expected} records that decode alone fail together (batch starting at {position}): {e}"
-                ))));
-                None
-            }
-        };
-        (batch, failure)
     }
 }
 
@@ -352,171 +429,4 @@ fn split_front(chunk: &mut Chunk, count: usize) -> Chunk {
         meta.end -= cut;
     }
     front
-}
-
-/// An arrow decoder for NDJSON or CSV, kept between batches so its buffers are reused.
-enum Decoder {
-    Json(arrow::json::reader::Decoder),
-    Csv(Box<arrow::csv::reader::Decoder>),
-}
-
-/// Decodes whole, newline-terminated records into batches of the stream's schema.
-struct RecordDecoder {
-    config: BatcherConfig,
-    /// The decoder of the last successful batch; dropped after an error.
-    reusable: Option<Decoder>,
-}
-
-impl RecordDecoder {
-    fn build(&self) -> Result<Decoder> {
-        let schema = Arc::clone(&self.config.schema);
-        let batch_size = self.config.max_rows + 1;
-        Ok(match self.config.format {
-            InputFormat::Csv => {
-                let mut builder = arrow::csv::ReaderBuilder::new(schema)
-                    .with_header(false)
-                    .with_batch_size(batch_size);
-                if let Some(regex) = &self.config.csv_null_regex {
-                    builder = builder.with_null_regex(regex.clone());
-                }
-                Decoder::Csv(Box::new(builder.build_decoder()))
-            }
-            InputFormat::Ndjson => Decoder::Json(
-                arrow::json::ReaderBuilder::new(schema)
-                    .with_batch_size(batch_size)
-                    .with_coerce_primitive(self.config.json_coerce_primitives)
-                    .build_decoder()?,
-            ),
-            InputFormat::Arrow => {
-                return Err(DataFusionError::Internal(
-                    "Arrow IPC batches are not decoded from records".into(),
-                ));
-            }
-        })
-    }
-
-    /// Decodes the records in `parts` (at most `max_rows`), which hold `expected` records,
-    /// into one batch of exactly that many rows.
-    ///
-    /// # Errors
-    /// The decoder's error, or a row count other than `expected` (a record that is
-    /// incomplete, or a line holding two). The decoder is then dropped, never reused.
-    fn decode<'a>(&mut self, parts: impl Iterator<Item = &'a [u8]>, expected: usize) -> Result<RecordBatch> {
-        let mut decoder = match self.reusable.take() {
-            Some(decoder) => decoder,
-            None => self.build()?,
-        };
-        let batch = match &mut decoder {
-            Decoder::Json(json) => {
-                feed(parts, |bytes| json.decode(bytes))?;
-                json.flush()?
-            }
-            Decoder::Csv(csv) => {
-                feed(parts, |bytes| csv.decode(bytes))?;
-                csv.flush()?
-            }
-        };
-        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.config.schema)));
-        match batch.num_rows() {
-            rows if rows == expected => {
-                self.reusable = Some(decoder);
-                Ok(batch)
-            }
-            rows if rows < expected => Err(DataFusionError::Execution(format!(
-                "the record is incomplete: it ends inside a quoted field, a string or an object \
-                 ({rows} of {expected} records decoded)"
-            ))),
-            rows => Err(DataFusionError::Execution(format!(
-                "expected {expected} records, found {rows}: a line holds more than one record"
-            ))),
-        }
-    }
-}
-
-/// Hands every byte of `parts` to `decode`, which returns how many it took.
-fn feed<'a>(
-    parts: impl Iterator<Item = &'a [u8]>,
-    mut decode: impl FnMut(&[u8]) -> Result<usize, ArrowError>,
-) -> Result<(), ArrowError> {
-    for part in parts {
-        let mut rest = part;
-        while !rest.is_empty() {
-            let used = decode(rest)?;
-            if used == 0 {
-                break;
-            }
-            rest = &rest[used..];
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::datatypes::{DataType, Field, Schema};
-    use proptest::prelude::*;
-
-    fn decoder(format: InputFormat) -> RecordDecoder {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("v", DataType::Float64, true),
-        ]));
-        RecordDecoder {
-            config: BatcherConfig {
-                schema,
-                format,
-                max_rows: 64,
-                max_delay: Duration::from_secs(1),
-                csv_null_regex: None,
-                json_coerce_primitives: false,
-            },
-            reusable: None,
-        }
-    }
-
-    /// A good record, or bytes that may be anything.
-    #[derive(Debug, Clone)]
-    enum Record {
-        Good(i64),
-        Noise(Vec<u8>),
-    }
-
-    fn record() -> impl Strategy<Value = Record> {
-        let noise = prop::collection::vec(prop::sample::select(b"{}[]\",:0123456789.abc \\\t".to_vec()), 0..24);
-        prop_oneof![(0i64..1000).prop_map(Record::Good), noise.prop_map(Record::Noise)]
-    }
-
-    fn text(record: &Record, csv: bool) -> Vec<u8> {
-        let mut bytes = match (record, csv) {
-            (Record::Good(id), false) => format!("{{\"id\": {id}, \"v\": 1.5}}").into_bytes(),
-            (Record::Good(id), true) => format!("{id},1.5").into_bytes(),
-            (Record::Noise(bytes), _) => bytes.clone(),
-        };
-        bytes.push(b'\n');
-        bytes
-    }
-
-    proptest! {
-        /// The decoder of a failed record is never reused: after any mix of good and broken
-        /// records decoded one by one, the good ones decode together to exactly their rows.
-        #[test]
-        fn a_failed_record_never_swallows_the_next_ones(records in prop::collection::vec(record(), 1..30), csv in any::<bool>()) {
-            let mut decoder = decoder(if csv { InputFormat::Csv } else { InputFormat::Ndjson });
-            let texts: Vec<Vec<u8>> = records.iter().map(|r| text(r, csv)).collect();
-            let mut good = Vec::new();
-            for (record, bytes) in records.iter().zip(&texts) {
-                let decoded = decoder.decode(std::iter::once(bytes.as_slice()), 1);
-                if matches!(record, Record::Good(_)) {
-                    prop_assert!(decoded.is_ok(), "a good record failed after the ones before it: {decoded:?}");
-                }
-                if decoded.is_ok() {
-                    good.push(bytes.as_slice());
-                }
-            }
-            let expected = good.len();
-            let batch = decoder.decode(good.into_iter(), expected).expect("records that decode alone decode together");
-            prop_assert_eq!(batch.num_rows(), expected);
-        }
-    }
 }

@@ -4,10 +4,10 @@
 //! - [`source`]: a reader thread turns stdin, a growing file or a directory of files into
 //!   records (NDJSON lines, CSV rows) or Arrow IPC batches, each tagged with where it came
 //!   from (`stdin line 17, byte 1234`);
-//! - [`batcher`]: a micro-batcher decodes records into `RecordBatch`es of at most N rows,
-//!   emitting early when T milliseconds have passed since a batch's first record, and
-//!   applies the error policy ([`policy`]) to records that do not fit the schema
-//!   ([`schema`]);
+//! - [`batcher`]: a micro-batcher cuts records into batches of at most N rows, emitting
+//!   early when T milliseconds have passed since a batch's first record; [`decode`] turns
+//!   them into `RecordBatch`es on several threads, taken back in input order, and the error
+//!   policy ([`policy`]) gets the records that do not fit the schema ([`schema`]);
 //! - [`query`]: the batches become the unbounded table `input` of a DataFusion plan; this
 //!   is also the library entry point ([`query::execute_stream`]);
 //! - [`sink`]: the plan's output goes to stdout (NDJSON, CSV, Arrow IPC, flushed per batch)
@@ -18,6 +18,7 @@
 //! turns SIGINT/SIGTERM into an orderly end of input; a second signal exits at once.
 
 pub mod batcher;
+pub mod decode;
 pub mod follow;
 pub mod ipc;
 pub mod policy;

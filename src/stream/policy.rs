@@ -161,6 +161,11 @@ impl RejectHandler {
         })
     }
 
+    /// The policy it applies.
+    pub fn policy(&self) -> &ErrorPolicy {
+        &self.policy
+    }
+
     /// Handles one record (or, for an IPC batch, `rows` records) that failed with
     /// `error`: counts it, then under `fail` returns the error that stops the stream;
     /// otherwise logs or writes it and returns `Ok`.
