@@ -2,6 +2,7 @@
 //! the CPU or CUDA execution provider, as the SQL functions `embed` and `predict` and the
 //! table function `tabssl_models()`.
 
+pub mod cuda_libraries;
 pub mod manifest;
 pub mod model;
 pub mod models_table;
@@ -11,3 +12,4 @@ pub mod session;
 pub mod spec;
 pub mod tensors;
 pub mod udf;
+pub(crate) mod wheels;

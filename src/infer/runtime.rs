@@ -11,6 +11,8 @@
 //!
 //! The CPU wheel is `onnxruntime==1.31.1`; when CUDA is wanted, `onnxruntime-gpu==1.31.1`
 //! (CUDA 13, cuDNN 9) is looked for instead, since only that build holds the CUDA provider.
+//! Its provider needs CUDA and cuDNN libraries, which [`super::cuda_libraries`] finds (or
+//! fetches) and loads before the provider registers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +23,7 @@ use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
 
+use super::{cuda_libraries, wheels};
 use crate::options::Provider;
 use crate::{Error, Result};
 
@@ -53,6 +56,9 @@ impl Flavor {
 pub struct Runtime {
     environment: Environment,
     library: PathBuf,
+    /// For a build with the CUDA provider: how many CUDA/cuDNN libraries were loaded, or
+    /// why they could not be.
+    cuda_libraries: Option<std::result::Result<usize, String>>,
 }
 
 /// The execution provider a session really runs on after registration.
@@ -96,13 +102,21 @@ pub fn runtime(provider: Provider) -> Result<Arc<Runtime>> {
         Flavor::Cpu
     };
     let library = locate_library(flavor)?;
+    // The provider loads CUDA and cuDNN when it registers; they must be in the process
+    // before that.
+    let has_cuda_provider = library.parent().and_then(|dir| library_in(dir, Flavor::Gpu)).is_some();
+    let cuda_libraries = (flavor == Flavor::Gpu && has_cuda_provider).then(cuda_libraries::prepare);
     let environment = ort::init_from(&library)
         .map_err(|e| Error::RuntimeUnavailable(format!("{e}")))?
         .with_name("tabssl")
         .build()
         .map_err(|e| Error::RuntimeUnavailable(format!("creating the environment from {}: {e}", library.display())))?;
     log::info!("loaded ONNX Runtime from {}", library.display());
-    let runtime = Arc::new(Runtime { environment, library });
+    let runtime = Arc::new(Runtime {
+        environment,
+        library,
+        cuda_libraries,
+    });
     *slot = Some(Arc::clone(&runtime));
     Ok(runtime)
 }
@@ -169,7 +183,10 @@ impl Runtime {
         };
         let cuda = ep::CUDA::default().with_device_id(device).build().error_on_failure();
         builder.with_execution_providers([cuda]).map_err(|e| {
-            let reason = e.to_string();
+            let reason = match &self.cuda_libraries {
+                Some(Err(why)) => format!("{e}; {why}"),
+                _ => e.to_string(),
+            };
             Box::new((reason, e.recover()))
         })
     }
@@ -208,7 +225,7 @@ fn locate_library(flavor: Flavor) -> Result<PathBuf> {
         Err(why) => tried.push(format!("installed Python package: {why}")),
     }
 
-    if std::env::var("TABSSL_ORT_FETCH").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false")) {
+    if !wheels::fetching_allowed() {
         tried.push("fetching the wheel: disabled by TABSSL_ORT_FETCH=0".to_string());
     } else {
         match fetch_wheel(flavor, &cache) {
@@ -274,25 +291,21 @@ fn minor_version(library: &Path) -> Option<u32> {
     version.split('.').nth(1)?.parse().ok()
 }
 
-fn python() -> String {
-    std::env::var("TABSSL_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// The library shipped inside an installed Python `onnxruntime` package.
 fn python_package_library(flavor: Flavor) -> crate::Result<PathBuf> {
-    let output = Command::new(python())
+    let output = Command::new(wheels::python())
         .args([
             "-c",
             "import importlib.util as u, os; s = u.find_spec('onnxruntime'); \
              print(os.path.join(os.path.dirname(s.origin), 'capi') if s else '')",
         ])
         .output()
-        .map_err(|e| crate::Error::Invalid(format!("could not run {}: {e}", python())))?;
+        .map_err(|e| crate::Error::Invalid(format!("could not run {}: {e}", wheels::python())))?;
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if dir.is_empty() {
         return Err(crate::Error::Invalid(format!(
             "{} has no onnxruntime package",
-            python()
+            wheels::python()
         )));
     }
     let dir = PathBuf::from(dir);
@@ -310,119 +323,19 @@ fn python_package_library(flavor: Flavor) -> crate::Result<PathBuf> {
 }
 
 /// Downloads the pinned wheel with pip and unpacks its libraries into `cache`.
-///
-/// Unpacks into a temporary sibling directory first and renames it into place, so a
-/// concurrent or interrupted fetch never leaves a half-written cache behind.
 fn fetch_wheel(flavor: Flavor, cache: &Path) -> crate::Result<PathBuf> {
-    let parent = cache
-        .parent()
-        .ok_or_else(|| crate::Error::invalid("cache directory has no parent"))?;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", parent.display())))?;
-    let staging = parent.join(format!(".fetch-{}-{}", flavor.package(), std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", staging.display())))?;
-    let result = download_and_unpack(flavor, &staging)
-        .and_then(|()| {
-            sync_tree(&staging).map_err(|e| crate::Error::Invalid(format!("syncing {}: {e}", staging.display())))
-        })
-        .and_then(|()| match std::fs::rename(&staging, cache) {
-            Ok(()) => crate::io::sync_directory(parent)
-                .map_err(|e| crate::Error::Invalid(format!("syncing {}: {e}", parent.display()))),
-            // Another process finished first: use its copy.
-            Err(_) if library_in(cache, flavor).is_some() => Ok(()),
-            Err(e) => Err(crate::Error::Invalid(format!(
-                "moving the libraries into {}: {e}",
-                cache.display()
-            ))),
-        });
-    let _ = std::fs::remove_dir_all(&staging);
-    result?;
+    let requirement = format!("{}=={ORT_VERSION}", flavor.package());
+    wheels::fetch_into_cache(&[requirement], cache, ort_library_member, |dir| {
+        library_in(dir, flavor).is_some()
+    })?;
     library_in(cache, flavor)
         .ok_or_else(|| crate::Error::Invalid(format!("the wheel held no usable library for {}", flavor.package())))
 }
 
-/// Extracts the ONNX Runtime libraries (`onnxruntime/capi/libonnxruntime*`) of a wheel into
-/// `directory`.
-fn unpack_libraries(wheel: &Path, directory: &Path) -> crate::Result<()> {
-    let unzip = |e: zip::result::ZipError| crate::Error::Invalid(format!("unpacking {}: {e}", wheel.display()));
-    let file =
-        std::fs::File::open(wheel).map_err(|e| crate::Error::Invalid(format!("opening {}: {e}", wheel.display())))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(unzip)?;
-    let mut found = 0;
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(unzip)?;
-        let name = entry.name().map_err(unzip)?.to_string();
-        let Some((folder, base)) = name.rsplit_once('/') else {
-            continue;
-        };
-        if !folder.ends_with("/capi") || !base.starts_with("libonnxruntime") {
-            continue;
-        }
-        let target = directory.join(base);
-        let mut out = std::fs::File::create(&target)
-            .map_err(|e| crate::Error::Invalid(format!("creating {}: {e}", target.display())))?;
-        std::io::copy(&mut entry, &mut out)
-            .map_err(|e| crate::Error::Invalid(format!("writing {}: {e}", target.display())))?;
-        found += 1;
-    }
-    if found == 0 {
-        return Err(crate::Error::Invalid(format!(
-            "{} holds no onnxruntime/capi/libonnxruntime* file",
-            wheel.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Syncs every file of `directory` and the directory itself, so its rename into place
-/// publishes complete libraries.
-fn sync_tree(directory: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(directory)? {
-        let path = entry?.path();
-        if path.is_file() {
-            std::fs::File::open(&path)?.sync_all()?;
-        }
-    }
-    crate::io::sync_directory(directory)
-}
-
-fn download_and_unpack(flavor: Flavor, staging: &Path) -> crate::Result<()> {
-    let wheels = staging.join("wheel");
-    let requirement = format!("{}=={ORT_VERSION}", flavor.package());
-    log::warn!(
-        "fetching {requirement} with pip (once; cached under {})",
-        cache_dir().display()
-    );
-    let status = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--dest",
-        ])
-        .arg(&wheels)
-        .arg(&requirement)
-        .status()
-        .map_err(|e| crate::Error::Invalid(format!("could not run {} -m pip: {e}", python())))?;
-    if !status.success() {
-        return Err(crate::Error::Invalid(format!(
-            "`{} -m pip download {requirement}` failed ({status})",
-            python()
-        )));
-    }
-    let wheel = std::fs::read_dir(&wheels)
-        .map_err(|e| crate::Error::Invalid(format!("listing {}: {e}", wheels.display())))?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| crate::Error::Invalid(format!("pip left no wheel in {}", wheels.display())))?;
-    unpack_libraries(&wheel, staging)?;
-    std::fs::remove_dir_all(&wheels).map_err(|e| crate::Error::Invalid(format!("removing {}: {e}", wheels.display())))
+/// The file name of an ONNX Runtime library inside a wheel (`onnxruntime/capi/libonnxruntime*`).
+fn ort_library_member(member: &str) -> Option<&str> {
+    let (folder, base) = member.rsplit_once('/')?;
+    (folder.ends_with("/capi") && base.starts_with("libonnxruntime")).then_some(base)
 }
 
 #[cfg(test)]
