@@ -18,4 +18,5 @@ mod serve_python;
 mod slt;
 mod stream;
 mod stream_bad_input;
+mod stream_decode_threads;
 mod synthetic;
