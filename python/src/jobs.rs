@@ -12,6 +12,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tabssl::corrupt::marginal::DEFAULT_CAPACITY;
+use tabssl::export::output::{ExportCompression, ExportFormat, Outputs};
 use tabssl::export::{ExportOptions, marginal_path};
 use tabssl::infer::model::load_model;
 use tabssl::train::{PretrainConfig, PretrainJob, VocabularyLimits, run_pretrain};
@@ -143,7 +144,7 @@ pub fn embed(
 /// Writes a corrupted pretraining set (and the marginal sample beside it); returns the
 /// export's summary.
 #[pyfunction]
-#[pyo3(signature = (source, output, method="vime", *, p=None, seed=0, views=1, columns=None, key=None, keep=None, batch_local=false, capacity=DEFAULT_CAPACITY, noise_std=0.1, fill=None, null_regex=None, batch_size=None, models_dir=None))]
+#[pyo3(signature = (source, output, method="vime", *, p=None, seed=0, views=1, columns=None, key=None, keep=None, batch_local=false, capacity=DEFAULT_CAPACITY, noise_std=0.1, fill=None, outputs="tilde,mask,changed", format="parquet", compression=None, null_regex=None, batch_size=None, models_dir=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn export<'py>(
     py: Python<'py>,
@@ -160,6 +161,9 @@ pub fn export<'py>(
     capacity: usize,
     noise_std: f64,
     fill: Option<String>,
+    outputs: &str,
+    format: &str,
+    compression: Option<&str>,
     null_regex: Option<String>,
     batch_size: Option<usize>,
     models_dir: Option<String>,
@@ -176,6 +180,9 @@ pub fn export<'py>(
         capacity,
         noise_std,
         fill,
+        outputs: outputs.parse::<Outputs>().py_err()?,
+        format: format.parse::<ExportFormat>().py_err()?,
+        compression: compression.map(str::parse::<ExportCompression>).transpose().py_err()?,
     };
     options.check().py_err()?;
     let settings = build_options(models_dir, "cpu", 0, 0, 0)?;

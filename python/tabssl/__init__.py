@@ -196,13 +196,15 @@ def predict(
 
 
 def export(source: Any, output: str | os.PathLike[str], method: str = "vime", **options: Any) -> dict[str, Any]:
-    """Write a corrupted pretraining set to the Parquet file ``output`` (atomically).
+    """Write a corrupted pretraining set to ``output`` (Parquet or Arrow IPC, atomically).
 
-    ``source`` is a path (CSV, Parquet, NDJSON, a directory), ``"synthetic:ROWS[:SEED]"``,
-    or Arrow data. ``method`` is ``vime``, ``scarf``, ``dae``, ``noise`` or ``blank``;
-    ``options`` are those of ``tabssl export``: ``p``, ``seed``, ``views``, ``columns``,
-    ``key``, ``keep``, ``batch_local``, ``capacity``, ``noise_std``, ``fill``,
-    ``null_regex``, ``batch_size``. Returns the summary (rows, features, p, seconds...).
+    ``source`` is a path (CSV, Parquet, Arrow IPC, NDJSON, a directory),
+    ``"synthetic:ROWS[:SEED]"``, or Arrow data. ``method`` is ``vime``, ``scarf``, ``dae``,
+    ``noise`` or ``blank``; ``options`` are those of ``tabssl export``: ``p``, ``seed``,
+    ``views``, ``columns``, ``key``, ``keep``, ``batch_local``, ``capacity``, ``noise_std``,
+    ``fill``, ``outputs`` (e.g. ``"tilde,mask"``), ``format`` (``"parquet"`` or
+    ``"arrow"``), ``compression`` (e.g. ``"zstd(3)"``), ``null_regex``, ``batch_size``.
+    Returns the summary (rows, features, p, seconds...).
     """
     return _native.export(_source(source), os.fspath(output), method, **options)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import polars as pl
+import pytest
 import pyarrow as pa
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
 import tabssl
-from conftest import FIXTURE_MODELS, MODELS, VIME_COLUMNS
+from conftest import FIXTURE_MODELS, MODELS, VIME_COLUMNS, cli
 
 
 def embeddings(table: pa.Table, column: str = "embedding") -> np.ndarray:
@@ -93,3 +95,19 @@ def test_export_from_a_pandas_frame_equals_export_from_its_parquet_file(tmp) -> 
     assert a.num_rows == 2000
     assert a.column("x_tilde").equals(b.column("x_tilde"))
     assert a.column("c_tilde").cast(pa.string()).equals(b.column("c_tilde").cast(pa.string()))
+
+
+def test_export_to_arrow_with_chosen_outputs_is_the_cli_file_byte_for_byte(tmp) -> None:
+    options = ["--input", "synthetic:4000:2", "--key", "id", "--seed", "3"]
+    cli("export", *options, "--output", str(tmp / "cli.arrow"), "--format", "arrow", "--compression", "lz4",
+        "--outputs", "tilde,changed")
+    summary = tabssl.export("synthetic:4000:2", tmp / "py.arrow", "vime", key="id", seed=3, format="arrow",
+                            compression="lz4", outputs="tilde,changed")
+    assert summary["rows"] == 4000
+    assert (tmp / "py.arrow").read_bytes() == (tmp / "cli.arrow").read_bytes()
+    with pa.memory_map(str(tmp / "py.arrow")) as source:
+        table = pa.ipc.open_file(source).read_all()
+    assert "age_tilde" in table.column_names and "age_changed" in table.column_names
+    assert "age_mask" not in table.column_names and table.num_rows == 4000
+    with pytest.raises(tabssl.PlanError, match="supports none, lz4 and zstd, not snappy"):
+        tabssl.export("synthetic:10", tmp / "bad.arrow", format="arrow", compression="snappy")

@@ -10,6 +10,7 @@ use clap::Args;
 use datafusion::prelude::SessionConfig;
 
 use crate::corrupt::marginal::DEFAULT_CAPACITY;
+use crate::export::output::{ExportCompression, ExportFormat, Outputs};
 use crate::export::{ExportOptions, Progress, export, export_script};
 use crate::io::register_input;
 use crate::options::TabsslOptions;
@@ -22,9 +23,21 @@ pub struct ExportArgs {
     /// for the built-in Adult-shaped table.
     #[arg(long, value_name = "SOURCE")]
     input: String,
-    /// Output Parquet file (written under a temporary name, then renamed).
+    /// Output file (written under a temporary name, then renamed).
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+    /// Output format: parquet, or arrow (the Arrow IPC file format, for loaders that
+    /// memory-map it).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    format: ExportFormat,
+    /// Codec: none, snappy, lz4, zstd, zstd(LEVEL), gzip, gzip(LEVEL) [default: snappy for
+    /// parquet, none for arrow; arrow has none, lz4 and zstd].
+    #[arg(long, value_name = "CODEC")]
+    compression: Option<ExportCompression>,
+    /// Derived columns written next to each original, comma-separated subset of
+    /// tilde (corrupted value), mask (the draw), changed (VIME's label x <> x_tilde).
+    #[arg(long, value_name = "KINDS", default_value = "tilde,mask,changed")]
+    outputs: Outputs,
     /// Corruption method.
     #[arg(long, value_enum, default_value_t = Method::Vime)]
     method: Method,
@@ -142,6 +155,9 @@ impl ExportArgs {
             capacity: self.capacity,
             noise_std: self.noise_std,
             fill: self.fill.clone(),
+            outputs: self.outputs,
+            format: self.format,
+            compression: self.compression,
         }
     }
 }

@@ -282,7 +282,13 @@ impl Accumulator for SampleAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let values = self.kept()?;
+        // The merge selects and sorts again: the partial state needs the selection only.
+        self.prune(false)?;
+        let values = self
+            .values
+            .first()
+            .cloned()
+            .unwrap_or_else(|| new_empty_array(&self.data_type));
         let hashes: ArrayRef = Arc::new(UInt64Array::from(self.hashes.clone()));
         Ok(vec![single_list(hashes), single_list(values)])
     }

@@ -2,8 +2,9 @@
 //!
 //! [`export`] reads a registered table and writes, for every feature column, the original,
 //! the corrupted value (`<col>_tilde`), the corruption mask (`<col>_mask`) and VIME's label
-//! (`<col>_changed`), K views per row, atomically to Parquet. The SQL it runs is the recipe
-//! of `sql/adult_vime_export.sql` ([`recipe`]); [`export_script`] returns it.
+//! (`<col>_changed`), K views per row, atomically to Parquet or Arrow IPC ([`output`]: which
+//! derived columns, format, compression). The SQL it runs is the recipe of
+//! `sql/adult_vime_export.sql` ([`recipe`]); [`export_script`] returns it.
 //!
 //! Determinism: the export query runs in one partition, so rows keep the input's order and
 //! the default row key (the row's position in the input) is stable; the writer cuts the
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod output;
 pub mod recipe;
 pub mod writer;
 
@@ -31,13 +33,19 @@ use std::time::Instant;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::Partitioning;
 use datafusion::prelude::SessionContext;
 
 use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::io::AtomicFile;
 use crate::sql_text::string_literal;
 use crate::{Error, Method, Result};
+use output::{ExportCompression, ExportFormat, Outputs};
 use recipe::Recipe;
+use writer::WriteSettings;
+
+/// The first pass's name for the keyed input, dealt round robin to every core.
+const FIRST_PASS_INPUT: &str = "tabssl_export_first_pass_input";
 
 /// Most augmented views per row.
 pub const MAX_VIEWS: u32 = 10_000;
@@ -72,6 +80,12 @@ pub struct ExportOptions {
     /// [`Method::Blank`]: the value masked cells take (cast to each column's type);
     /// `None` blanks to NULL.
     pub fill: Option<String>,
+    /// The derived columns written next to each original.
+    pub outputs: Outputs,
+    /// The file format.
+    pub format: ExportFormat,
+    /// The codec; `None` takes the format's default ([`ExportCompression::default_for`]).
+    pub compression: Option<ExportCompression>,
 }
 
 impl Default for ExportOptions {
@@ -88,6 +102,9 @@ impl Default for ExportOptions {
             capacity: DEFAULT_CAPACITY,
             noise_std: 0.1,
             fill: None,
+            outputs: Outputs::default(),
+            format: ExportFormat::Parquet,
+            compression: None,
         }
     }
 }
@@ -102,7 +119,14 @@ impl ExportOptions {
     /// True when the export needs a first pass that samples each column's marginal.
     #[must_use]
     pub fn samples_marginals(&self) -> bool {
-        self.method.swaps() && !self.batch_local
+        self.method.swaps() && !self.batch_local && self.outputs.needs_corrupted()
+    }
+
+    /// The codec in effect.
+    #[must_use]
+    pub fn codec(&self) -> ExportCompression {
+        self.compression
+            .unwrap_or_else(|| ExportCompression::default_for(self.format))
     }
 
     /// Checks the numeric options; [`export`] calls it before reading any input.
@@ -132,7 +156,7 @@ impl ExportOptions {
                 self.capacity
             )));
         }
-        Ok(())
+        self.codec().check(self.format)
     }
 }
 
@@ -158,7 +182,7 @@ pub fn marginal_path(output: &Path) -> PathBuf {
     output.with_file_name(format!("{stem}.marginals.parquet"))
 }
 
-/// Exports table `table` of `ctx` to the Parquet file `output` (and, for the methods that
+/// Exports table `table` of `ctx` to the file `output` (and, for the methods that
 /// swap, its marginal sample to [`marginal_path`]), both written atomically.
 ///
 /// `ctx` is not changed: the passes run in sessions derived from it with the partitioning
@@ -197,11 +221,26 @@ pub async fn export(
         } else {
             1
         };
-        let sql = recipe.marginal_sql(&marginal_file.path().display().to_string());
         let first_pass = with_partitions(ctx, partitions);
-        async { first_pass.sql(&sql).await?.collect().await }
-            .await
-            .map_err(|e| Error::invalid(format!("first pass (marginal sample) failed: {e}")))?;
+        let marginal_path = marginal_file.path().display().to_string();
+        async {
+            let sql = if distributed {
+                recipe.marginal_sql(&marginal_path)
+            } else {
+                // The scan gives one partition per row group at most (and one for the
+                // default key): deal its batches round robin to a sampler per core.
+                let input = first_pass
+                    .sql(&format!("SELECT * FROM {}", recipe.keyed_input()))
+                    .await?;
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                let input = input.repartition(Partitioning::RoundRobinBatch(cores))?;
+                first_pass.register_table(FIRST_PASS_INPUT, input.into_view())?;
+                recipe.marginal_sql_over(FIRST_PASS_INPUT, &marginal_path)
+            };
+            first_pass.sql(&sql).await?.collect().await
+        }
+        .await
+        .map_err(|e| Error::invalid(format!("first pass (marginal sample) failed: {e}")))?;
         marginal_file.commit()?;
     }
     let first_pass_seconds = started.elapsed().as_secs_f64();
@@ -209,7 +248,12 @@ pub async fn export(
     // runs a task per core of every worker and reads them back in input order.
     let df = pass_two_session(ctx, distributed)?.sql(&export_sql).await?;
     let stream = execute_in_order(df).await?;
-    let rows = writer::write_parquet(stream, &output_file, &recipe.derived_columns(), progress).await?;
+    let settings = WriteSettings {
+        format: options.format,
+        compression: options.codec(),
+        derived: recipe.derived_columns(),
+    };
+    let rows = writer::write_file(stream, &output_file, &settings, progress).await?;
     output_file.commit()?;
     Ok(ExportSummary {
         rows,
@@ -239,9 +283,18 @@ pub async fn export_script(
         text = format!("{};\n", recipe.marginal_sql(&marginal));
     }
     let target = string_literal(&output.display().to_string());
+    // An Arrow file's codec is the writer's: DataFusion's COPY has no option for it.
+    let codec = match options.format {
+        ExportFormat::Parquet => format!(
+            " OPTIONS ('format.compression' '{}')",
+            options.codec().datafusion_name()
+        ),
+        ExportFormat::Arrow => String::new(),
+    };
     text.push_str(&format!(
-        "COPY ({}) TO {target} STORED AS PARQUET;",
-        recipe.export_sql(&marginal)
+        "COPY ({}) TO {target} STORED AS {}{codec};",
+        recipe.export_sql(&marginal),
+        options.format.sql_name()
     ));
     Ok(text)
 }

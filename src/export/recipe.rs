@@ -45,6 +45,15 @@ impl Recipe {
         if let Some(key) = &options.key {
             check(key)?;
         }
+        // The export adds these columns; an input that has them (a previous export, say)
+        // would make every reference ambiguous.
+        let added = std::iter::once("view_id").chain(options.key.is_none().then_some("row_id"));
+        if let Some(clash) = added.into_iter().find(|name| names.contains(name)) {
+            return Err(Error::invalid(format!(
+                "the input already has a column named {clash:?}, which the export adds (is the input a tabssl \
+                 export?); select the input's columns without it"
+            )));
+        }
         for column in options.keep.iter().chain(&options.columns) {
             check(column)?;
         }
@@ -84,14 +93,21 @@ impl Recipe {
         &self.features
     }
 
-    /// The columns the export derives from the features.
+    /// The derived columns the export writes.
     #[must_use]
     pub fn derived_columns(&self) -> Vec<String> {
-        self.features.iter().flat_map(|(c, _)| derived_names(c)).collect()
+        let outputs = self.options.outputs;
+        let written = [outputs.tilde, outputs.mask, outputs.changed];
+        self.features
+            .iter()
+            .flat_map(|(c, _)| derived_names(c).into_iter().zip(written))
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect()
     }
 
     /// The input with its row key: the given column, or the row's position.
-    fn keyed_input(&self) -> String {
+    #[must_use]
+    pub fn keyed_input(&self) -> String {
         if self.options.key.is_some() {
             self.table.clone()
         } else {
@@ -106,6 +122,12 @@ impl Recipe {
     /// The first pass: `COPY` of each feature's `marginal_sample` to `marginal`.
     #[must_use]
     pub fn marginal_sql(&self, marginal: &str) -> String {
+        self.marginal_sql_over(&self.keyed_input(), marginal)
+    }
+
+    /// The first pass over `input`, a relation holding [`Self::keyed_input`]'s rows.
+    #[must_use]
+    pub fn marginal_sql_over(&self, input: &str, marginal: &str) -> String {
         let samples: Vec<String> = self
             .features
             .iter()
@@ -120,9 +142,8 @@ impl Recipe {
             })
             .collect();
         format!(
-            "COPY (SELECT {} FROM {}) TO {} STORED AS PARQUET",
+            "COPY (SELECT {} FROM {input}) TO {} STORED AS PARQUET",
             samples.join(", "),
-            self.keyed_input(),
             string_literal(marginal)
         )
     }
@@ -208,10 +229,14 @@ impl Recipe {
                 _ => swap,
             };
             let [tilde, mask, changed] = derived_names(column).map(|name| ident(&name));
-            let _ = write!(
-                inner,
-                ", {c}, {corrupted} AS {tilde}, corrupt_mask({c}, {p}, {seed}, {key}, view_id) AS {mask}"
-            );
+            let outputs = options.outputs;
+            let _ = write!(inner, ", {c}");
+            if outputs.needs_corrupted() {
+                let _ = write!(inner, ", {corrupted} AS {tilde}");
+            }
+            if outputs.mask {
+                let _ = write!(inner, ", corrupt_mask({c}, {p}, {seed}, {key}, view_id) AS {mask}");
+            }
             // VIME's label m = (x != x_tilde): NULL where x is NULL, true where a cell was
             // blanked to NULL.
             let original = if sigma.is_some() {
@@ -226,7 +251,16 @@ impl Recipe {
             } else {
                 format!("{original} <> {tilde}")
             };
-            let _ = write!(outer, ", {c}, {tilde}, {mask}, {changed_expr} AS {changed}");
+            let _ = write!(outer, ", {c}");
+            if outputs.tilde {
+                let _ = write!(outer, ", {tilde}");
+            }
+            if outputs.mask {
+                let _ = write!(outer, ", {mask}");
+            }
+            if outputs.changed {
+                let _ = write!(outer, ", {changed_expr} AS {changed}");
+            }
         }
         // One view needs no unnest, which would copy every row.
         let view_ids = if options.views == 1 {

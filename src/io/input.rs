@@ -86,6 +86,9 @@ pub async fn register_input(
         "parquet" if compression.is_none() => {
             format!("CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION {location}")
         }
+        "arrow" | "feather" | "ipc" if compression.is_none() => {
+            format!("CREATE EXTERNAL TABLE {table} STORED AS ARROW LOCATION {location}")
+        }
         "json" | "ndjson" if compression.is_none() => {
             format!("CREATE EXTERNAL TABLE {table} STORED AS JSON LOCATION {location}")
         }
@@ -94,8 +97,8 @@ pub async fn register_input(
         }
         other => {
             return Err(crate::Error::Invalid(format!(
-                "cannot tell the format of {}: expected a .csv, .parquet, .json or .ndjson file, the CSV and JSON \
-                 ones also compressed (.csv.gz, .bz2, .xz, .zst) (got {other:?})",
+                "cannot tell the format of {}: expected a .csv, .parquet, .arrow, .json or .ndjson file, the CSV \
+                 and JSON ones also compressed (.csv.gz, .bz2, .xz, .zst) (got {other:?})",
                 probe.display()
             )));
         }

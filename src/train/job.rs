@@ -161,15 +161,20 @@ pub async fn run_pretrain(
     })
 }
 
-/// When `schema` is a `tabssl export` file (`c`, `c_tilde`, `c_mask` columns): its
-/// original feature columns, and whether it has a `view_id` column.
+/// When `schema` is a `tabssl export` file (`c` next to any of `c_tilde`, `c_mask`,
+/// `c_changed`, whichever `--outputs` wrote): its original feature columns, and whether it
+/// has a `view_id` column.
 fn export_originals(schema: &Schema) -> Option<(Vec<String>, bool)> {
     let has = |name: &str| schema.field_with_name(name).is_ok();
     let originals: Vec<String> = schema
         .fields()
         .iter()
         .map(|f| f.name())
-        .filter(|name| has(&format!("{name}_tilde")) && has(&format!("{name}_mask")))
+        .filter(|name| {
+            ["tilde", "mask", "changed"]
+                .iter()
+                .any(|kind| has(&format!("{name}_{kind}")))
+        })
         .cloned()
         .collect();
     (!originals.is_empty()).then(|| (originals, has("view_id")))

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
 use crate::common::{adult_csv, repo};
 
 fn export(args: &[&str]) -> Output {
@@ -127,8 +129,6 @@ fn the_export_holds_original_corrupted_value_and_both_masks_per_view() {
 
 #[test]
 fn a_single_view_export_labels_changes_and_keeps_statistics_for_input_columns_only() {
-    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("train.parquet");
     succeed(export(&[
@@ -341,4 +341,197 @@ fn noise_and_blank_methods_label_what_they_changed() {
         blank.display()
     ));
     assert_eq!(text.lines().nth(1), Some("0,0,true"), "{text}");
+}
+
+/// Every value of `column` in `file`, as `tabssl sql` prints it (CSV, in row order).
+fn column_text(file: &Path, column: &str) -> String {
+    query(&format!("SELECT {column} FROM '{}'", file.display()))
+}
+
+#[test]
+fn outputs_write_only_the_derived_columns_asked_for_with_the_same_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let common = [
+        "--input",
+        "synthetic:3000:4",
+        "--key",
+        "id",
+        "--columns",
+        "age,workclass",
+        "--seed",
+        "9",
+    ];
+    let full = dir.path().join("full.parquet");
+    succeed(export(&[&common[..], &["--output", path(&full)]].concat()));
+    let tilde = dir.path().join("tilde.parquet");
+    succeed(export(
+        &[&common[..], &["--output", path(&tilde), "--outputs", "tilde"]].concat(),
+    ));
+    let names = query(&format!("DESCRIBE '{}'", tilde.display()));
+    assert_eq!(
+        names
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split(',').next())
+            .collect::<Vec<_>>(),
+        ["id", "view_id", "age", "age_tilde", "workclass", "workclass_tilde"]
+    );
+    for column in ["age_tilde", "workclass_tilde"] {
+        assert_eq!(column_text(&tilde, column), column_text(&full, column), "{column}");
+    }
+    // Masks alone need no donors: no first pass, no marginal file.
+    let masks = dir.path().join("masks.parquet");
+    succeed(export(
+        &[&common[..], &["--output", path(&masks), "--outputs", "mask"]].concat(),
+    ));
+    assert!(!dir.path().join("masks.marginals.parquet").exists());
+    assert_eq!(column_text(&masks, "age_mask"), column_text(&full, "age_mask"));
+    // VIME's label compares with the corrupted value, which is computed but not written.
+    let labels = dir.path().join("labels.parquet");
+    succeed(export(
+        &[&common[..], &["--output", path(&labels), "--outputs", "changed"]].concat(),
+    ));
+    assert_eq!(column_text(&labels, "age_changed"), column_text(&full, "age_changed"));
+    // Statistics stay off for every derived column written.
+    let reader = SerializedFileReader::new(std::fs::File::open(&masks).expect("output")).expect("parquet");
+    let with_statistics: Vec<String> = reader
+        .metadata()
+        .row_group(0)
+        .columns()
+        .iter()
+        .filter(|c| c.statistics().is_some())
+        .map(|c| c.column_path().string())
+        .collect();
+    assert_eq!(with_statistics, ["id", "view_id", "age", "workclass"]);
+}
+
+#[test]
+fn arrow_format_holds_the_rows_of_the_parquet_export_and_is_byte_identical_per_batch_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let common = [
+        "--input",
+        "synthetic:2500:2",
+        "--key",
+        "id",
+        "--keep",
+        "class",
+        "--views",
+        "2",
+    ];
+    let parquet = dir.path().join("train.parquet");
+    succeed(export(&[&common[..], &["--output", path(&parquet)]].concat()));
+    let mut previous: Option<Vec<u8>> = None;
+    for (batch_size, codec) in [("8192", "lz4"), ("7", "lz4"), ("8192", "none"), ("8192", "zstd")] {
+        let arrow = dir.path().join(format!("train_{batch_size}_{codec}.arrow"));
+        succeed(export(
+            &[
+                &common[..],
+                &[
+                    "--output",
+                    path(&arrow),
+                    "--format",
+                    "arrow",
+                    "--compression",
+                    codec,
+                    "--batch-size",
+                    batch_size,
+                ],
+            ]
+            .concat(),
+        ));
+        let compare = format!(
+            "SELECT count(*) FROM (SELECT * FROM '{a}' EXCEPT SELECT * FROM '{b}') UNION ALL \
+             SELECT count(*) FROM (SELECT * FROM '{b}' EXCEPT SELECT * FROM '{a}') UNION ALL SELECT count(*) FROM '{a}'",
+            a = arrow.display(),
+            b = parquet.display()
+        );
+        let mut counts: Vec<String> = query(&compare).lines().skip(1).map(String::from).collect();
+        counts.sort();
+        assert_eq!(counts, ["0", "0", "5000"], "{codec}");
+        let bytes = std::fs::read(&arrow).expect("read");
+        if codec == "lz4" {
+            if let Some(first) = &previous {
+                assert!(first == &bytes, "the Arrow file depends on the batch size");
+            }
+            previous = Some(bytes);
+        }
+    }
+    // An export is not an input to export again: it already has the columns an export adds.
+    let exported = dir.path().join("train_8192_none.arrow");
+    let refused = export(&[
+        "--input",
+        path(&exported),
+        "--key",
+        "id",
+        "--output",
+        path(&dir.path().join("x.parquet")),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already has a column named \"view_id\""));
+    // An Arrow file is an input like any other.
+    let again = dir.path().join("again.parquet");
+    let arrow = dir.path().join("input.arrow");
+    query(&format!(
+        "COPY (SELECT * FROM tabssl_synthetic(5000, 3)) TO '{}' STORED AS ARROW",
+        arrow.display()
+    ));
+    succeed(export(&[
+        "--input",
+        path(&arrow),
+        "--key",
+        "id",
+        "--columns",
+        "age",
+        "--output",
+        path(&again),
+    ]));
+    assert_eq!(
+        query(&format!("SELECT count(*) FROM '{}'", again.display()))
+            .lines()
+            .nth(1),
+        Some("5000")
+    );
+}
+
+#[test]
+fn compression_is_the_codec_asked_for_and_bad_output_options_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("z.parquet");
+    succeed(export(&[
+        "--input",
+        "synthetic:500",
+        "--key",
+        "id",
+        "--compression",
+        "zstd(5)",
+        "--output",
+        path(&out),
+    ]));
+    let reader = SerializedFileReader::new(std::fs::File::open(&out).expect("output")).expect("parquet");
+    let codecs: Vec<String> = reader
+        .metadata()
+        .row_group(0)
+        .columns()
+        .iter()
+        .map(|c| format!("{:?}", c.compression()))
+        .collect();
+    // Parquet records the codec, not its level.
+    assert!(codecs.iter().all(|c| c.starts_with("ZSTD(")), "{codecs:?}");
+    let never = dir.path().join("never.arrow");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--format", "arrow", "--compression", "snappy"],
+            "the Arrow format supports none, lz4 and zstd, not snappy",
+        ),
+        (&["--compression", "zstd(40)"], "zstd levels are 1 to 22"),
+        (&["--compression", "brotli"], "expected none, snappy, lz4, zstd"),
+        (&["--outputs", "tilde,label"], "unknown column kind \"label\""),
+    ];
+    for (args, expected) in cases {
+        let output = export(&[&["--input", "synthetic:10", "--output", path(&never)], args].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+    assert!(!never.exists());
 }
