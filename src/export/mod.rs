@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod ordered_projection;
 pub mod output;
 pub mod recipe;
 pub mod writer;
@@ -323,16 +324,21 @@ fn pass_two_session(ctx: &SessionContext, distributed: bool) -> Result<SessionCo
 }
 
 /// Runs `df` as one stream in the order of its partitions (on a cluster, the input's
-/// order: see [`crate::distributed::ordered`]).
+/// order: see [`crate::distributed::ordered`]; in one process, the corruption runs on
+/// every core: see [`ordered_projection`]).
 async fn execute_in_order(df: DataFrame) -> Result<SendableRecordBatchStream> {
+    let task_ctx = Arc::new(df.task_ctx());
     #[cfg(feature = "distributed")]
-    if crate::distributed::is_distributed(df.task_ctx().session_config().options()) {
-        let task_ctx = Arc::new(df.task_ctx());
+    if crate::distributed::is_distributed(task_ctx.session_config().options()) {
         let plan = df.create_physical_plan().await?;
         let plan = crate::distributed::ordered::keep_partition_order(plan)?;
         return Ok(datafusion::physical_plan::execute_stream(plan, task_ctx)?);
     }
-    Ok(df.execute_stream().await?)
+    let plan = df.create_physical_plan().await?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    Ok(ordered_projection::execute_projections_in_order(
+        plan, task_ctx, threads,
+    )?)
 }
 
 /// A session over the same tables, functions and options as `ctx`, with `partitions`
