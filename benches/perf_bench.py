@@ -480,7 +480,7 @@ def part_stream(args, mods, summary):
             # The warm-up keeps its output to compare both sides; timed runs write to /dev/null.
             target = os.path.join(WORK, f"stream_check_{name}.ndjson") if name not in outputs else os.devnull
             with open(stdin_path or os.devnull, "rb") as stdin, open(target, "wb") as out:
-                _, _, stderr = stream_memory.timed(command, stdin=stdin, stdout=out)
+                _, _, stderr, _ = stream_memory.timed(command, stdin=stdin, stdout=out)
             outputs.setdefault(name, target)
             return stderr
         return go

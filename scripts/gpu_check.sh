@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA execution-provider check, for a lent GPU machine (see docs/GPU_CHECK.md).
 #
-#   scripts/gpu_check.sh prepare     here: fetch onnxruntime-gpu, build tabssl, pack into .gpu/
+#   scripts/gpu_check.sh prepare     here: fetch onnxruntime-gpu (the Python package with its
+#                                    libraries), build tabssl, pack both into .gpu/
 #   scripts/gpu_check.sh stage FILE  there: move one carried piece to /root/stage
 #   scripts/gpu_check.sh run         there: unpack, then check CUDA vs CPU and measure rows/s
 #
@@ -20,20 +21,22 @@ prepare() {
     rm -rf "$PACK" && mkdir -p "$PACK/work"
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
         --platform manylinux_2_28_x86_64 --dest "$PACK/work" "onnxruntime-gpu==$ORT_VERSION"
+    # The whole onnxruntime package (minus TensorRT): tabssl loads its library, and the raw
+    # Python comparison imports it, so both sides run the same build.
     python3 - "$PACK/work" <<'PY'
 import glob, os, sys, zipfile
 work = sys.argv[1]
 with zipfile.ZipFile(glob.glob(os.path.join(work, "*.whl"))[0]) as z:
     for name in z.namelist():
-        base = name.rsplit("/", 1)[-1]
-        if "/capi/" in name and base.startswith("libonnxruntime") and "tensorrt" not in base:
-            with open(os.path.join(work, base), "wb") as f:
+        if name.startswith("onnxruntime/") and not name.endswith("/") and "tensorrt" not in name:
+            target = os.path.join(work, "ortpy", name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
                 f.write(z.read(name))
 PY
     cargo build --bin tabssl
     cp target/debug/tabssl "$PACK/work/tabssl" && strip "$PACK/work/tabssl"
-    tar -C "$PACK/work" -cf - tabssl $(cd "$PACK/work" && ls libonnxruntime*) \
-        | zstd -19 --long=27 -T0 -q -o "$PACK/bundle.tar.zst"
+    tar -C "$PACK/work" -cf - tabssl ortpy | zstd -19 --long=27 -T0 -q -o "$PACK/bundle.tar.zst"
     split -b 48M -d "$PACK/bundle.tar.zst" "$PACK/piece-"
     rm -rf "$PACK/work" "$PACK/bundle.tar.zst"
     ls -la "$PACK"
@@ -52,16 +55,17 @@ run_check() {
     if ls "$STAGE"/piece-* >/dev/null 2>&1; then
         mkdir -p "$STAGE/ort"
         cat "$STAGE"/piece-* | zstd -d --long=27 -q | tar -C "$STAGE/ort" -xf -
-        export ORT_DYLIB_PATH="$STAGE/ort/libonnxruntime.so.$ORT_VERSION"
+        export ORT_DYLIB_PATH="$STAGE/ort/ortpy/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION"
+        export PYTHONPATH="$STAGE/ort/ortpy${PYTHONPATH:+:$PYTHONPATH}"
         bin="$STAGE/ort/tabssl"
     fi
-    # CUDA 13 / cuDNN 9 user-space libraries from the machine's Python packages.
-    local nvidia
-    nvidia=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null || true)
-    if [ -n "$nvidia" ]; then
-        for lib in "$nvidia"/nvidia/*/lib; do LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"; done
-        export LD_LIBRARY_PATH
-    fi
+    # No LD_LIBRARY_PATH: tabssl finds CUDA 13 and cuDNN 9 itself (here, in the machine's
+    # nvidia-* Python packages) and logs which it loaded.
+    export RUST_LOG=${RUST_LOG:-info}
+    local rows=500000
+    "$bin" sql --format csv -c "SELECT $(python3 -c "import json; print(', '.join('\"%s\"' % i['name'] \
+        for i in json.load(open('models/adult_pca.json'))['inputs']))") FROM tabssl_synthetic($rows, 1)" \
+        > "$OUT/rows.csv" 2>/dev/null
     {
         echo "== $(date -u) on $(hostname)"
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "no nvidia-smi"
@@ -69,8 +73,11 @@ run_check() {
         "$bin" sql --models models --format csv -c "SET tabssl.provider = 'cuda'" \
             -c "SELECT name, provider FROM tabssl_models()" 2>&1 || echo "CUDA provider unavailable"
         echo "== CPU vs CUDA: rows/s per batch size, agreement within 1e-4"
-        "$bin" bench --models models --model adult_pca --rows 500000 --batch-sizes 1024,8192,65536 \
-            --providers cpu,cuda --repeat 3 2>&1 || echo "bench failed (exit $?)"
+        "$bin" bench --models models --model adult_pca --rows $rows --batch-sizes 1024,8192,65536 \
+            --providers cpu,cuda --repeat 3 2>&1 | tee "$OUT/bench.log" || echo "bench failed"
+        echo "== onnxruntime alone in Python, same model, rows and device; tabssl / raw"
+        python3 scripts/gpu_raw_ort.py --csv "$OUT/rows.csv" --model models/adult_pca.onnx \
+            --manifest models/adult_pca.json --bench-log "$OUT/bench.log" 2>&1 || echo "raw ORT failed"
     } | tee "$OUT/gpu_check.log"
 }
 
