@@ -30,6 +30,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use datafusion::dataframe::DataFrame;
@@ -45,8 +46,9 @@ use output::{ExportCompression, ExportFormat, Outputs};
 use recipe::Recipe;
 use writer::WriteSettings;
 
-/// The first pass's name for the keyed input, dealt round robin to every core.
-const FIRST_PASS_INPUT: &str = "tabssl_export_first_pass_input";
+/// Numbers the first pass's view of its input: the view lives in the caller's catalog
+/// while the pass runs, so concurrent exports need their own names.
+static FIRST_PASS_INPUTS: AtomicU64 = AtomicU64::new(0);
 
 /// Most augmented views per row.
 pub const MAX_VIEWS: u32 = 10_000;
@@ -224,7 +226,11 @@ pub async fn export(
         };
         let first_pass = with_partitions(ctx, partitions);
         let marginal_path = marginal_file.path().display().to_string();
-        async {
+        let view = format!(
+            "tabssl_export_input_{}",
+            FIRST_PASS_INPUTS.fetch_add(1, Ordering::Relaxed)
+        );
+        let sampled = async {
             let sql = if distributed {
                 recipe.marginal_sql(&marginal_path)
             } else {
@@ -235,13 +241,17 @@ pub async fn export(
                     .await?;
                 let cores = std::thread::available_parallelism().map_or(1, usize::from);
                 let input = input.repartition(Partitioning::RoundRobinBatch(cores))?;
-                first_pass.register_table(FIRST_PASS_INPUT, input.into_view())?;
-                recipe.marginal_sql_over(FIRST_PASS_INPUT, &marginal_path)
+                first_pass.register_table(view.as_str(), input.into_view())?;
+                recipe.marginal_sql_over(&view, &marginal_path)
             };
             first_pass.sql(&sql).await?.collect().await
         }
-        .await
-        .map_err(|e| Error::invalid(format!("first pass (marginal sample) failed: {e}")))?;
+        .await;
+        // The session shares the caller's catalog: leave nothing behind in it.
+        if !distributed {
+            let _ = first_pass.deregister_table(view.as_str());
+        }
+        sampled.map_err(|e| Error::invalid(format!("first pass (marginal sample) failed: {e}")))?;
         marginal_file.commit()?;
     }
     let first_pass_seconds = started.elapsed().as_secs_f64();

@@ -94,3 +94,36 @@ async fn register_fills_any_function_registry() {
     // The table functions need a session: without with_tabssl or register_all they are absent.
     assert!(ctx.sql("SELECT * FROM tabssl_synthetic(3)").await.is_err());
 }
+
+#[tokio::test]
+async fn two_exports_in_one_session_leave_its_catalog_as_it_was() {
+    let ctx = tabssl::new_context(options());
+    ctx.sql("CREATE VIEW people AS SELECT * FROM tabssl_synthetic(3000, 8)")
+        .await
+        .expect("view");
+    let tables = |ctx: &SessionContext| {
+        let mut names = ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = tables(&ctx);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = tabssl::export::ExportOptions {
+        key: Some("id".into()),
+        ..tabssl::export::ExportOptions::default()
+    };
+    for name in ["a.parquet", "b.parquet"] {
+        let summary = tabssl::export::export(&ctx, "people", &dir.path().join(name), &options, None)
+            .await
+            .expect("export");
+        assert_eq!(summary.rows, 3000);
+    }
+    assert_eq!(tables(&ctx), before);
+    let a = std::fs::read(dir.path().join("a.parquet")).expect("a");
+    let b = std::fs::read(dir.path().join("b.parquet")).expect("b");
+    assert!(a == b, "the same export twice gives the same bytes");
+}
