@@ -153,15 +153,7 @@ fn a_single_view_export_labels_changes_and_keeps_statistics_for_input_columns_on
     let text = query(&sql);
     assert_eq!(text.lines().nth(1), Some("3000,0,0,0,0,true,true"), "{text}");
     // Statistics serve pruning on the input's columns; the derived ones are read whole.
-    let reader = SerializedFileReader::new(std::fs::File::open(&out).expect("output")).expect("parquet");
-    let row_group = reader.metadata().row_group(0);
-    let with_statistics: Vec<String> = row_group
-        .columns()
-        .iter()
-        .filter(|c| c.statistics().is_some())
-        .map(|c| c.column_path().string())
-        .collect();
-    assert_eq!(with_statistics, ["id", "view_id", "age", "workclass"]);
+    assert_eq!(columns_with_statistics(&out), ["id", "view_id", "age", "workclass"]);
 }
 
 #[test]
@@ -343,6 +335,18 @@ fn noise_and_blank_methods_label_what_they_changed() {
     assert_eq!(text.lines().nth(1), Some("0,0,true"), "{text}");
 }
 
+/// The columns of `file`'s first row group that carry statistics.
+fn columns_with_statistics(file: &Path) -> Vec<String> {
+    let reader = SerializedFileReader::new(std::fs::File::open(file).expect("output")).expect("parquet");
+    let row_group = reader.metadata().row_group(0);
+    row_group
+        .columns()
+        .iter()
+        .filter(|c| c.statistics().is_some())
+        .map(|c| c.column_path().string())
+        .collect()
+}
+
 /// Every value of `column` in `file`, as `tabssl sql` prints it (CSV, in row order).
 fn column_text(file: &Path, column: &str) -> String {
     query(&format!("SELECT {column} FROM '{}'", file.display()))
@@ -393,16 +397,7 @@ fn outputs_write_only_the_derived_columns_asked_for_with_the_same_values() {
     ));
     assert_eq!(column_text(&labels, "age_changed"), column_text(&full, "age_changed"));
     // Statistics stay off for every derived column written.
-    let reader = SerializedFileReader::new(std::fs::File::open(&masks).expect("output")).expect("parquet");
-    let with_statistics: Vec<String> = reader
-        .metadata()
-        .row_group(0)
-        .columns()
-        .iter()
-        .filter(|c| c.statistics().is_some())
-        .map(|c| c.column_path().string())
-        .collect();
-    assert_eq!(with_statistics, ["id", "view_id", "age", "workclass"]);
+    assert_eq!(columns_with_statistics(&masks), ["id", "view_id", "age", "workclass"]);
 }
 
 #[test]
