@@ -113,7 +113,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Resul
 /// Adds tabssl to a session under construction: its functions are appended to those the
 /// builder already holds (call it after `with_default_features`; a later
 /// `with_scalar_functions` would replace them), the table functions are added, and
-/// `options` become the session's `tabssl.*` settings.
+/// `options` become the session's `tabssl.*` settings. Its physical optimizer gains the
+/// rule that runs `embed`/`predict` on every partition ([`infer::spread`]).
 ///
 /// ```
 /// use datafusion::execution::session_state::SessionStateBuilder;
@@ -145,7 +146,7 @@ pub fn with_tabssl(mut builder: SessionStateBuilder, options: TabsslOptions) -> 
         .take()
         .unwrap_or_default()
         .with_option_extension(options);
-    builder.with_config(config)
+    infer::spread::with_spread_inference(builder.with_config(config))
 }
 
 /// Registers every tabssl function on `ctx` and installs `options` as the session's
@@ -177,7 +178,10 @@ pub fn new_context(options: TabsslOptions) -> SessionContext {
 
 /// Like [`new_context`], starting from `config` (batch size, partitions, ...).
 pub fn new_context_with_config(config: SessionConfig, options: TabsslOptions) -> SessionContext {
-    let ctx = SessionContext::new_with_config(config.with_information_schema(true));
+    let builder = SessionStateBuilder::new()
+        .with_config(config.with_information_schema(true))
+        .with_default_features();
+    let ctx = SessionContext::new_with_state(infer::spread::with_spread_inference(builder).build());
     register_all(&ctx, options);
     ctx
 }

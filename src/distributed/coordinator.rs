@@ -278,7 +278,7 @@ pub fn distributed_state(state: SessionState, cluster: &Cluster, channels: Worke
         .get::<TabsslOptions>()
         .cloned()
         .unwrap_or_default();
-    let builder = SessionStateBuilder::new_from_existing(state)
+    let builder = crate::infer::spread::without_spread_inference(SessionStateBuilder::new_from_existing(state))
         .with_distributed_worker_resolver(StaticWorkers(cluster.workers.clone()))
         .with_distributed_channel_resolver(channels)
         .with_distributed_option_extension(tabssl)

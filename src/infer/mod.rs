@@ -10,6 +10,7 @@ pub mod registry;
 pub mod runtime;
 pub mod session;
 pub mod spec;
+pub mod spread;
 pub mod tensors;
 pub mod udf;
 pub(crate) mod wheels;

@@ -3,6 +3,7 @@
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Float32Type};
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::common::{assert_close, context, fixture_models, reference, register_adult, rows, run};
 
@@ -83,4 +84,54 @@ async fn predict_returns_float32_matching_python() {
             "sigmoid outputs lie in [0, 1]"
         );
     }
+}
+
+/// A Parquet file with one row group, read by two partitions: DataFusion gives the whole
+/// group to one byte range, and `embed` still runs on both partitions (the spread rule
+/// deals the batches round robin), with every row and the reference outputs.
+#[tokio::test]
+async fn embed_runs_on_every_partition_of_a_one_row_group_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("adult.parquet");
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_target_partitions(2)
+        .with_batch_size(1000);
+    let ctx = crate::common::context_with(&fixture_models(), config);
+    register_adult(&ctx).await;
+    run(&ctx, &format!("COPY adult TO '{}' STORED AS PARQUET", file.display())).await;
+    let reader = SerializedFileReader::new(std::fs::File::open(&file).expect("file")).expect("Parquet");
+    assert_eq!(
+        reader.metadata().num_row_groups(),
+        1,
+        "the test needs a single row group"
+    );
+    run(&ctx, "SET datafusion.optimizer.repartition_file_min_size = 0").await;
+    run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE one_group STORED AS PARQUET LOCATION '{}'",
+            file.display()
+        ),
+    )
+    .await;
+    let sql = r#"SELECT age, "education-num", workclass, sex, embed('percol', age, "education-num", workclass, sex) AS e FROM one_group"#;
+    let df = ctx.sql(sql).await.expect("plans");
+    let plan = df.clone().create_physical_plan().await.expect("physical plan");
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(
+        shown.contains("RepartitionExec: partitioning=RoundRobinBatch(2), input_partitions=2"),
+        "{shown}"
+    );
+    let partitions = df.collect_partitioned().await.expect("runs");
+    let counts: Vec<usize> = partitions
+        .iter()
+        .map(|p| p.iter().map(arrow::array::RecordBatch::num_rows).sum())
+        .collect();
+    assert_eq!(counts.len(), 2);
+    assert!(counts.iter().all(|&n| n > 0), "rows per partition: {counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), 32_561, "every row comes back once");
+    let batches: Vec<_> = partitions.into_iter().flatten().collect();
+    assert!(check_against_reference("percol", &batches, 4, 4) >= 1_500);
 }
