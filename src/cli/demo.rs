@@ -11,8 +11,8 @@ use std::time::Instant;
 use clap::{Args, Parser};
 
 use super::{Cli, Command, console, evaluate, export, pretrain, shell_quote, sql, stream};
-use crate::eval::metrics::mean_std;
-use crate::eval::{Budget, Cell};
+use crate::eval::Cell;
+use crate::eval::choice::{budget_text, choices, summary, verdict};
 use crate::sql_text::{ident, string_literal};
 
 /// Arguments of `tabssl demo`.
@@ -159,7 +159,7 @@ pub async fn run(args: &DemoArgs) -> crate::Result<String> {
         "--seeds",
         &seeds,
         "--classifiers",
-        "logistic",
+        "logistic,gbdt",
         "--output",
         &report_dir,
     ])
@@ -188,35 +188,32 @@ pub async fn run(args: &DemoArgs) -> crate::Result<String> {
     Ok(summary)
 }
 
-/// One line per label budget: raw features' mean test AUC against the best other
-/// representation's.
+/// One line per label budget: the reference (trees on raw features) against the
+/// embedding representation picked on validation, both scored on test, and the verdict;
+/// then the summary sentence.
 fn gains(results: &std::path::Path) -> crate::Result<Vec<String>> {
     let text = std::fs::read(results).map_err(|e| crate::Error::io(results, e))?;
     let cells: Vec<Cell> =
         serde_json::from_slice(&text).map_err(|e| crate::Error::json(results.display().to_string(), e))?;
-    let mut budgets: Vec<Budget> = Vec::new();
-    for cell in &cells {
-        if !budgets.contains(&cell.budget) {
-            budgets.push(cell.budget);
-        }
-    }
-    Ok(budgets
+    let choices = choices(&cells);
+    let mut lines: Vec<String> = choices
         .iter()
-        .filter_map(|budget| {
-            let at = || cells.iter().filter(|c| c.budget == *budget);
-            let raw = at().find(|c| c.representation == "raw")?;
-            let best = at()
-                .filter(|c| c.representation != "raw")
-                .max_by(|a, b| mean_std(&a.auc).0.total_cmp(&mean_std(&b.auc).0))?;
-            let (raw_auc, best_auc) = (mean_std(&raw.auc).0, mean_std(&best.auc).0);
+        .filter_map(|choice| {
+            let picked = choice.with_embeddings.as_ref()?;
+            let gain = choice.gain()?;
             Some(format!(
-                "  {:>6} labels: raw AUC {raw_auc:.3}, best {} {best_auc:.3} ({:+.3})",
-                raw.labelled_rows,
-                best.representation,
-                best_auc - raw_auc
+                "  {:>18}: {} AUC {:.3}, picked on validation {} {:.3} ({gain:+.3}, {})",
+                budget_text(choice),
+                choice.reference.label,
+                choice.reference.mean(),
+                picked.label,
+                picked.mean(),
+                verdict(gain)
             ))
         })
-        .collect())
+        .collect();
+    lines.push(format!("  {}", summary(&choices)));
+    Ok(lines)
 }
 
 /// Runs one tabssl command, echoing it first.

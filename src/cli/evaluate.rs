@@ -10,9 +10,10 @@ use clap::Args;
 use datafusion::prelude::SessionConfig;
 
 use super::command_line;
+use crate::eval::choice::choices;
 use crate::eval::dataset::{load_split, model_inputs, representations};
 use crate::eval::plot::render_panels_png;
-use crate::eval::protocol::{charts, markdown};
+use crate::eval::protocol::{charts, labelled_sample, markdown};
 use crate::eval::{Budget, Cell, Classifier, ProtocolConfig, run_protocol};
 use crate::io::register_input;
 use crate::options::TabsslOptions;
@@ -51,8 +52,8 @@ pub struct EvaluateArgs {
     /// Seeds per budget (labelled sample and initialisation).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-    /// Downstream models.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp")]
+    /// Downstream models: logistic regression, a one-hidden-layer MLP, gradient-boosted trees.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp,gbdt")]
     pub classifiers: Vec<Classifier>,
     /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
     #[arg(long, value_name = "REGEX")]
@@ -63,6 +64,13 @@ pub struct EvaluateArgs {
     /// Add the AUC summary to each evaluated model's manifest (`training.downstream`).
     #[arg(long)]
     pub update_manifests: bool,
+    /// Downstream fits run side by side [default: one per core].
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub threads: usize,
+    /// Also write the labelled rows of every (budget, seed) to `splits.json` in the output
+    /// directory (row numbers of the training split), to rerun the protocol elsewhere.
+    #[arg(long)]
+    pub save_splits: bool,
 }
 
 /// Runs `tabssl evaluate`; returns the markdown report.
@@ -122,14 +130,20 @@ pub async fn run(args: &EvaluateArgs) -> crate::Result<String> {
         budgets: args.budgets.clone(),
         seeds: args.seeds,
         classifiers: args.classifiers.clone(),
+        threads: args.threads,
     };
     let terminal = std::io::stderr().is_terminal();
-    let mut progress = |line: &str| {
+    let fitting = Instant::now();
+    let mut progress = |done: usize, total: usize| {
         if terminal {
-            super::console::note(line);
+            super::console::note_raw(&progress_line(done, total, fitting.elapsed().as_secs_f64()));
         }
     };
-    let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress)?;
+    let cells = run_protocol(&reps, &train.labels, &test.labels, &config, &mut progress);
+    if terminal {
+        super::console::note_raw("\r\x1b[2K");
+    }
+    let cells = cells?;
 
     let positives = |labels: &[bool]| labels.iter().filter(|&&l| l).count();
     let mut report = String::new();
@@ -149,7 +163,8 @@ pub async fn run(args: &EvaluateArgs) -> crate::Result<String> {
     let _ = writeln!(
         report,
         "Raw features: {}. Models: {}. Each budget's labelled rows are split 80/20 into fit and \
-         validation (penalty and stopping step chosen on validation log-loss); the test split is only scored.\n",
+         validation (penalty or tree depth, and stopping step, chosen on validation log-loss); the test split \
+         is only scored.\n",
         columns.join(", "),
         if args.models.is_empty() {
             "none".to_string()
@@ -157,6 +172,7 @@ pub async fn run(args: &EvaluateArgs) -> crate::Result<String> {
             args.models.join(", ")
         }
     );
+    report.push_str(&crate::eval::choice::markdown(&choices(&cells), args.seeds));
     report.push_str(&markdown(&cells, args.seeds));
     let _ = writeln!(
         report,
@@ -171,12 +187,56 @@ pub async fn run(args: &EvaluateArgs) -> crate::Result<String> {
     write(&args.output.join("evaluation.png"), &png)?;
     let json = serde_json::to_vec_pretty(&cells).map_err(|e| crate::Error::json("writing the report", e))?;
     write(&args.output.join("evaluation.json"), &json)?;
+    if args.save_splits {
+        let splits = splits_json(&config, train.labels.len());
+        let json = serde_json::to_vec(&splits).map_err(|e| crate::Error::json("writing the splits", e))?;
+        write(&args.output.join("splits.json"), &json)?;
+    }
     if args.update_manifests {
         for model in &args.models {
             update_manifest(&models_dir, model, &cells, args)?;
         }
     }
     Ok(report)
+}
+
+/// `evaluate: [#########...........] 120/420 fits, 35 s, about 1 min left` after a carriage return.
+fn progress_line(done: usize, total: usize, seconds: f64) -> String {
+    const WIDTH: usize = 24;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    #[allow(clippy::cast_precision_loss)]
+    let left = if done == 0 {
+        String::new()
+    } else {
+        let rest = seconds * (total - done) as f64 / done as f64;
+        if rest >= 90.0 {
+            format!(", about {:.0} min left", rest / 60.0)
+        } else {
+            format!(", about {rest:.0} s left")
+        }
+    };
+    format!(
+        "\r\x1b[2Kevaluate: [{}{}] {done}/{total} fits, {seconds:.0} s{left}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    )
+}
+
+/// `{"train_rows": N, "samples": [{"budget": "100", "seed": 0, "fit": [...], "validation": [...]}, ...]}`.
+fn splits_json(config: &ProtocolConfig, train_rows: usize) -> serde_json::Value {
+    let mut samples = Vec::new();
+    for &budget in &config.budgets {
+        for seed in 0..config.seeds {
+            let sample = labelled_sample(budget, seed, train_rows);
+            samples.push(serde_json::json!({
+                "budget": budget.label(),
+                "seed": seed,
+                "fit": sample.fit,
+                "validation": sample.validation,
+            }));
+        }
+    }
+    serde_json::json!({"train_rows": train_rows, "samples": samples})
 }
 
 fn write(path: &Path, bytes: &[u8]) -> crate::Result<()> {

@@ -12,6 +12,7 @@ use super::protocol::Representation;
 use crate::Error;
 use crate::infer::manifest::Manifest;
 use crate::sql_text::{ident, string_literal};
+use crate::train::table::Column;
 use crate::train::{FeatureTable, Preprocessor, VocabularyLimits};
 
 /// One split: labels, raw features, and one embedding matrix per model.
@@ -124,7 +125,7 @@ fn embedding_matrix(batches: &[RecordBatch], index: usize, model: &str) -> crate
 
 /// The representations compared: `raw` (the tabssl preprocessing fitted on the training
 /// split), each model's embedding, and `raw + model` for each model; all standardised with
-/// training-split moments.
+/// training-split moments. The tree view of `raw` is [`tree_view`].
 ///
 /// # Errors
 /// When the raw features cannot be encoded.
@@ -134,7 +135,11 @@ pub fn representations(train: &Split, test: &Split) -> crate::Result<Vec<Represe
         let encoded = preprocessor.encode(table)?;
         Ok(Matrix::new(encoded.inputs, encoded.rows, preprocessor.input_width()))
     };
-    let raw = Representation::standardized("raw".into(), encode(&train.features)?, encode(&test.features)?);
+    let raw = Representation::standardized("raw".into(), encode(&train.features)?, encode(&test.features)?)
+        .with_tree_view(
+            tree_view(&train.features, &train.features)?,
+            tree_view(&train.features, &test.features)?,
+        );
     let mut out = vec![raw.clone()];
     let mut combined = Vec::new();
     for ((name, train_embedding), (_, test_embedding)) in train.embeddings.iter().zip(&test.embeddings) {
@@ -144,4 +149,95 @@ pub fn representations(train: &Split, test: &Split) -> crate::Result<Vec<Represe
     }
     out.extend(combined);
     Ok(out)
+}
+
+/// Raw features as trees read them: numbers as they are, each category as its rank in
+/// the sorted categories of the training split, NaN for a missing value or a category
+/// the training split does not hold. `table` has `train`'s columns.
+///
+/// # Errors
+/// When `table`'s columns differ from `train`'s.
+#[allow(clippy::cast_possible_truncation)]
+pub fn tree_view(train: &FeatureTable, table: &FeatureTable) -> crate::Result<Matrix> {
+    if train.names != table.names {
+        return Err(Error::Invalid(format!(
+            "the splits have different feature columns: {:?} and {:?}",
+            train.names, table.names
+        )));
+    }
+    let cols = table.columns.len();
+    let mut data = vec![f32::NAN; table.rows * cols];
+    for (col, (reference, column)) in train.columns.iter().zip(&table.columns).enumerate() {
+        match (reference, column) {
+            (Column::Numeric(_), Column::Numeric(values)) => {
+                for (row, value) in values.iter().enumerate() {
+                    if let Some(v) = value {
+                        data[row * cols + col] = *v as f32;
+                    }
+                }
+            }
+            (Column::Categorical { values: vocabulary, .. }, Column::Categorical { values, codes }) => {
+                let mut sorted: Vec<&str> = vocabulary.iter().map(String::as_str).collect();
+                sorted.sort_unstable();
+                // Code in `table` -> rank among the training categories.
+                #[allow(clippy::cast_precision_loss)]
+                let rank: Vec<f32> = values
+                    .iter()
+                    .map(|v| sorted.binary_search(&v.as_str()).map_or(f32::NAN, |r| r as f32))
+                    .collect();
+                for (row, code) in codes.iter().enumerate() {
+                    if let Some(code) = code {
+                        data[row * cols + col] = rank[*code as usize];
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "feature '{}' is numeric in one split and categorical in the other",
+                    table.names[col]
+                )));
+            }
+        }
+    }
+    Ok(Matrix::new(data, table.rows, cols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(age: &[Option<f64>], city: &[Option<&str>]) -> FeatureTable {
+        let mut values: Vec<String> = Vec::new();
+        let codes = city
+            .iter()
+            .map(|c| {
+                c.map(|c| {
+                    let at = values.iter().position(|v| v == c).unwrap_or_else(|| {
+                        values.push(c.to_string());
+                        values.len() - 1
+                    });
+                    u32::try_from(at).expect("few values")
+                })
+            })
+            .collect();
+        FeatureTable {
+            names: vec!["age".into(), "city".into()],
+            columns: vec![Column::Numeric(age.to_vec()), Column::Categorical { values, codes }],
+            rows: age.len(),
+        }
+    }
+
+    #[test]
+    fn tree_view_codes_categories_by_their_training_rank() {
+        let train = table(&[Some(30.0), None, Some(50.0)], &[Some("Oslo"), Some("Bergen"), None]);
+        let test = table(&[Some(1.5), Some(2.0)], &[Some("Tromsø"), Some("Oslo")]);
+        let view = tree_view(&train, &test).expect("same columns");
+        assert_eq!((view.rows, view.cols), (2, 2));
+        assert_eq!(view.data[0], 1.5);
+        assert!(view.data[1].is_nan(), "a category the training split lacks is missing");
+        assert_eq!(&view.data[2..], &[2.0, 1.0], "Oslo ranks after Bergen");
+        let view = tree_view(&train, &train).expect("same columns");
+        assert!(view.data[2].is_nan() && view.data[5].is_nan(), "NULLs are missing");
+        assert_eq!(view.data[3], 0.0, "Bergen ranks first");
+    }
 }

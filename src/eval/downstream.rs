@@ -1,7 +1,8 @@
 //! The downstream classifiers of the few-label protocol: logistic regression and a small
-//! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights. The
-//! penalty strength and the stopping step are chosen on a validation split (log-loss),
-//! never on the test rows.
+//! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights, and
+//! gradient-boosted trees ([`super::gbdt`]). The penalty strength (tree depth) and the
+//! stopping step (round) are chosen on a validation split (log-loss), never on the test
+//! rows.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -22,6 +23,8 @@ pub enum Classifier {
     Logistic,
     /// One hidden layer of 64 ReLU units.
     Mlp,
+    /// Gradient-boosted trees on the representation's tree view.
+    Gbdt,
 }
 
 impl Classifier {
@@ -31,9 +34,26 @@ impl Classifier {
         match self {
             Self::Logistic => "logistic",
             Self::Mlp => "mlp",
+            Self::Gbdt => "gbdt",
         }
     }
 
+    /// Whether the model reads a representation's tree view (raw numbers, categorical
+    /// codes, NaN for missing) instead of its standardised one-hot view.
+    #[must_use]
+    pub fn uses_trees(self) -> bool {
+        self == Self::Gbdt
+    }
+}
+
+/// The two neural downstream models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Network {
+    Logistic,
+    Mlp,
+}
+
+impl Network {
     fn widths(self, inputs: usize) -> Vec<usize> {
         match self {
             Self::Logistic => vec![inputs, 1],
@@ -78,39 +98,57 @@ pub struct Labelled<'a> {
     pub y: &'a [bool],
 }
 
-/// Trains `classifier` on `train`, picks the L2 strength and stopping step by log-loss on
-/// `validation`, and returns the positive-class probabilities of `test` rows.
+/// The positive-class probabilities of a fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// For the validation rows (model selection).
+    pub validation: Vec<f32>,
+    /// For the test rows (scores).
+    pub test: Vec<f32>,
+}
+
+/// Trains `classifier` on `train`, picks the L2 strength (tree depth) and stopping step
+/// by log-loss on `validation`, and returns the chosen model's positive-class
+/// probabilities of the validation and `test` rows.
 ///
 /// # Errors
-/// candle errors.
+/// candle or forust-ml errors.
 pub fn fit_predict(
     classifier: Classifier,
     train: &Labelled<'_>,
     validation: &Labelled<'_>,
     test: &Matrix,
     seed: u64,
-) -> crate::Result<Vec<f32>> {
+) -> crate::Result<Predictions> {
+    let network = match classifier {
+        Classifier::Gbdt => return super::gbdt::fit_predict(train, validation, test, seed),
+        Classifier::Logistic => Network::Logistic,
+        Classifier::Mlp => Network::Mlp,
+    };
     let mut best: Option<(f64, Mlp)> = None;
-    for &penalty in classifier.penalties() {
-        let (loss, model) = fit_one(classifier, train, validation, penalty, seed)?;
+    for &penalty in network.penalties() {
+        let (loss, model) = fit_one(network, train, validation, penalty, seed)?;
         if best.as_ref().is_none_or(|(b, _)| loss < *b) {
             best = Some((loss, model));
         }
     }
     let (_, model) = best.ok_or_else(|| Error::Invalid("no penalty to try".into()))?;
-    probabilities(&model, test)
+    Ok(Predictions {
+        validation: probabilities(&model, validation.x)?,
+        test: probabilities(&model, test)?,
+    })
 }
 
 fn fit_one(
-    classifier: Classifier,
+    network: Network,
     train: &Labelled<'_>,
     validation: &Labelled<'_>,
     penalty: f64,
     seed: u64,
 ) -> crate::Result<(f64, Mlp)> {
     let mut rng = TrainRng::new(seed, "downstream");
-    let model = Mlp::new(&mut rng, &classifier.widths(train.x.cols))?;
-    if classifier == Classifier::Logistic {
+    let model = Mlp::new(&mut rng, &network.widths(train.x.cols))?;
+    if network == Network::Logistic {
         // The convex problem needs no random start: from zero, early steps move along the
         // gradient of the data, not of the initialisation.
         for layer in &model.layers {
@@ -121,7 +159,7 @@ fn fit_one(
     let mut optimizer = AdamW::new(
         model.vars(),
         ParamsAdamW {
-            lr: classifier.learning_rate(),
+            lr: network.learning_rate(),
             weight_decay: 0.0,
             ..ParamsAdamW::default()
         },
@@ -131,7 +169,7 @@ fn fit_one(
     let mut order = rng.permutation(n);
     let mut cursor = 0;
     let mut best: Option<(f64, Mlp)> = None;
-    for step in 1..=classifier.steps() {
+    for step in 1..=network.steps() {
         if cursor + batch > n {
             order = rng.permutation(n);
             cursor = 0;
@@ -160,18 +198,10 @@ fn fit_one(
 
 /// Mean log-loss on validation rows.
 fn validation_loss(model: &Mlp, validation: &Labelled<'_>) -> crate::Result<f64> {
-    let p = probabilities(model, validation.x)?;
-    let eps = 1e-7_f64;
-    let total: f64 = p
-        .iter()
-        .zip(validation.y)
-        .map(|(&p, &y)| {
-            let p = f64::from(p).clamp(eps, 1.0 - eps);
-            if y { -p.ln() } else { -(1.0 - p).ln() }
-        })
-        .sum();
-    #[allow(clippy::cast_precision_loss)]
-    Ok(total / validation.y.len().max(1) as f64)
+    Ok(super::metrics::log_loss(
+        &probabilities(model, validation.x)?,
+        validation.y,
+    ))
 }
 
 fn probabilities(model: &Mlp, x: &Matrix) -> crate::Result<Vec<f32>> {
@@ -210,7 +240,7 @@ mod tests {
             0,
         )
         .expect("fits");
-        let accuracy = super::super::metrics::accuracy(&p, &y[400..]);
+        let accuracy = super::super::metrics::accuracy(&p.test, &y[400..]);
         assert!(accuracy > 0.95, "{accuracy}");
     }
 }

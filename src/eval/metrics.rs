@@ -44,6 +44,24 @@ pub fn accuracy(scores: &[f32], labels: &[bool]) -> f64 {
     }
 }
 
+/// Mean log-loss of positive-class probabilities (clamped away from 0 and 1); 0 for no rows.
+#[must_use]
+pub fn log_loss(probabilities: &[f32], labels: &[bool]) -> f64 {
+    let eps = 1e-7_f64;
+    let total: f64 = probabilities
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| {
+            let p = f64::from(p).clamp(eps, 1.0 - eps);
+            if y { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    {
+        total / labels.len().max(1) as f64
+    }
+}
+
 /// Mean and sample standard deviation (0 for fewer than two values).
 #[must_use]
 pub fn mean_std(values: &[f64]) -> (f64, f64) {

@@ -2,10 +2,13 @@
 //!
 //! [`dataset`] loads a training and a test split through SQL (raw features, labels, and
 //! `embed` outputs of registry models), [`protocol`] runs the few-label protocol with the
-//! [`downstream`] classifiers and renders the [`metrics`] as markdown and a [`plot`].
+//! [`downstream`] classifiers and renders the [`metrics`] as markdown and a [`plot`];
+//! [`choice`] says, budget by budget, what to use and whether the embeddings help.
 
+pub mod choice;
 pub mod dataset;
 pub mod downstream;
+pub mod gbdt;
 pub mod matrix;
 pub mod metrics;
 pub mod plot;

@@ -7,6 +7,8 @@
 //! of the budget, the test split is only ever scored.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +22,9 @@ use crate::rng::TrainRng;
 /// Share of each labelled sample held out for model selection.
 const VALIDATION_SHARE: f64 = 0.2;
 
-/// One way of describing a row: raw features, an embedding, or both.
+/// One way of describing a row: raw features, an embedding, or both. Each split comes in
+/// two views: standardised (for the logistic and MLP models) and the tree view (for
+/// gradient-boosted trees: raw numbers, categorical codes, NaN for missing).
 #[derive(Debug, Clone)]
 pub struct Representation {
     /// Name in reports, e.g. `raw`, `adult_vime`, `raw + adult_vime`.
@@ -29,16 +33,40 @@ pub struct Representation {
     pub train: Matrix,
     /// Test-split rows (standardised with the training moments).
     pub test: Matrix,
+    /// Training-split rows, tree view.
+    pub tree_train: Matrix,
+    /// Test-split rows, tree view.
+    pub tree_test: Matrix,
 }
 
 impl Representation {
-    /// Standardises both splits with the training split's column moments.
+    /// Standardises both splits with the training split's column moments; the tree view
+    /// keeps the values as they are.
     #[must_use]
-    pub fn standardized(name: String, mut train: Matrix, mut test: Matrix) -> Self {
+    pub fn standardized(name: String, train: Matrix, test: Matrix) -> Self {
+        let (tree_train, tree_test) = (train.clone(), test.clone());
+        let (mut train, mut test) = (train, test);
         let moments = train.column_moments();
         train.standardize(&moments);
         test.standardize(&moments);
-        Self { name, train, test }
+        Self {
+            name,
+            train,
+            test,
+            tree_train,
+            tree_test,
+        }
+    }
+
+    /// The same representation with another tree view (raw features: categorical codes
+    /// instead of one-hot columns).
+    #[must_use]
+    pub fn with_tree_view(self, tree_train: Matrix, tree_test: Matrix) -> Self {
+        Self {
+            tree_train,
+            tree_test,
+            ..self
+        }
     }
 
     /// The side-by-side concatenation of two representations.
@@ -48,6 +76,17 @@ impl Representation {
             name: format!("{} + {}", self.name, other.name),
             train: self.train.hconcat(&other.train),
             test: self.test.hconcat(&other.test),
+            tree_train: self.tree_train.hconcat(&other.tree_train),
+            tree_test: self.tree_test.hconcat(&other.tree_test),
+        }
+    }
+
+    /// The training and test matrices `classifier` reads.
+    fn views(&self, classifier: Classifier) -> (&Matrix, &Matrix) {
+        if classifier.uses_trees() {
+            (&self.tree_train, &self.tree_test)
+        } else {
+            (&self.train, &self.test)
         }
     }
 }
@@ -89,7 +128,9 @@ impl Budget {
         }
     }
 
-    fn label(self) -> String {
+    /// `100` or `all`.
+    #[must_use]
+    pub fn label(self) -> String {
         match self {
             Self::Rows(n) => n.to_string(),
             Self::All => "all".into(),
@@ -112,6 +153,44 @@ pub struct Cell {
     pub auc: Vec<f64>,
     /// Test accuracy per seed.
     pub accuracy: Vec<f64>,
+    /// Validation AUC per seed (`None` when the validation rows hold one class): what
+    /// [`choices`] picks by.
+    #[serde(default)]
+    pub validation_auc: Vec<Option<f64>>,
+}
+
+/// The labelled rows of one (budget, seed): row numbers of the training split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelledSample {
+    /// Rows the models are fitted on.
+    pub fit: Vec<usize>,
+    /// Rows that choose penalties, depths, stopping steps and representations.
+    pub validation: Vec<usize>,
+}
+
+/// The labelled rows of `budget` for `seed` out of `train_rows` rows: a seeded random
+/// sample, 20% of it (at least one row each) for validation. Every representation and
+/// model of a (budget, seed) gets these rows.
+#[must_use]
+pub fn labelled_sample(budget: Budget, seed: u64, train_rows: usize) -> LabelledSample {
+    let labelled = budget.rows(train_rows);
+    let sample = TrainRng::new(seed, &format!("labels-{}", budget.label())).permutation(train_rows);
+    let sample = &sample[..labelled];
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let validation_rows = if labelled < 2 {
+        0
+    } else {
+        ((labelled as f64 * VALIDATION_SHARE).round() as usize).clamp(1, labelled - 1)
+    };
+    let (validation, fit) = sample.split_at(validation_rows);
+    LabelledSample {
+        fit: fit.to_vec(),
+        validation: validation.to_vec(),
+    }
 }
 
 /// What to run.
@@ -123,9 +202,13 @@ pub struct ProtocolConfig {
     pub seeds: u64,
     /// Downstream models.
     pub classifiers: Vec<Classifier>,
+    /// Fits run side by side (0: one per core).
+    pub threads: usize,
 }
 
-/// Runs the protocol; `progress` receives one line per finished cell.
+/// Runs the protocol, fits on `config.threads` threads; `progress` receives `(fits done,
+/// fits in all)` after each fit. Results do not depend on the thread count: every fit has
+/// its own seed and rows.
 ///
 /// # Errors
 /// Training errors, or a test split with one class only.
@@ -134,81 +217,191 @@ pub fn run_protocol(
     train_labels: &[bool],
     test_labels: &[bool],
     config: &ProtocolConfig,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(usize, usize),
 ) -> crate::Result<Vec<Cell>> {
-    let mut cells = Vec::new();
-    for &budget in &config.budgets {
-        let labelled = budget.rows(train_labels.len());
-        if labelled < 2 {
-            return Err(Error::Invalid(format!(
-                "the training split has {} labelled rows; the protocol needs at least 2 (each budget's rows \
-                 are split into fit and validation rows)",
-                train_labels.len()
-            )));
-        }
-        // Index into `cells` of each (representation, classifier) for this budget.
-        let start = cells.len();
+    let available = train_labels.len();
+    if config.budgets.iter().any(|b| b.rows(available) < 2) {
+        return Err(Error::Invalid(format!(
+            "the training split has {available} labelled rows; the protocol needs at least 2 (each budget's rows \
+             are split into fit and validation rows)"
+        )));
+    }
+    // Every (budget, seed): its labelled rows and their labels.
+    let samples: Vec<Sample> = config
+        .budgets
+        .iter()
+        .flat_map(|&budget| (0..config.seeds).map(move |seed| (budget, seed)))
+        .map(|(budget, seed)| Sample::new(budget, seed, train_labels))
+        .collect();
+    // Every fit, in the order results are reported: budget, representation, classifier, seed.
+    let mut fits = Vec::new();
+    for (b, _) in config.budgets.iter().enumerate() {
         for representation in representations {
             for &classifier in &config.classifiers {
-                cells.push(Cell {
-                    representation: representation.name.clone(),
-                    classifier,
-                    budget,
-                    labelled_rows: labelled,
-                    auc: Vec::new(),
-                    accuracy: Vec::new(),
-                });
-            }
-        }
-        for seed in 0..config.seeds {
-            let sample = TrainRng::new(seed, &format!("labels-{}", budget.label())).permutation(train_labels.len());
-            let sample = &sample[..labelled];
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let validation_rows = ((labelled as f64 * VALIDATION_SHARE).round() as usize).clamp(1, labelled - 1);
-            let (validation, train) = sample.split_at(validation_rows);
-            let y_train: Vec<bool> = train.iter().map(|&i| train_labels[i]).collect();
-            let y_validation: Vec<bool> = validation.iter().map(|&i| train_labels[i]).collect();
-            let mut cell = start;
-            for representation in representations {
-                let x_train = representation.train.select(train);
-                let x_validation = representation.train.select(validation);
-                for &classifier in &config.classifiers {
-                    let p = fit_predict(
+                for seed in 0..config.seeds {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let sample = &samples[b * config.seeds as usize + seed as usize];
+                    fits.push(Fit {
+                        representation,
                         classifier,
-                        &Labelled {
-                            x: &x_train,
-                            y: &y_train,
-                        },
-                        &Labelled {
-                            x: &x_validation,
-                            y: &y_validation,
-                        },
-                        &representation.test,
-                        seed,
-                    )?;
-                    let auc = roc_auc(&p, test_labels)
-                        .ok_or_else(|| Error::Invalid("the test split holds only one class".into()))?;
-                    cells[cell].auc.push(auc);
-                    cells[cell].accuracy.push(accuracy(&p, test_labels));
-                    cell += 1;
+                        sample,
+                    });
                 }
             }
         }
-        for cell in &cells[start..] {
-            let (auc, auc_sd) = mean_std(&cell.auc);
-            progress(&format!(
-                "budget {:>5}  {:<28} {:<8}  AUC {auc:.4} ± {auc_sd:.4}",
-                cell.budget.label(),
-                cell.representation,
-                cell.classifier.as_str()
-            ));
+    }
+    let outcomes = run_fits(&fits, test_labels, config.threads, progress)?;
+    let mut cells: Vec<Cell> = Vec::new();
+    for (fit, outcome) in fits.iter().zip(outcomes) {
+        let same = cells.last().is_some_and(|c: &Cell| {
+            c.budget == fit.sample.budget
+                && c.representation == fit.representation.name
+                && c.classifier == fit.classifier
+        });
+        if !same {
+            cells.push(Cell {
+                representation: fit.representation.name.clone(),
+                classifier: fit.classifier,
+                budget: fit.sample.budget,
+                labelled_rows: fit.sample.budget.rows(available),
+                auc: Vec::new(),
+                accuracy: Vec::new(),
+                validation_auc: Vec::new(),
+            });
+        }
+        if let Some(cell) = cells.last_mut() {
+            cell.auc.push(outcome.auc);
+            cell.accuracy.push(outcome.accuracy);
+            cell.validation_auc.push(outcome.validation_auc);
         }
     }
     Ok(cells)
+}
+
+/// The labelled rows of one (budget, seed), with their labels.
+struct Sample {
+    budget: Budget,
+    seed: u64,
+    rows: LabelledSample,
+    y_fit: Vec<bool>,
+    y_validation: Vec<bool>,
+}
+
+impl Sample {
+    fn new(budget: Budget, seed: u64, labels: &[bool]) -> Self {
+        let rows = labelled_sample(budget, seed, labels.len());
+        Self {
+            budget,
+            seed,
+            y_fit: rows.fit.iter().map(|&i| labels[i]).collect(),
+            y_validation: rows.validation.iter().map(|&i| labels[i]).collect(),
+            rows,
+        }
+    }
+}
+
+/// One model fitted on one representation of one sample.
+struct Fit<'a> {
+    representation: &'a Representation,
+    classifier: Classifier,
+    sample: &'a Sample,
+}
+
+/// What one fit scored.
+struct Outcome {
+    auc: f64,
+    accuracy: f64,
+    validation_auc: Option<f64>,
+}
+
+impl Fit<'_> {
+    fn run(&self, test_labels: &[bool]) -> crate::Result<Outcome> {
+        let (fit_rows, test_rows) = self.representation.views(self.classifier);
+        let x_fit = fit_rows.select(&self.sample.rows.fit);
+        let x_validation = fit_rows.select(&self.sample.rows.validation);
+        let p = fit_predict(
+            self.classifier,
+            &Labelled {
+                x: &x_fit,
+                y: &self.sample.y_fit,
+            },
+            &Labelled {
+                x: &x_validation,
+                y: &self.sample.y_validation,
+            },
+            test_rows,
+            self.sample.seed,
+        )?;
+        Ok(Outcome {
+            auc: roc_auc(&p.test, test_labels)
+                .ok_or_else(|| Error::Invalid("the test split holds only one class".into()))?,
+            accuracy: accuracy(&p.test, test_labels),
+            validation_auc: roc_auc(&p.validation, &self.sample.y_validation),
+        })
+    }
+}
+
+/// Runs `fits` on `threads` threads (0: one per core); returns
+/// their outcomes in the same order, or the first error (the other threads then stop
+/// taking fits).
+fn run_fits(
+    fits: &[Fit<'_>],
+    test_labels: &[bool],
+    threads: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> crate::Result<Vec<Outcome>> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        threads
+    }
+    .min(fits.len())
+    .max(1);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut outcomes: Vec<Option<Outcome>> = std::iter::repeat_with(|| None).take(fits.len()).collect();
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel();
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // From the end: the largest budgets usually come last, and starting
+                    // with them keeps every thread busy until the end.
+                    let taken = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(i) = fits.len().checked_sub(taken + 1) else {
+                        break;
+                    };
+                    let fit = &fits[i];
+                    if sender.send((i, fit.run(test_labels))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut done = 0;
+        for (i, outcome) in receiver {
+            match outcome {
+                Ok(outcome) => outcomes[i] = Some(outcome),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
+                }
+            }
+            done += 1;
+            progress(done, fits.len());
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| Error::Invalid("a downstream fit did not finish".into())))
+        .collect()
 }
 
 /// The results as markdown: one table per metric, rows (representation, classifier),
@@ -274,7 +467,8 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
 }
 
 /// One chart per classifier: test AUC against the label budget, a line per
-/// representation, error bars one standard deviation (accuracy is in the tables).
+/// representation, error bars one standard deviation (accuracy is in the tables); charts
+/// of the other models also show gradient-boosted trees on raw features as the reference.
 #[must_use]
 pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
     let mut classifiers: Vec<Classifier> = Vec::new();
@@ -287,6 +481,10 @@ pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
             representations.push(cell.representation.clone());
         }
     }
+    let reference = Series {
+        name: "gbdt on raw (reference)".into(),
+        points: points(cells, RAW_REFERENCE, Classifier::Gbdt, train_rows),
+    };
     classifiers
         .iter()
         .map(|&classifier| Chart {
@@ -298,17 +496,26 @@ pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
                 .iter()
                 .map(|name| Series {
                     name: name.clone(),
-                    points: cells
-                        .iter()
-                        .filter(|c| &c.representation == name && c.classifier == classifier)
-                        .map(|c| {
-                            let (mean, sd) = mean_std(&c.auc);
-                            #[allow(clippy::cast_precision_loss)]
-                            (c.budget.rows(train_rows) as f64, mean, sd)
-                        })
-                        .collect(),
+                    points: points(cells, name, classifier, train_rows),
                 })
+                .chain((classifier != Classifier::Gbdt && !reference.points.is_empty()).then(|| reference.clone()))
                 .collect(),
+        })
+        .collect()
+}
+
+/// The representation whose gradient-boosted trees are every chart's reference line.
+const RAW_REFERENCE: &str = "raw";
+
+/// `(labelled rows, mean test AUC, std)` of one representation and model per budget.
+fn points(cells: &[Cell], representation: &str, classifier: Classifier, train_rows: usize) -> Vec<(f64, f64, f64)> {
+    cells
+        .iter()
+        .filter(|c| c.representation == representation && c.classifier == classifier)
+        .map(|c| {
+            let (mean, sd) = mean_std(&c.auc);
+            #[allow(clippy::cast_precision_loss)]
+            (c.budget.rows(train_rows) as f64, mean, sd)
         })
         .collect()
 }

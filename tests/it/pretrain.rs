@@ -557,7 +557,14 @@ fn the_demo_runs_the_whole_loop() {
         stderr.contains("read 500 records, rejected 0, passed 500 to the query, wrote 500 rows"),
         "{stderr}"
     );
-    assert!(stdout.contains("labels: raw AUC"), "{stdout}");
+    // The summary: per budget, trees on raw against the embedding picked on validation,
+    // and the sentence that says where the embeddings help.
+    assert!(stdout.contains("labels: raw · gbdt AUC"), "{stdout}");
+    assert!(stdout.contains("picked on validation"), "{stdout}");
+    assert!(
+        stdout.contains("Test AUC of the best embedding representation picked on validation, against raw · gbdt:"),
+        "{stdout}"
+    );
     for file in [
         "models/demo_vime.onnx",
         "models/demo_scarf.json",
