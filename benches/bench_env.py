@@ -1,8 +1,9 @@
-"""Shared by the comparison scripts: the repository root and a virtual environment
-(target/bench-venv) with the Python packages a script needs."""
+"""Shared by the comparison scripts: the repository root, a virtual environment
+(target/bench-venv) with the Python packages a script needs, and the machine's description."""
 
 import importlib
 import os
+import platform
 import subprocess
 import sys
 
@@ -24,3 +25,27 @@ def ensure_packages(modules, requirements):
             subprocess.check_call([sys.executable, "-m", "venv", VENV])
         subprocess.check_call([python, "-m", "pip", "install", "-q", *requirements])
         os.execv(python, [python, *sys.argv])
+
+
+def cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def machine():
+    """(CPU model from /proc/cpuinfo, short commit of ROOT)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip() or "?"
+    except OSError:
+        commit = "?"
+    return model, commit

@@ -61,14 +61,13 @@ import datetime
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import subprocess
 import sys
 import time
 
-from bench_env import ROOT, ensure_packages
+from bench_env import ROOT, cores, ensure_packages, machine
 
 PACKAGES = ["numpy==2.4.6", "pandas==3.1.1", "scikit-learn==1.9.1"]
 TRAIN = "data/adult/adult.data.csv.gz"
@@ -90,29 +89,6 @@ T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 
 
 # ---------------------------------------------------------------- helpers
-
-def cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count()
-
-
-def machine():
-    """(CPU model from /proc/cpuinfo, short commit of ROOT)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or "?"
-    except OSError:
-        commit = "?"
-    return model, commit
-
 
 def budget_label(budget):
     """evaluation.json's budget ({"Rows": 100} or "All") as splits.json spells it ("100", "all")."""

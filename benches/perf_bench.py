@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 
-from bench_env import ROOT, ensure_packages
+from bench_env import ROOT, cores, ensure_packages, machine
 
 PACKAGES = ["numpy", "onnxruntime==1.31.1", "duckdb==2.0.1", "pyarrow==26.0.1", "onnx==1.23.2"]
 PARTS = ["mlp", "strings", "export", "stream", "peak"]
@@ -75,13 +75,6 @@ WORK = os.path.join(ROOT, "target", "bench")
 
 
 # ---------------------------------------------------------------- helpers
-
-def cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count()
-
 
 def run(command, **kwargs):
     """Runs a command to completion; returns the CompletedProcess (text), or stops the script
@@ -561,21 +554,6 @@ def part_peak(args, mods, summary):
 
 
 # ---------------------------------------------------------------- main
-
-def machine():
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = "?"
-    return model, commit
-
 
 def main():
     ensure_packages(["numpy", "onnxruntime", "duckdb", "pyarrow", "onnx"], PACKAGES)
