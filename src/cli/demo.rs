@@ -159,7 +159,7 @@ pub async fn run(args: &DemoArgs) -> crate::Result<String> {
         "--seeds",
         &seeds,
         "--classifiers",
-        "logistic,gbdt",
+        "logistic,gbdt,stack",
         "--output",
         &report_dir,
     ])
@@ -188,9 +188,9 @@ pub async fn run(args: &DemoArgs) -> crate::Result<String> {
     Ok(summary)
 }
 
-/// One line per label budget: the reference (trees on raw features) against the
-/// embedding representation picked on validation, both scored on test, and the verdict;
-/// then the summary sentence.
+/// One line per label budget: the reference (trees on raw features) against the stack of
+/// trees and embedding models, both scored on test, and the verdict; then the summary
+/// sentence.
 fn gains(results: &std::path::Path) -> crate::Result<Vec<String>> {
     let text = std::fs::read(results).map_err(|e| crate::Error::io(results, e))?;
     let cells: Vec<Cell> =
@@ -202,7 +202,7 @@ fn gains(results: &std::path::Path) -> crate::Result<Vec<String>> {
             let picked = choice.with_embeddings.as_ref()?;
             let gain = choice.gain()?;
             Some(format!(
-                "  {:>18}: {} AUC {:.3}, picked on validation {} {:.3} ({gain:+.3}, {})",
+                "  {:>18}: {} AUC {:.3}, with embeddings {} {:.3} ({gain:+.3}, {})",
                 budget_text(choice),
                 choice.reference.label,
                 choice.reference.mean(),

@@ -52,8 +52,9 @@ pub struct EvaluateArgs {
     /// Seeds per budget (labelled sample and initialisation).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-    /// Downstream models: logistic regression, a one-hidden-layer MLP, gradient-boosted trees.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp,gbdt")]
+    /// Downstream models: logistic regression, a one-hidden-layer MLP, gradient-boosted trees,
+    /// and the stack (gbdt on raw blended with logistic and MLP on the embeddings).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp,gbdt,stack")]
     pub classifiers: Vec<Classifier>,
     /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
     #[arg(long, value_name = "REGEX")]
@@ -244,7 +245,8 @@ fn write(path: &Path, bytes: &[u8]) -> crate::Result<()> {
 }
 
 /// Stores, under `training.downstream` of the model's manifest, the mean test AUC per
-/// budget and classifier of the model's embedding, of raw ⊕ embedding and of raw.
+/// budget and classifier of the model's embedding, of raw ⊕ embedding, of raw and of the
+/// stack.
 fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &EvaluateArgs) -> crate::Result<()> {
     let path = models_dir.join(format!("{model}.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
@@ -252,10 +254,12 @@ fn update_manifest(models_dir: &Path, model: &str, cells: &[Cell], args: &Evalua
         serde_json::from_str(&text).map_err(|e| crate::Error::json(path.display().to_string(), e))?;
     let combined = format!("raw + {model}");
     let mut summary = serde_json::Map::new();
-    for cell in cells
-        .iter()
-        .filter(|c| c.representation == model || c.representation == combined || c.representation == "raw")
-    {
+    for cell in cells.iter().filter(|c| {
+        c.representation == model
+            || c.representation == combined
+            || c.representation == "raw"
+            || c.classifier == Classifier::Stack
+    }) {
         let budget = match cell.budget {
             Budget::Rows(n) => n.to_string(),
             Budget::All => "all".into(),

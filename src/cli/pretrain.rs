@@ -12,7 +12,7 @@ use crate::io::register_input;
 use crate::options::TabsslOptions;
 use crate::train::export::manifest_path;
 use crate::train::job::{PretrainJob, run_pretrain};
-use crate::train::{EpochStats, Method, PretrainConfig, VocabularyLimits};
+use crate::train::{EpochStats, FeatureLayer, Method, PretrainConfig, VocabularyLimits};
 
 /// Arguments of `tabssl pretrain`.
 #[derive(Debug, Args)]
@@ -51,6 +51,17 @@ pub struct PretrainArgs {
     /// Embedding width.
     #[arg(long, default_value_t = 16)]
     pub dim: usize,
+    /// Encoder layers whose outputs make the exported embedding, side by side:
+    /// `embedding` (the `--dim` output), `hidden` (the `--hidden` layer after its ReLU), or
+    /// both (`hidden,embedding`: `--hidden` + `--dim` columns).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LAYERS",
+        default_value = "embedding"
+    )]
+    pub feature_layers: Vec<FeatureLayer>,
     /// Training epochs (the epoch with the lowest validation loss is kept).
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
@@ -101,6 +112,7 @@ impl PretrainArgs {
                 max_vocab: self.max_vocab,
                 min_count: self.min_count,
             },
+            feature_layers: self.feature_layers.clone(),
             max_tensor_elements: self.max_tensor_elements,
             ..PretrainConfig::new(self.method)
         }

@@ -2,8 +2,10 @@
 //! downstream model would a practitioner pick on the validation rows, how does that pick
 //! score on the test split, and does it beat gradient-boosted trees on the raw columns?
 //!
-//! Picks are made per seed, on validation AUC only (the test split never decides), so the
-//! reported test AUC is what the choice is worth, selection noise included.
+//! With embeddings, the answer is the stack ([`super::stack`]) when it was run: a fixed
+//! recipe, so no selection noise. Otherwise, and for the best overall, picks are made per
+//! seed on validation AUC only (the test split never decides), so the reported test AUC
+//! is what the choice is worth, selection noise included.
 
 use std::fmt::Write as _;
 
@@ -47,8 +49,8 @@ pub struct Choice {
     /// The reference: gradient-boosted trees on the raw columns when they were run,
     /// otherwise the raw-feature model picked on validation.
     pub reference: Pick,
-    /// The best by validation among representations that use an embedding (`None` when
-    /// none was evaluated).
+    /// With embeddings: the stack when it was run, else the best by validation among
+    /// representations that use an embedding (`None` when none was evaluated).
     pub with_embeddings: Option<Pick>,
     /// The best by validation among every representation and model.
     pub overall: Pick,
@@ -76,7 +78,18 @@ pub fn choices(cells: &[Cell]) -> Vec<Choice> {
         .filter_map(|budget| {
             let at: Vec<&Cell> = cells.iter().filter(|c| c.budget == budget).collect();
             let raw: Vec<&Cell> = at.iter().copied().filter(|c| c.representation == RAW).collect();
-            let embedded: Vec<&Cell> = at.iter().copied().filter(|c| c.representation != RAW).collect();
+            let embedded: Vec<&Cell> = at
+                .iter()
+                .copied()
+                .filter(|c| c.representation != RAW && c.classifier != Classifier::Stack)
+                .collect();
+            let with_embeddings = match at.iter().find(|c| c.classifier == Classifier::Stack) {
+                Some(stack) => Some(Pick {
+                    label: stack_label(stack),
+                    auc: stack.auc.clone(),
+                }),
+                None => pick(&embedded),
+            };
             let reference = match raw.iter().find(|c| c.classifier == Classifier::Gbdt) {
                 Some(gbdt) => Pick {
                     label: format!("{RAW} · {}", Classifier::Gbdt.as_str()),
@@ -88,7 +101,7 @@ pub fn choices(cells: &[Cell]) -> Vec<Choice> {
                 budget,
                 labelled_rows: at.first()?.labelled_rows,
                 reference,
-                with_embeddings: pick(&embedded),
+                with_embeddings,
                 overall: pick(&at)?,
             })
         })
@@ -143,6 +156,20 @@ fn pick(candidates: &[&Cell]) -> Option<Pick> {
     Some(Pick { label, auc })
 }
 
+/// `stack (embedding share 0.2–0.6)`: the range of shares chosen over seeds.
+fn stack_label(stack: &Cell) -> String {
+    let low = stack.stack_shares.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = stack.stack_shares.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let name = Classifier::Stack.as_str();
+    if stack.stack_shares.is_empty() {
+        name.to_string()
+    } else if (high - low).abs() < 1e-9 {
+        format!("{name} (embedding share {low:.1})")
+    } else {
+        format!("{name} (embedding share {low:.1}–{high:.1})")
+    }
+}
+
 /// The budget as a reader says it: `100 labels`, `all 31,655 labels`.
 #[must_use]
 pub fn budget_text(choice: &Choice) -> String {
@@ -174,11 +201,27 @@ pub fn markdown(choices: &[Choice], seeds: u64) -> String {
     let reference = first.reference.label.split(" (").next().unwrap_or_default().to_string();
     let _ = writeln!(
         out,
-        "### What to use at each budget (picked on validation AUC, scored on test; mean over {seeds} seeds)\n"
+        "### What to use at each budget (test AUC, mean over {seeds} seeds)\n"
+    );
+    let stacked = choices.iter().any(|c| {
+        c.with_embeddings
+            .as_ref()
+            .is_some_and(|p| p.label.starts_with(Classifier::Stack.as_str()))
+    });
+    let _ = writeln!(
+        out,
+        "{} \"Best overall\" is picked per seed on validation AUC among every row of the tables below.\n",
+        if stacked {
+            "\"With embeddings\" is the stack, tabssl's default recipe: gbdt on the raw columns blended with the \
+             logistic and MLP models on every embedding, the embeddings' share of the logit chosen on validation \
+             log-loss."
+        } else {
+            "\"With embeddings\" is picked per seed on validation AUC among the rows that use an embedding."
+        }
     );
     let _ = writeln!(
         out,
-        "| labels | reference: {reference} | best with embeddings | its test AUC | vs reference | best overall | its test AUC |"
+        "| labels | reference: {reference} | with embeddings | its test AUC | vs reference | best overall | its test AUC |"
     );
     let _ = writeln!(out, "|---|---:|---|---:|---:|---|---:|");
     for choice in choices {
@@ -230,10 +273,7 @@ pub fn summary(choices: &[Choice]) -> String {
             format!("At {}, {verdict}{tail}.", items.join(", "))
         })
         .collect();
-    format!(
-        "Test AUC of the best embedding representation picked on validation, against {reference}: {}",
-        sentences.join(" ")
-    )
+    format!("Test AUC with embeddings, against {reference}: {}", sentences.join(" "))
 }
 
 #[cfg(test)]
@@ -249,6 +289,7 @@ mod tests {
             auc: auc.to_vec(),
             accuracy: vec![0.0; auc.len()],
             validation_auc: validation.iter().map(|&v| Some(v)).collect(),
+            stack_shares: Vec::new(),
         }
     }
 
@@ -278,6 +319,35 @@ mod tests {
         let gain = choice.gain().expect("gain");
         assert!((gain - 0.03).abs() < 1e-12, "{gain}");
         assert!(summary(&choices).contains("At 100 labels (+0.030), embeddings help."));
+    }
+
+    #[test]
+    fn with_a_stack_the_embeddings_answer_is_the_stack_on_every_seed() {
+        let mut stack = cell("raw + m + n", Classifier::Stack, &[0.79, 0.81], &[0.7, 0.7]);
+        stack.stack_shares = vec![0.2, 0.6];
+        let cells = vec![
+            cell("raw", Classifier::Gbdt, &[0.75, 0.77], &[0.6, 0.6]),
+            // Better on validation than the stack, but the stack is the fixed recipe.
+            cell("m", Classifier::Logistic, &[0.70, 0.70], &[0.9, 0.9]),
+            stack,
+        ];
+        let choices = choices(&cells);
+        let embedded = choices[0].with_embeddings.as_ref().expect("stacked");
+        assert_eq!(embedded.label, "stack (embedding share 0.2–0.6)");
+        assert_eq!(embedded.auc, vec![0.79, 0.81]);
+        assert_eq!(
+            choices[0].overall.label, "m · logistic",
+            "the overall pick still follows validation"
+        );
+        let text = markdown(&choices, 2);
+        assert!(
+            text.contains("\"With embeddings\" is the stack, tabssl's default recipe"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 100 labels | 0.7600 | stack (embedding share 0.2–0.6) | 0.8000 | +0.0400 |"),
+            "{text}"
+        );
     }
 
     #[test]

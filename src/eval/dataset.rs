@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Float32Type};
 use datafusion::prelude::SessionContext;
 
 use super::matrix::Matrix;
-use super::protocol::Representation;
+use super::protocol::{Kind, Representation};
 use crate::Error;
 use crate::infer::manifest::Manifest;
 use crate::sql_text::{ident, string_literal};
@@ -135,15 +135,25 @@ pub fn representations(train: &Split, test: &Split) -> crate::Result<Vec<Represe
         let encoded = preprocessor.encode(table)?;
         Ok(Matrix::new(encoded.inputs, encoded.rows, preprocessor.input_width()))
     };
-    let raw = Representation::standardized("raw".into(), encode(&train.features)?, encode(&test.features)?)
-        .with_tree_view(
-            tree_view(&train.features, &train.features)?,
-            tree_view(&train.features, &test.features)?,
-        );
+    let raw = Representation::standardized(
+        "raw".into(),
+        Kind::Raw,
+        encode(&train.features)?,
+        encode(&test.features)?,
+    )
+    .with_tree_view(
+        tree_view(&train.features, &train.features)?,
+        tree_view(&train.features, &test.features)?,
+    );
     let mut out = vec![raw.clone()];
     let mut combined = Vec::new();
     for ((name, train_embedding), (_, test_embedding)) in train.embeddings.iter().zip(&test.embeddings) {
-        let embedding = Representation::standardized(name.clone(), train_embedding.clone(), test_embedding.clone());
+        let embedding = Representation::standardized(
+            name.clone(),
+            Kind::Embedding,
+            train_embedding.clone(),
+            test_embedding.clone(),
+        );
         combined.push(raw.concat(&embedding));
         out.push(embedding);
     }

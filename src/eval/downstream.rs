@@ -1,6 +1,7 @@
 //! The downstream classifiers of the few-label protocol: logistic regression and a small
 //! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights, and
-//! gradient-boosted trees ([`super::gbdt`]). The penalty strength (tree depth) and the
+//! gradient-boosted trees ([`super::gbdt`]); the stack of [`super::stack`] blends their
+//! predictions. The penalty strength (tree depth) and the
 //! stopping step (round) are chosen on a validation split (log-loss), never on the test
 //! rows.
 
@@ -25,6 +26,9 @@ pub enum Classifier {
     Mlp,
     /// Gradient-boosted trees on the representation's tree view.
     Gbdt,
+    /// Gradient-boosted trees on the raw columns blended with the logistic and MLP models
+    /// on every embedding ([`super::stack`]); built from those fits, not fitted itself.
+    Stack,
 }
 
 impl Classifier {
@@ -35,6 +39,7 @@ impl Classifier {
             Self::Logistic => "logistic",
             Self::Mlp => "mlp",
             Self::Gbdt => "gbdt",
+            Self::Stack => "stack",
         }
     }
 
@@ -122,6 +127,11 @@ pub fn fit_predict(
 ) -> crate::Result<Predictions> {
     let network = match classifier {
         Classifier::Gbdt => return super::gbdt::fit_predict(train, validation, test, seed),
+        Classifier::Stack => {
+            return Err(Error::Invalid(
+                "the stack is built from the predictions of other fits (see eval::stack), it is not fitted".into(),
+            ));
+        }
         Classifier::Logistic => Network::Logistic,
         Classifier::Mlp => Network::Mlp,
     };

@@ -3,6 +3,7 @@
 //! [`dataset`] loads a training and a test split through SQL (raw features, labels, and
 //! `embed` outputs of registry models), [`protocol`] runs the few-label protocol with the
 //! [`downstream`] classifiers and renders the [`metrics`] as markdown and a [`plot`];
+//! [`stack`] blends trees on the raw columns with the models on the embeddings, and
 //! [`choice`] says, budget by budget, what to use and whether the embeddings help.
 
 pub mod choice;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod plot;
 pub mod png;
 pub mod protocol;
+pub mod stack;
 
 pub use downstream::Classifier;
-pub use protocol::{Budget, Cell, ProtocolConfig, Representation, run_protocol};
+pub use protocol::{Budget, Cell, Kind, ProtocolConfig, Representation, run_protocol};

@@ -12,10 +12,11 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use super::downstream::{Classifier, Labelled, fit_predict};
+use super::downstream::{Classifier, Labelled, Predictions, fit_predict};
 use super::matrix::Matrix;
 use super::metrics::{accuracy, mean_std, roc_auc};
 use super::plot::{Chart, Series};
+use super::stack::stack;
 use crate::Error;
 use crate::rng::TrainRng;
 
@@ -29,6 +30,8 @@ const VALIDATION_SHARE: f64 = 0.2;
 pub struct Representation {
     /// Name in reports, e.g. `raw`, `adult_vime`, `raw + adult_vime`.
     pub name: String,
+    /// What it is made of.
+    pub kind: Kind,
     /// Training-split rows (standardised).
     pub train: Matrix,
     /// Test-split rows (standardised with the training moments).
@@ -39,11 +42,22 @@ pub struct Representation {
     pub tree_test: Matrix,
 }
 
+/// What a representation is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The raw columns.
+    Raw,
+    /// One model's embedding.
+    Embedding,
+    /// Raw columns and an embedding side by side.
+    RawAndEmbedding,
+}
+
 impl Representation {
     /// Standardises both splits with the training split's column moments; the tree view
     /// keeps the values as they are.
     #[must_use]
-    pub fn standardized(name: String, train: Matrix, test: Matrix) -> Self {
+    pub fn standardized(name: String, kind: Kind, train: Matrix, test: Matrix) -> Self {
         let (tree_train, tree_test) = (train.clone(), test.clone());
         let (mut train, mut test) = (train, test);
         let moments = train.column_moments();
@@ -51,6 +65,7 @@ impl Representation {
         test.standardize(&moments);
         Self {
             name,
+            kind,
             train,
             test,
             tree_train,
@@ -74,6 +89,7 @@ impl Representation {
     pub fn concat(&self, other: &Self) -> Self {
         Self {
             name: format!("{} + {}", self.name, other.name),
+            kind: Kind::RawAndEmbedding,
             train: self.train.hconcat(&other.train),
             test: self.test.hconcat(&other.test),
             tree_train: self.tree_train.hconcat(&other.tree_train),
@@ -154,9 +170,14 @@ pub struct Cell {
     /// Test accuracy per seed.
     pub accuracy: Vec<f64>,
     /// Validation AUC per seed (`None` when the validation rows hold one class): what
-    /// [`choices`] picks by.
+    /// [`choices`] picks by. A stack's is optimistic: its share was chosen on these rows.
+    ///
+    /// [`choices`]: super::choice::choices
     #[serde(default)]
     pub validation_auc: Vec<Option<f64>>,
+    /// Stack only: the embedding models' share of the blend per seed ([`super::stack`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack_shares: Vec<f64>,
 }
 
 /// The labelled rows of one (budget, seed): row numbers of the training split.
@@ -208,10 +229,12 @@ pub struct ProtocolConfig {
 
 /// Runs the protocol, fits on `config.threads` threads; `progress` receives `(fits done,
 /// fits in all)` after each fit. Results do not depend on the thread count: every fit has
-/// its own seed and rows.
+/// its own seed and rows. The stack ([`Classifier::Stack`]) is built from the other fits,
+/// one cell per budget, when there are embeddings to stack.
 ///
 /// # Errors
-/// Training errors, or a test split with one class only.
+/// Training errors, a test split with one class only, or a stack without the models it
+/// blends.
 pub fn run_protocol(
     representations: &[Representation],
     train_labels: &[bool],
@@ -226,6 +249,17 @@ pub fn run_protocol(
              are split into fit and validation rows)"
         )));
     }
+    let stacked = config.classifiers.contains(&Classifier::Stack);
+    if stacked
+        && !(config.classifiers.contains(&Classifier::Gbdt)
+            && (config.classifiers.contains(&Classifier::Logistic) || config.classifiers.contains(&Classifier::Mlp)))
+    {
+        return Err(Error::Invalid(
+            "the stack blends gbdt on the raw columns with logistic and mlp on the embeddings: list gbdt and \
+             logistic or mlp in the classifiers too"
+                .into(),
+        ));
+    }
     // Every (budget, seed): its labelled rows and their labels.
     let samples: Vec<Sample> = config
         .budgets
@@ -237,7 +271,7 @@ pub fn run_protocol(
     let mut fits = Vec::new();
     for (b, _) in config.budgets.iter().enumerate() {
         for representation in representations {
-            for &classifier in &config.classifiers {
+            for &classifier in config.classifiers.iter().filter(|&&c| c != Classifier::Stack) {
                 for seed in 0..config.seeds {
                     #[allow(clippy::cast_possible_truncation)]
                     let sample = &samples[b * config.seeds as usize + seed as usize];
@@ -251,6 +285,11 @@ pub fn run_protocol(
         }
     }
     let outcomes = run_fits(&fits, test_labels, config.threads, progress)?;
+    let stacks = if stacked {
+        stack_cells(&fits, &outcomes, &samples, test_labels)?
+    } else {
+        Vec::new()
+    };
     let mut cells: Vec<Cell> = Vec::new();
     for (fit, outcome) in fits.iter().zip(outcomes) {
         let same = cells.last().is_some_and(|c: &Cell| {
@@ -267,12 +306,76 @@ pub fn run_protocol(
                 auc: Vec::new(),
                 accuracy: Vec::new(),
                 validation_auc: Vec::new(),
+                stack_shares: Vec::new(),
             });
         }
         if let Some(cell) = cells.last_mut() {
             cell.auc.push(outcome.auc);
             cell.accuracy.push(outcome.accuracy);
             cell.validation_auc.push(outcome.validation_auc);
+        }
+    }
+    cells.extend(stacks);
+    Ok(cells)
+}
+
+/// One stack cell per budget: per seed, gradient-boosted trees on the raw columns blended
+/// with the logistic and MLP fits on every embedding. None without embeddings.
+fn stack_cells(
+    fits: &[Fit<'_>],
+    outcomes: &[Outcome],
+    samples: &[Sample],
+    test_labels: &[bool],
+) -> crate::Result<Vec<Cell>> {
+    let embeddings: Vec<&str> = {
+        let mut names = Vec::new();
+        for fit in fits.iter().filter(|f| f.representation.kind == Kind::Embedding) {
+            if !names.contains(&fit.representation.name.as_str()) {
+                names.push(fit.representation.name.as_str());
+            }
+        }
+        names
+    };
+    if embeddings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cells: Vec<Cell> = Vec::new();
+    for sample in samples {
+        let of_sample = || {
+            fits.iter()
+                .zip(outcomes)
+                .filter(move |(f, _)| std::ptr::eq(f.sample, sample))
+        };
+        let trees = of_sample()
+            .find(|(f, _)| f.representation.kind == Kind::Raw && f.classifier == Classifier::Gbdt)
+            .map(|(_, o)| &o.predictions)
+            .ok_or_else(|| Error::Invalid("the stack needs gbdt on the raw columns".into()))?;
+        let members: Vec<&Predictions> = of_sample()
+            .filter(|(f, _)| {
+                f.representation.kind == Kind::Embedding
+                    && matches!(f.classifier, Classifier::Logistic | Classifier::Mlp)
+            })
+            .map(|(_, o)| &o.predictions)
+            .collect();
+        let stacked = stack(trees, &members, &sample.y_validation);
+        let outcome = Outcome::score(stacked.predictions, sample, test_labels)?;
+        if cells.last().is_none_or(|c| c.budget != sample.budget) {
+            cells.push(Cell {
+                representation: format!("raw + {}", embeddings.join(" + ")),
+                classifier: Classifier::Stack,
+                budget: sample.budget,
+                labelled_rows: sample.rows.fit.len() + sample.rows.validation.len(),
+                auc: Vec::new(),
+                accuracy: Vec::new(),
+                validation_auc: Vec::new(),
+                stack_shares: Vec::new(),
+            });
+        }
+        if let Some(cell) = cells.last_mut() {
+            cell.auc.push(outcome.auc);
+            cell.accuracy.push(outcome.accuracy);
+            cell.validation_auc.push(outcome.validation_auc);
+            cell.stack_shares.push(stacked.share);
         }
     }
     Ok(cells)
@@ -307,11 +410,24 @@ struct Fit<'a> {
     sample: &'a Sample,
 }
 
-/// What one fit scored.
+/// What one fit predicted and scored.
 struct Outcome {
     auc: f64,
     accuracy: f64,
     validation_auc: Option<f64>,
+    predictions: Predictions,
+}
+
+impl Outcome {
+    fn score(predictions: Predictions, sample: &Sample, test_labels: &[bool]) -> crate::Result<Self> {
+        Ok(Self {
+            auc: roc_auc(&predictions.test, test_labels)
+                .ok_or_else(|| Error::Invalid("the test split holds only one class".into()))?,
+            accuracy: accuracy(&predictions.test, test_labels),
+            validation_auc: roc_auc(&predictions.validation, &sample.y_validation),
+            predictions,
+        })
+    }
 }
 
 impl Fit<'_> {
@@ -332,12 +448,7 @@ impl Fit<'_> {
             test_rows,
             self.sample.seed,
         )?;
-        Ok(Outcome {
-            auc: roc_auc(&p.test, test_labels)
-                .ok_or_else(|| Error::Invalid("the test split holds only one class".into()))?,
-            accuracy: accuracy(&p.test, test_labels),
-            validation_auc: roc_auc(&p.validation, &self.sample.y_validation),
-        })
+        Outcome::score(p, self.sample, test_labels)
     }
 }
 
@@ -446,12 +557,13 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
                 });
                 let text = cell.map_or("–".to_string(), |c| {
                     let (mean, sd) = mean_std(&pick(c));
-                    let best = cells
+                    let rivals: Vec<f64> = cells
                         .iter()
                         .filter(|o| o.budget == *budget && o.classifier == *classifier)
                         .map(|o| mean_std(&pick(o)).0)
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    if (mean - best).abs() < 1e-12 {
+                        .collect();
+                    let best = rivals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    if rivals.len() > 1 && (mean - best).abs() < 1e-12 {
                         format!("**{mean:.4}** ± {sd:.4}")
                     } else {
                         format!("{mean:.4} ± {sd:.4}")
@@ -466,14 +578,23 @@ pub fn markdown(cells: &[Cell], seeds: u64) -> String {
     out
 }
 
-/// One chart per classifier: test AUC against the label budget, a line per
+/// One chart per fitted classifier: test AUC against the label budget, a line per
 /// representation, error bars one standard deviation (accuracy is in the tables); charts
-/// of the other models also show gradient-boosted trees on raw features as the reference.
+/// of the other models also show gradient-boosted trees on raw features as the reference,
+/// and every chart shows the stack.
 #[must_use]
 pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
     let mut classifiers: Vec<Classifier> = Vec::new();
     let mut representations: Vec<String> = Vec::new();
+    let mut stack: Option<Series> = None;
     for cell in cells {
+        if cell.classifier == Classifier::Stack {
+            stack.get_or_insert_with(|| Series {
+                name: "stack (default recipe)".into(),
+                points: points(cells, &cell.representation, Classifier::Stack, train_rows),
+            });
+            continue;
+        }
         if !classifiers.contains(&cell.classifier) {
             classifiers.push(cell.classifier);
         }
@@ -499,6 +620,7 @@ pub fn charts(cells: &[Cell], train_rows: usize) -> Vec<Chart> {
                     points: points(cells, name, classifier, train_rows),
                 })
                 .chain((classifier != Classifier::Gbdt && !reference.points.is_empty()).then(|| reference.clone()))
+                .chain(stack.clone())
                 .collect(),
         })
         .collect()

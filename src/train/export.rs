@@ -51,7 +51,7 @@ pub fn manifest(model: &Pretrained, description: String, training: serde_json::V
         inputs: Some(inputs),
         output: Some(OutputSpec {
             name: Some(OUTPUT_NAME.to_string()),
-            width: Some(model.encoder.outputs()),
+            width: Some(model.embedding_width()),
         }),
         nulls: Some(NullPolicy::Encode),
         preprocessing: Some(
@@ -86,6 +86,8 @@ pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> crate::Result<Vec<
     let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
     let mut h = g.op("Concat", &refs, vec![Attribute::Int("axis", 1)]);
     let layers = &model.encoder.layers;
+    let taps = model.config.feature_taps();
+    let mut features = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let (weight, bias) = layer.to_vecs()?;
         #[allow(clippy::cast_possible_wrap)]
@@ -97,13 +99,22 @@ pub fn onnx_bytes(model: &Pretrained, manifest: &Manifest) -> crate::Result<Vec<
         if i + 1 < layers.len() {
             h = g.op("Relu", &[&h], vec![]);
         }
+        if taps.contains(&i) {
+            features.push(h.clone());
+        }
+    }
+    if features.len() > 1 {
+        let refs: Vec<&str> = features.iter().map(String::as_str).collect();
+        h = g.op("Concat", &refs, vec![Attribute::Int("axis", 1)]);
+    } else if let Some(only) = features.pop() {
+        h = only;
     }
     g.rename(&h, OUTPUT_NAME);
     #[allow(clippy::cast_possible_wrap)]
     g.output(
         OUTPUT_NAME,
         ElemType::Float,
-        vec![Dim::Named("N".into()), Dim::Fixed(model.encoder.outputs() as i64)],
+        vec![Dim::Named("N".into()), Dim::Fixed(model.embedding_width() as i64)],
     );
     let description = manifest.description.clone().unwrap_or_default();
     Ok(

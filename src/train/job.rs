@@ -67,7 +67,7 @@ impl PretrainReport {
             self.output.display(),
             job.config.method.as_str(),
             self.columns.len(),
-            job.config.dim,
+            job.config.embedding_width(),
             self.best_epoch,
             job.config.epochs,
             self.train_loss,

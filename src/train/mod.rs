@@ -21,4 +21,4 @@ pub use crate::Method;
 pub use job::{PretrainJob, PretrainReport, run_pretrain};
 pub use preprocess::{Preprocessor, VocabularyLimits};
 pub use table::FeatureTable;
-pub use trainer::{EpochStats, PretrainConfig, Pretrained, pretrain};
+pub use trainer::{EpochStats, FeatureLayer, PretrainConfig, Pretrained, pretrain};

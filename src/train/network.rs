@@ -133,10 +133,34 @@ impl Mlp {
     /// # Errors
     /// candle errors.
     pub fn apply(&self, inputs: &[f32], rows: usize) -> crate::Result<Vec<f32>> {
+        self.apply_taps(inputs, rows, &[self.layers.len().saturating_sub(1)])
+    }
+
+    /// Like [`Mlp::apply`], but returns the outputs of the layers numbered in `taps`
+    /// (from 0, ascending; after the ReLU for all but the last layer) side by side.
+    ///
+    /// # Errors
+    /// candle errors, or a tap past the last layer.
+    pub fn apply_taps(&self, inputs: &[f32], rows: usize, taps: &[usize]) -> crate::Result<Vec<f32>> {
+        if let Some(&tap) = taps.iter().find(|&&t| t >= self.layers.len()) {
+            return Err(crate::Error::Invalid(format!(
+                "layer {tap} does not exist: the network has {} layers",
+                self.layers.len()
+            )));
+        }
         let width = self.layers.first().map_or(0, Dense::inputs);
-        let x = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
-        Ok(self
-            .forward(&x)?
+        let mut h = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
+        let mut outputs = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+            if taps.contains(&i) {
+                outputs.push(h.clone());
+            }
+        }
+        Ok(Tensor::cat(&outputs, 1)?
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?)

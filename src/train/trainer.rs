@@ -41,10 +41,29 @@ pub struct PretrainConfig {
     pub validation_fraction: f64,
     /// Categorical vocabulary limits.
     pub vocabulary: VocabularyLimits,
+    /// Encoder layers whose outputs make the exported embedding, side by side in network
+    /// order (`[Embedding]` unless chosen otherwise).
+    #[serde(default = "default_feature_layers")]
+    pub feature_layers: Vec<FeatureLayer>,
     /// Most values one tensor may hold: a layer's weights, a batch's activations, the
     /// encoded training rows. A limit, not a hyper-parameter: not recorded in manifests.
     #[serde(skip, default = "default_max_tensor_elements")]
     pub max_tensor_elements: usize,
+}
+
+/// A layer of the encoder whose output can be part of the exported embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureLayer {
+    /// The hidden layer after its ReLU (`--hidden` wide).
+    Hidden,
+    /// The encoder's output (`--dim` wide): what the pretext task trained.
+    Embedding,
+}
+
+fn default_feature_layers() -> Vec<FeatureLayer> {
+    vec![FeatureLayer::Embedding]
 }
 
 fn default_max_tensor_elements() -> usize {
@@ -68,6 +87,7 @@ impl PretrainConfig {
             seed: 0,
             validation_fraction: 0.1,
             vocabulary: VocabularyLimits::default(),
+            feature_layers: default_feature_layers(),
             max_tensor_elements: default_max_tensor_elements(),
         }
     }
@@ -106,6 +126,33 @@ impl PretrainConfig {
         Ok(())
     }
 
+    /// Width of the exported embedding: the chosen layers' widths added up.
+    #[must_use]
+    pub fn embedding_width(&self) -> usize {
+        self.feature_layers
+            .iter()
+            .map(|layer| match layer {
+                FeatureLayer::Hidden => self.hidden,
+                FeatureLayer::Embedding => self.dim,
+            })
+            .sum()
+    }
+
+    /// Indices of the encoder layers whose outputs make the embedding, in network order.
+    #[must_use]
+    pub fn feature_taps(&self) -> Vec<usize> {
+        let mut layers = self.feature_layers.clone();
+        layers.sort_unstable();
+        layers.dedup();
+        layers
+            .into_iter()
+            .map(|layer| match layer {
+                FeatureLayer::Hidden => 0,
+                FeatureLayer::Embedding => 1,
+            })
+            .collect()
+    }
+
     /// The corruption rate in effect.
     #[must_use]
     pub fn corruption_rate(&self) -> f64 {
@@ -123,6 +170,9 @@ impl PretrainConfig {
         }
         if self.hidden == 0 || self.dim == 0 || self.epochs == 0 || self.batch_size == 0 {
             return bad("hidden, dim, epochs and batch size must be positive".into());
+        }
+        if self.feature_layers.is_empty() {
+            return bad("the feature layers must name at least one layer (hidden, embedding)".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad(format!(
@@ -185,7 +235,14 @@ impl Pretrained {
     /// When the table's columns are not the model's.
     pub fn embed(&self, table: &FeatureTable) -> crate::Result<Vec<f32>> {
         let encoded = self.preprocessor.encode(table)?;
-        self.encoder.apply(&encoded.inputs, encoded.rows)
+        self.encoder
+            .apply_taps(&encoded.inputs, encoded.rows, &self.config.feature_taps())
+    }
+
+    /// Width of [`Pretrained::embed`]'s rows and of the exported `embedding` output.
+    #[must_use]
+    pub fn embedding_width(&self) -> usize {
+        self.config.embedding_width()
     }
 }
 

@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use tabssl::TabsslOptions;
 use tabssl::train::export::{manifest, write_model};
-use tabssl::train::{FeatureTable, Method, PretrainConfig, Pretrained, pretrain};
+use tabssl::train::{FeatureLayer, FeatureTable, Method, PretrainConfig, Pretrained, pretrain};
 
 use crate::common::{assert_close, context, output_row, register_adult, run};
 
@@ -76,7 +76,7 @@ async fn assert_export_matches(ctx: &SessionContext, name: &str, model: &Pretrai
     let schema = batches[0].schema();
     let table = FeatureTable::from_batches(&schema, &batches, Some(&names), &[]).expect("table");
     let expected = model.embed(&table).expect("in-memory embedding");
-    let dim = model.encoder.outputs();
+    let dim = model.embedding_width();
     let mut row = 0;
     for batch in &batches {
         let column = batch.column(0);
@@ -121,6 +121,54 @@ async fn onnx_export_equals_the_trained_network_for_every_method() {
         let n = assert_export_matches(&ctx, method.as_str(), model, EDGE_ROWS).await;
         assert_eq!(n, 1500, "rows with NULL, NaN and unseen inputs still get embeddings");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feature_layers_put_the_hidden_layer_beside_the_embedding() {
+    let ctx = tabssl::new_context(TabsslOptions::default());
+    let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(1000, 8)", &["id", "class"]).await;
+    let plain = train(&table, &small(Method::Dae, 3));
+    let both = train(
+        &table,
+        &PretrainConfig {
+            // Given out of order: the embedding keeps network order, hidden first.
+            feature_layers: vec![FeatureLayer::Embedding, FeatureLayer::Hidden],
+            ..small(Method::Dae, 3)
+        },
+    );
+    assert_eq!(both.embedding_width(), 24 + 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    save(&both, dir.path(), "both");
+    let ctx = context(dir.path());
+    let n = assert_export_matches(&ctx, "both", &both, "SELECT * FROM tabssl_synthetic(1000, 8)").await;
+    assert_eq!(n, 1000);
+    // The layer choice only changes what is exported: the same run trains the same network.
+    let (wide, narrow) = (
+        both.embed(&table).expect("embeds"),
+        plain.embed(&table).expect("embeds"),
+    );
+    for row in 0..table.rows {
+        let hidden = &wide[row * 30..row * 30 + 24];
+        assert!(
+            hidden.iter().all(|&v| v >= 0.0),
+            "row {row}: the hidden layer is after its ReLU"
+        );
+        assert_eq!(
+            &wide[row * 30 + 24..(row + 1) * 30],
+            &narrow[row * 6..(row + 1) * 6],
+            "row {row}"
+        );
+    }
+    let refused = pretrain(
+        &table,
+        &PretrainConfig {
+            feature_layers: Vec::new(),
+            ..small(Method::Dae, 3)
+        },
+        &mut |_| {},
+    )
+    .expect_err("no layer is refused");
+    assert!(refused.to_string().contains("at least one layer"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -391,7 +439,7 @@ fn evaluate_writes_a_report_a_plot_and_results() {
         "--seeds",
         "2",
         "--classifiers",
-        "logistic",
+        "logistic,gbdt,stack",
         "--output",
         report_dir.to_str().expect("utf-8"),
         "--update-manifests",
@@ -400,6 +448,8 @@ fn evaluate_writes_a_report_a_plot_and_results() {
         "| raw | logistic |",
         "| syn_dae | logistic |",
         "| raw + syn_dae | logistic |",
+        "| raw | gbdt |",
+        "| raw + syn_dae | stack |",
     ] {
         assert!(report.contains(row), "{row} missing from\n{report}");
     }
@@ -412,16 +462,62 @@ fn evaluate_writes_a_report_a_plot_and_results() {
     let cells: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report_dir.join("evaluation.json")).expect("json")).expect("parses");
     let cells = cells.as_array().expect("cells");
-    assert_eq!(cells.len(), 2 * 3, "two budgets x three representations");
+    assert_eq!(
+        cells.len(),
+        2 * (3 * 2 + 1),
+        "two budgets x (three representations x two models + the stack)"
+    );
     for cell in cells {
         let auc = cell["auc"].as_array().expect("auc");
         assert_eq!(auc.len(), 2, "one AUC per seed");
-        // The synthetic label follows latent factors the features carry: far above chance.
+        // The synthetic label follows latent factors the features carry: above chance, far
+        // above for every model but trees on 80 rows.
+        let floor = if cell["classifier"] == "gbdt" { 0.5 } else { 0.6 };
         assert!(
-            auc.iter().all(|a| a.as_f64().is_some_and(|a| a > 0.6 && a <= 1.0)),
+            auc.iter().all(|a| a.as_f64().is_some_and(|a| a > floor && a <= 1.0)),
             "{cell}"
         );
     }
+    for stack in cells.iter().filter(|c| c["classifier"] == "stack") {
+        let shares = stack["stack_shares"].as_array().expect("shares");
+        assert_eq!(shares.len(), 2, "one share per seed: {stack}");
+        assert!(
+            shares
+                .iter()
+                .all(|s| s.as_f64().is_some_and(|s| (0.0..=1.0).contains(&s))),
+            "{stack}"
+        );
+    }
+    assert!(report.contains("reference: raw · gbdt"), "{report}");
+    assert!(report.contains("is the stack, tabssl's default recipe"), "{report}");
+    // The stack is built from trees on raw and models on the embeddings: without trees it
+    // is refused, with a message that says what to add.
+    let refused = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args([
+            "evaluate",
+            "--train",
+            "synthetic:300:1",
+            "--test",
+            "synthetic:300:2",
+            "--exclude",
+            "id",
+            "--budgets",
+            "100",
+            "--seeds",
+            "1",
+            "--classifiers",
+            "logistic,stack",
+            "--output",
+        ])
+        .arg(dir.path().join("refused"))
+        .output()
+        .expect("runs tabssl");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("list gbdt and logistic or mlp in the classifiers too"),
+        "{stderr}"
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(models.join("syn_dae.json")).expect("manifest")).expect("json");
     assert!(
@@ -557,12 +653,12 @@ fn the_demo_runs_the_whole_loop() {
         stderr.contains("read 500 records, rejected 0, passed 500 to the query, wrote 500 rows"),
         "{stderr}"
     );
-    // The summary: per budget, trees on raw against the embedding picked on validation,
-    // and the sentence that says where the embeddings help.
+    // The summary: per budget, trees on raw against the stack with the embeddings, and
+    // the sentence that says where the embeddings help.
     assert!(stdout.contains("labels: raw · gbdt AUC"), "{stdout}");
-    assert!(stdout.contains("picked on validation"), "{stdout}");
+    assert!(stdout.contains("with embeddings stack (embedding share"), "{stdout}");
     assert!(
-        stdout.contains("Test AUC of the best embedding representation picked on validation, against raw · gbdt:"),
+        stdout.contains("Test AUC with embeddings, against raw · gbdt:"),
         "{stdout}"
     );
     for file in [
