@@ -15,18 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(default layers epochs60 wide)
-adult=data/adult/adult.data.csv.gz
 out=target/explore
 mkdir -p "$out"
-python3 - "$adult" "$out" <<'PY'
-import gzip, random, sys
-lines = gzip.open(sys.argv[1], "rt").read().splitlines()
-header, rows = lines[0], [l for l in lines[1:] if l.strip()]
-random.Random(2026).shuffle(rows)
-cut = int(len(rows) * 0.75)
-for name, part in (("fit.csv", rows[:cut]), ("holdout.csv", rows[cut:])):
-    open(f"{sys.argv[2]}/{name}", "w").write("\n".join([header] + part) + "\n")
-PY
+python3 models/split_adult.py 2026 0.75 "$out/fit.csv" "$out/holdout.csv"
 flags() {
   case $1 in
     default) ;;

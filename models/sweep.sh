@@ -7,18 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 method=${1:-vime}
-adult=data/adult/adult.data.csv.gz
 out=target/sweep
 mkdir -p "$out/models"
-python3 - "$adult" "$out" <<'PY'
-import gzip, random, sys
-lines = gzip.open(sys.argv[1], "rt").read().splitlines()
-header, rows = lines[0], [l for l in lines[1:] if l.strip()]
-random.Random(0).shuffle(rows)
-cut = int(len(rows) * 0.8)
-for name, part in (("train.csv", rows[:cut]), ("validation.csv", rows[cut:])):
-    open(f"{sys.argv[2]}/{name}", "w").write("\n".join([header] + part) + "\n")
-PY
+python3 models/split_adult.py 0 0.8 "$out/train.csv" "$out/validation.csv"
 pretrain() {
   local name=$1; shift
   target/debug/tabssl pretrain --input "$out/train.csv" --null-regex '\?' --exclude class --method "$method" \
