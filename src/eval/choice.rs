@@ -213,8 +213,8 @@ pub fn markdown(choices: &[Choice], seeds: u64) -> String {
         "{} \"Best overall\" is picked per seed on validation AUC among every row of the tables below.\n",
         if stacked {
             "\"With embeddings\" is the stack, tabssl's default recipe: gbdt on the raw columns blended with the \
-             logistic and MLP models on every embedding, the embeddings' share of the logit chosen on validation \
-             log-loss."
+             logistic and MLP models (those run) on every embedding, the embeddings' share of the logit chosen on \
+             validation log-loss."
         } else {
             "\"With embeddings\" is picked per seed on validation AUC among the rows that use an embedding."
         }
