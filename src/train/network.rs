@@ -84,14 +84,37 @@ impl Mlp {
     /// # Errors
     /// candle errors (shape mismatches).
     pub fn forward(&self, x: &Tensor) -> crate::Result<Tensor> {
+        self.forward_taps(x, &[self.layers.len().saturating_sub(1)])
+    }
+
+    /// The outputs of the layers numbered in `taps` (from 0; after the ReLU for all but
+    /// the last layer) side by side, in network order.
+    ///
+    /// # Errors
+    /// candle errors, or a tap past the last layer.
+    pub fn forward_taps(&self, x: &Tensor, taps: &[usize]) -> crate::Result<Tensor> {
+        if let Some(&tap) = taps.iter().find(|&&t| t >= self.layers.len()) {
+            return Err(crate::Error::Invalid(format!(
+                "layer {tap} does not exist: the network has {} layers",
+                self.layers.len()
+            )));
+        }
         let mut h = x.clone();
+        let mut outputs = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(&h)?;
             if i + 1 < self.layers.len() {
                 h = h.relu()?;
             }
+            if taps.contains(&i) {
+                outputs.push(h.clone());
+            }
         }
-        Ok(h)
+        if outputs.len() == 1 {
+            Ok(outputs.swap_remove(0))
+        } else {
+            Ok(Tensor::cat(&outputs, 1)?)
+        }
     }
 
     /// Every trainable variable.
@@ -142,25 +165,10 @@ impl Mlp {
     /// # Errors
     /// candle errors, or a tap past the last layer.
     pub fn apply_taps(&self, inputs: &[f32], rows: usize, taps: &[usize]) -> crate::Result<Vec<f32>> {
-        if let Some(&tap) = taps.iter().find(|&&t| t >= self.layers.len()) {
-            return Err(crate::Error::Invalid(format!(
-                "layer {tap} does not exist: the network has {} layers",
-                self.layers.len()
-            )));
-        }
         let width = self.layers.first().map_or(0, Dense::inputs);
-        let mut h = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
-        let mut outputs = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
-            if i + 1 < self.layers.len() {
-                h = h.relu()?;
-            }
-            if taps.contains(&i) {
-                outputs.push(h.clone());
-            }
-        }
-        Ok(Tensor::cat(&outputs, 1)?
+        let x = Tensor::from_slice(inputs, (rows, width), &Device::Cpu)?;
+        Ok(self
+            .forward_taps(&x, taps)?
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?)

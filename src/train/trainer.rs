@@ -129,8 +129,8 @@ impl PretrainConfig {
     /// Width of the exported embedding: the chosen layers' widths added up.
     #[must_use]
     pub fn embedding_width(&self) -> usize {
-        self.feature_layers
-            .iter()
+        self.distinct_feature_layers()
+            .into_iter()
             .map(|layer| match layer {
                 FeatureLayer::Hidden => self.hidden,
                 FeatureLayer::Embedding => self.dim,
@@ -141,16 +141,21 @@ impl PretrainConfig {
     /// Indices of the encoder layers whose outputs make the embedding, in network order.
     #[must_use]
     pub fn feature_taps(&self) -> Vec<usize> {
-        let mut layers = self.feature_layers.clone();
-        layers.sort_unstable();
-        layers.dedup();
-        layers
+        self.distinct_feature_layers()
             .into_iter()
             .map(|layer| match layer {
                 FeatureLayer::Hidden => 0,
                 FeatureLayer::Embedding => 1,
             })
             .collect()
+    }
+
+    /// The feature layers in network order, each once (`hidden,hidden` is the hidden layer).
+    fn distinct_feature_layers(&self) -> Vec<FeatureLayer> {
+        let mut layers = self.feature_layers.clone();
+        layers.sort_unstable();
+        layers.dedup();
+        layers
     }
 
     /// The corruption rate in effect.

@@ -131,8 +131,8 @@ async fn feature_layers_put_the_hidden_layer_beside_the_embedding() {
     let both = train(
         &table,
         &PretrainConfig {
-            // Given out of order: the embedding keeps network order, hidden first.
-            feature_layers: vec![FeatureLayer::Embedding, FeatureLayer::Hidden],
+            // Given out of order and twice: the embedding keeps network order, each layer once.
+            feature_layers: vec![FeatureLayer::Embedding, FeatureLayer::Hidden, FeatureLayer::Embedding],
             ..small(Method::Dae, 3)
         },
     );
