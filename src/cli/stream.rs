@@ -7,18 +7,27 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
-use arrow::datatypes::SchemaRef;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
 use clap::Args;
-use futures::StreamExt;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::stream::batcher::{self, BatcherConfig};
+use crate::stream::checkpoint::{
+    Checkpoint, Fingerprint, Mark, Resume, SourcePosition, columns_schema, describe_columns,
+};
 use crate::stream::follow::FollowOptions;
+use crate::stream::parts::{PartDirectory, StartRecord};
+use crate::stream::per_batch;
 use crate::stream::policy::{ErrorPolicy, RejectHandler, StreamStats};
 use crate::stream::schema::{infer_schema, load_schema, same_columns};
 use crate::stream::shutdown::Shutdown;
-use crate::stream::sink::{BatchSink, ParquetSink, Rotation, WriterSink};
+use crate::stream::sink::{BatchSink, Ledger, ParquetSink, Rotation, WriterSink};
 use crate::stream::source::{self, Chunk, SourceItem, SourceOptions, SourceSpec};
-use crate::stream::{InputFormat, SinkFormat, execute_stream, streaming_context};
+use crate::stream::{InputFormat, SinkFormat, prepare_stream, streaming_context};
 
 use super::console;
 
@@ -107,6 +116,17 @@ pub struct StreamArgs {
     /// arrive).
     #[arg(long, value_name = "MS")]
     rotate_ms: Option<u64>,
+    /// Parquet: read the input from its start even though the output directory holds parts
+    /// of an earlier run (new parts are numbered after them). Without it, a restart
+    /// continues where the last committed part stopped, and refuses a changed query,
+    /// schema or source.
+    #[arg(long)]
+    start_over: bool,
+    /// Micro-batches a row-by-row query (projections, filters, the tabssl functions) runs
+    /// on at once, outputs kept in input order [default: the available cores]. Other
+    /// queries run as one ordered stream.
+    #[arg(long, value_name = "N")]
+    batches_in_flight: Option<usize>,
     #[command(flatten)]
     model: super::ModelArgs,
 }
@@ -140,8 +160,9 @@ fn plan_error(message: impl Into<String>) -> Error {
 ///
 /// # Errors
 /// Bad arguments, a schema that cannot be read or inferred, a query that cannot stream,
-/// a bad record under `--on-error fail`, or an output that cannot be written. The output
-/// is completed (files closed) before the error is returned.
+/// a restart that cannot continue (changed query, schema or source), a bad record under
+/// `--on-error fail`, or an output that cannot be written. The output is completed
+/// (files closed) before the error is returned.
 pub async fn run(args: &StreamArgs) -> Result<()> {
     let started = Instant::now();
     let policy = ErrorPolicy::parse(&args.on_error[0], args.on_error.get(1).map(Path::new))?;
@@ -160,6 +181,15 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
             plan_error("--decode-threads must be at least 1 (leave it out to use every available core)")
         })?,
     };
+    let in_flight = match args.batches_in_flight {
+        None => batcher::default_decode_threads().get(),
+        Some(0) => {
+            return Err(plan_error(
+                "--batches-in-flight must be at least 1 (leave it out to use every available core)",
+            ));
+        }
+        Some(n) => n,
+    };
     if args.max_record_bytes == 0 {
         return Err(plan_error("--max-record-bytes must be at least 1"));
     }
@@ -176,18 +206,54 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         .transpose()
         .map_err(|e| plan_error(format!("--null-regex: {e}")))?;
     let declared = args.schema.as_deref().map(load_schema).transpose()?;
-    let spec = SourceSpec::parse(&args.input)?;
+    let spec = absolute(SourceSpec::parse(&args.input)?)?;
     let format = args.input_format(&spec);
     if args.output_format == SinkFormat::Parquet && args.output == "-" {
         return Err(plan_error("--output-format parquet writes files: give --output DIR"));
     }
+    if args.start_over && args.output_format != SinkFormat::Parquet {
+        return Err(plan_error(
+            "--start-over applies to Parquet output, which remembers where it stopped; other outputs always \
+             read the input from its start",
+        ));
+    }
+
+    // Parquet output: the locked directory, and where its last committed part stopped.
+    let parts = (args.output_format == SinkFormat::Parquet)
+        .then(|| PartDirectory::open(Path::new(&args.output)))
+        .transpose()?;
+    let identity = Identity {
+        query: sql.clone(),
+        input: input_identity(&spec),
+        read_options: read_options(format, args),
+        dead_letter: match &policy {
+            ErrorPolicy::DeadLetter(path) => Some(absolute_path(path)?.display().to_string()),
+            _ => None,
+        },
+    };
+    let earlier = match &parts {
+        Some(parts) if !args.start_over => parts.latest_checkpoint()?,
+        _ => None,
+    };
+    let continuation = earlier
+        .map(|(part, checkpoint)| Continuation::check(part, checkpoint, &identity, declared.as_deref(), &spec))
+        .transpose()?;
+    let resume = continuation.as_ref().and_then(|c| c.resume.clone());
+    let dead_letter_resume = match (&resume, &parts, &identity.dead_letter) {
+        (Some(resume), _, _) => Some(resume.mark.dead_letter_bytes),
+        (None, Some(parts), Some(dead_letter)) if continuation.is_none() && spec != SourceSpec::Stdin => {
+            dead_letter_at_start(parts, dead_letter, args.start_over)?
+        }
+        _ => None,
+    };
 
     let shutdown = Shutdown::on_signals().map_err(|e| plan_error(format!("cannot install signal handlers: {e}")))?;
     let stats = Arc::new(StreamStats::default());
-    let rejects = RejectHandler::new(policy, Arc::clone(&stats))?;
+    let rejects = RejectHandler::new(policy.clone(), Arc::clone(&stats), dead_letter_resume)?;
+    let dead_letter_bytes = rejects.dead_letter_bytes();
     let batch_delay = Duration::from_millis(args.batch_ms);
     let source = source::spawn(
-        spec,
+        spec.clone(),
         SourceOptions {
             format,
             csv_header: !args.no_header,
@@ -199,15 +265,27 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                 poll: Duration::from_millis(args.poll_ms.max(1)),
                 shutdown: shutdown.clone(),
             },
+            start: resume
+                .as_ref()
+                .map(|r| r.mark.position.clone())
+                .filter(|p| p.file.is_some()),
         },
         Arc::clone(&stats),
     )
     .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
-    let inferred = declared.is_none() && format != InputFormat::Arrow;
-    let (schema, head) = match (format, declared) {
-        (InputFormat::Arrow, declared) => (ipc_schema(&source, declared)?, Vec::new()),
-        (_, Some(schema)) => (schema, Vec::new()),
-        (_, None) => {
+    let stored_schema = continuation
+        .as_ref()
+        .filter(|_| resume.is_some())
+        .map(|c| &c.fingerprint);
+    let (schema, inferred, head) = match (format, declared, stored_schema) {
+        (InputFormat::Arrow, declared, _) => (ipc_schema(&source, declared)?, false, Vec::new()),
+        (_, Some(schema), _) => (schema, false, Vec::new()),
+        (_, None, Some(stored)) => (
+            Arc::new(columns_schema(&stored.input_schema)?),
+            stored.input_schema_inferred,
+            Vec::new(),
+        ),
+        (_, None, None) => {
             let (header, head) = first_records(&source, args.infer_rows, batch_delay, &shutdown);
             let chunks: Vec<&Chunk> = head
                 .iter()
@@ -234,11 +312,11 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
             }
             let schema = infer_schema(format, header.as_deref(), &chunks, null_regex.as_ref())?;
             log::info!("inferred schema: {schema:?}");
-            (schema, head)
+            (schema, true, head)
         }
     };
     let config = BatcherConfig {
-        schema,
+        schema: Arc::clone(&schema),
         format,
         max_rows: args.batch_rows,
         max_delay: batch_delay,
@@ -246,32 +324,104 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         json_coerce_primitives: inferred,
         decode_threads,
     };
-    let input = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())
+    let inputs = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())
         .map_err(|e| Error::Internal(format!("cannot start the batcher thread: {e}")))?;
     let ctx = streaming_context(args.model.options(), args.batch_rows);
-    let mut output = execute_stream(&ctx, input, &sql).await?;
-    let mut sink: Box<dyn BatchSink> = match (args.output_format, args.output.as_str()) {
-        (SinkFormat::Parquet, dir) => Box::new(ParquetSink::new(
-            Path::new(dir),
-            output.schema(),
-            Rotation {
-                rows: args.rotate_rows,
-                after: args.rotate_ms.map(Duration::from_millis),
-            },
-        )?),
-        (format, "-") => Box::new(WriterSink::new(format, &output.schema(), console::Stdout)?),
-        (format, path) => {
-            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-            Box::new(WriterSink::new(
-                format,
-                &output.schema(),
-                std::io::BufWriter::new(file),
-            )?)
+    let prepared = prepare_stream(&ctx, Arc::clone(&schema), &sql).await?;
+    let resumable = if !prepared.is_row_local() {
+        Err(
+            "the query does not treat each row on its own (LIMIT, window functions, ...), so its output \
+             cannot be matched to input positions"
+                .to_string(),
+        )
+    } else {
+        match (&spec, format) {
+            (SourceSpec::Stdin, _) => Err("standard input cannot be read again".to_string()),
+            (_, InputFormat::Arrow) => Err("an Arrow IPC input cannot be resumed inside its stream".to_string()),
+            _ => Ok(()),
         }
     };
+    let mut output = if prepared.is_row_local() {
+        let plan = prepared.per_batch(&ctx, in_flight).await?;
+        let output_schema = plan.schema();
+        let tagged = inputs.map_ok(|input| (input.batch, input.end));
+        Output::PerBatch(
+            output_schema,
+            Box::pin(per_batch::run_in_order(plan, tagged, in_flight)),
+        )
+    } else {
+        Output::Single(
+            prepared
+                .execute(&ctx, batcher::rows_only(Arc::clone(&schema), inputs))
+                .await?,
+        )
+    };
+    let output_schema = output.schema();
+    let fingerprint = identity.fingerprint(&schema, inferred, &output_schema);
+    if let Some(continuation) = &continuation
+        && let Some(change) = fingerprint.changes_since(&continuation.fingerprint)
+    {
+        return Err(continuation.refuse(&change));
+    }
+    let mut skip = resume.as_ref().map_or(0, |r| r.skip_rows);
+    let mut sink: Box<dyn BatchSink> = match (args.output_format, args.output.as_str(), parts) {
+        (SinkFormat::Parquet, _, Some(parts)) => {
+            let start = resume.as_ref().map_or_else(
+                || Mark {
+                    position: SourcePosition {
+                        file: None,
+                        offset: 0,
+                        line: 1,
+                    },
+                    dead_letter_bytes,
+                },
+                |r| r.mark.clone(),
+            );
+            let ledger = Ledger {
+                fingerprint,
+                resumable,
+                start,
+                skip_rows: skip,
+                rows_written: continuation.as_ref().map_or(0, |c| c.rows_written),
+                dead_letter: match &policy {
+                    ErrorPolicy::DeadLetter(path) => Some(path.clone()),
+                    _ => None,
+                },
+            };
+            let rotation = Rotation {
+                rows: args.rotate_rows,
+                after: args.rotate_ms.map(Duration::from_millis),
+            };
+            Box::new(ParquetSink::new(parts, output_schema, rotation, ledger)?)
+        }
+        (_, "-", _) => Box::new(WriterSink::new(args.output_format, &output_schema, console::Stdout)?),
+        (format, path, _) => {
+            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+            Box::new(WriterSink::new(format, &output_schema, std::io::BufWriter::new(file))?)
+        }
+    };
+    if let Some(resume) = &resume {
+        log::info!(
+            "continuing at {} after the {} rows of {}, {} of them from this position",
+            resume.mark.position,
+            continuation.as_ref().map_or(0, |c| c.rows_written),
+            continuation
+                .as_ref()
+                .map_or_else(String::new, |c| c.part.display().to_string()),
+            resume.skip_rows
+        );
+    }
     let mut failure = None;
-    while let Some(batch) = output.next().await {
-        let written = batch.and_then(|batch| tokio::task::block_in_place(|| sink.write(&batch)));
+    while let Some(item) = output.next().await {
+        let written = item.and_then(|(batches, end)| {
+            tokio::task::block_in_place(|| {
+                for batch in batches {
+                    let batch = skip_rows(&mut skip, batch);
+                    sink.write(&batch)?;
+                }
+                end.map_or(Ok(()), |end| sink.mark(&end))
+            })
+        });
         if let Err(error) = written {
             failure = Some(Error::from(error));
             break;
@@ -291,16 +441,29 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         format!(" into {} file(s)", summary.files.len())
     };
     let unaccounted = stats.records_unaccounted();
-    let ending = if console::stdout_closed() {
-        "; stopped: the reader closed standard output".to_string()
-    } else if unaccounted > 0 && !stats.input_done() {
-        format!("; the stream stopped early, {unaccounted} records read were not processed")
-    } else {
-        String::new()
+    let mut ending = String::new();
+    if console::stdout_closed() {
+        ending.push_str("; stopped: the reader closed standard output");
+    }
+    if unaccounted > 0 {
+        ending.push_str(&format!("; {unaccounted} records read ahead were not processed"));
+    }
+    let restart = match &summary.resume {
+        Some(Ok((mark, 0))) => format!("; a restart continues at {}", mark.position),
+        Some(Ok((mark, rows))) => format!(
+            "; a restart continues at {} after the first {rows} output rows from there",
+            mark.position
+        ),
+        Some(Err(why)) => format!("; a restart cannot continue where this run stopped: {why}"),
+        None => String::new(),
+    };
+    let resumed = match &resume {
+        Some(resume) => format!("resumed at {}; ", resume.mark.position),
+        None => String::new(),
     };
     console::note(&format!(
-        "tabssl stream: read {} records, rejected {}, passed {} to the query, wrote {} rows in {} batches{files} \
-         ({:.1} s{ending})",
+        "tabssl stream: {resumed}read {} records, rejected {}, passed {} to the query, wrote {} rows in {} batches{files} \
+         ({:.1} s{ending}){restart}",
         stats.records_read(),
         stats.records_rejected(),
         stats.rows_passed(),
@@ -319,6 +482,199 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The query's output: per micro-batch with its boundary, or one stream of batches.
+enum Output {
+    PerBatch(
+        SchemaRef,
+        BoxStream<'static, DfResult<(Vec<RecordBatch>, Option<Mark>)>>,
+    ),
+    Single(SendableRecordBatchStream),
+}
+
+impl Output {
+    fn schema(&self) -> SchemaRef {
+        match self {
+            Self::PerBatch(schema, _) => Arc::clone(schema),
+            Self::Single(stream) => stream.schema(),
+        }
+    }
+
+    /// The next output, with the input boundary after it where known.
+    async fn next(&mut self) -> Option<DfResult<(Vec<RecordBatch>, Option<Mark>)>> {
+        match self {
+            Self::PerBatch(_, stream) => stream.next().await,
+            Self::Single(stream) => stream.next().await.map(|batch| batch.map(|batch| (vec![batch], None))),
+        }
+    }
+}
+
+/// `batch` without the first `skip` rows; `skip` goes down by the rows dropped.
+fn skip_rows(skip: &mut u64, batch: RecordBatch) -> RecordBatch {
+    let dropped = (*skip).min(batch.num_rows() as u64) as usize;
+    *skip -= dropped as u64;
+    batch.slice(dropped, batch.num_rows() - dropped)
+}
+
+/// What identifies a stream before its schemas are known.
+struct Identity {
+    query: String,
+    input: String,
+    read_options: String,
+    dead_letter: Option<String>,
+}
+
+impl Identity {
+    fn fingerprint(&self, input: &Schema, inferred: bool, output: &Schema) -> Fingerprint {
+        Fingerprint {
+            query: self.query.clone(),
+            input: self.input.clone(),
+            read_options: self.read_options.clone(),
+            dead_letter: self.dead_letter.clone(),
+            input_schema: describe_columns(input),
+            input_schema_inferred: inferred,
+            output_schema: describe_columns(output),
+        }
+    }
+}
+
+/// A run into a directory whose newest part carries a checkpoint.
+struct Continuation {
+    part: PathBuf,
+    fingerprint: Fingerprint,
+    rows_written: u64,
+    /// Where to continue; `None` for standard input, which cannot be read again.
+    resume: Option<Resume>,
+}
+
+impl Continuation {
+    /// Checks that this run may continue the one that wrote `part`: same query, input,
+    /// options and declared schema, and a source that still holds what was read.
+    fn check(
+        part: PathBuf,
+        checkpoint: Option<Checkpoint>,
+        identity: &Identity,
+        declared: Option<&Schema>,
+        spec: &SourceSpec,
+    ) -> Result<Self> {
+        let Some(checkpoint) = checkpoint else {
+            return Err(Error::Invalid(format!(
+                "{} carries no stream checkpoint (it was not written by a tabssl stream that records one), so \
+                 this run cannot know where the earlier one stopped: give --start-over to read the input from \
+                 its start and add parts after it, or another --output",
+                part.display()
+            )));
+        };
+        let mut continuation = Self {
+            part,
+            fingerprint: checkpoint.fingerprint,
+            rows_written: checkpoint.rows_written,
+            resume: None,
+        };
+        // What can be compared before the schemas are known; the rest once planned.
+        let mut early = identity.fingerprint(&Schema::empty(), false, &Schema::empty());
+        early.input_schema.clone_from(&continuation.fingerprint.input_schema);
+        early.input_schema_inferred = continuation.fingerprint.input_schema_inferred;
+        early.output_schema.clone_from(&continuation.fingerprint.output_schema);
+        if let Some(declared) = declared {
+            early.input_schema = describe_columns(declared);
+        }
+        if let Some(change) = early.changes_since(&continuation.fingerprint) {
+            return Err(continuation.refuse(&change));
+        }
+        if *spec == SourceSpec::Stdin {
+            log::warn!(
+                "{} was written from standard input, which cannot be read again: this run writes what arrives \
+                 now, after the {} rows already there",
+                continuation.part.display(),
+                continuation.rows_written
+            );
+            return Ok(continuation);
+        }
+        let Some(resume) = checkpoint.resume else {
+            let why = checkpoint
+                .not_resumable
+                .unwrap_or_else(|| "it records no position".to_string());
+            return Err(Error::Invalid(format!(
+                "the stream cannot continue where {} stopped: {why}. Give --start-over to read the input again \
+                 from its start (the parts there stay; new ones are numbered after them), or another --output",
+                continuation.part.display()
+            )));
+        };
+        if let (Some(check), Some(file)) = (&resume.check, &resume.mark.position.file) {
+            check.verify(Path::new(file), resume.mark.position.offset)?;
+        }
+        continuation.resume = Some(resume);
+        Ok(continuation)
+    }
+
+    /// The error for a run that differs from the one that wrote the parts.
+    fn refuse(&self, change: &str) -> Error {
+        Error::Invalid(format!(
+            "the output directory holds parts of another stream: {change} (newest part {}). Give --start-over to \
+             read the input from its start with this query and add parts after the old ones, or another --output",
+            self.part.display()
+        ))
+    }
+}
+
+/// Where the dead-letter file stood when the stream started writing into a directory
+/// that has no part yet: read back from the directory's start record when an earlier run
+/// died before its first part (its entries after that length are written again), else
+/// recorded now.
+fn dead_letter_at_start(parts: &PartDirectory, dead_letter: &str, start_over: bool) -> Result<Option<u64>> {
+    if parts.is_empty()
+        && !start_over
+        && let Some(start) = parts.start_record()?
+        && start.dead_letter == dead_letter
+    {
+        return Ok(Some(start.bytes));
+    }
+    let bytes = match std::fs::metadata(dead_letter) {
+        Ok(metadata) => metadata.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(Error::io(dead_letter, e)),
+    };
+    parts.record_start(&StartRecord {
+        dead_letter: dead_letter.to_string(),
+        bytes,
+    })?;
+    Ok(None)
+}
+
+/// The source as a restart must find it again.
+fn input_identity(spec: &SourceSpec) -> String {
+    match spec {
+        SourceSpec::Stdin => "stdin".to_string(),
+        SourceSpec::File(path) => format!("file {}", path.display()),
+        SourceSpec::Directory(path) => format!("directory {}", path.display()),
+    }
+}
+
+/// The record format and the options that change how records decode.
+fn read_options(format: InputFormat, args: &StreamArgs) -> String {
+    match format {
+        InputFormat::Ndjson => "ndjson".to_string(),
+        InputFormat::Arrow => "arrow".to_string(),
+        InputFormat::Csv => format!(
+            "csv, header {}, multiline {}, null regex {:?}",
+            !args.no_header, args.csv_multiline, args.null_regex
+        ),
+    }
+}
+
+/// The source with absolute paths, so positions stay valid whatever the working directory.
+fn absolute(spec: SourceSpec) -> Result<SourceSpec> {
+    Ok(match spec {
+        SourceSpec::Stdin => SourceSpec::Stdin,
+        SourceSpec::File(path) => SourceSpec::File(absolute_path(&path)?),
+        SourceSpec::Directory(path) => SourceSpec::Directory(absolute_path(&path)?),
+    })
+}
+
+fn absolute_path(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
 }
 
 /// The schema of an Arrow IPC input: the stream's own, which a declared schema must match.

@@ -92,11 +92,70 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Like [`Self::commit`], but never replaces a file already under the target name:
+    /// the file is published by a hard link, which fails when the name is taken, and the
+    /// temporary name is then removed. A crash between the two leaves the complete file
+    /// under both names; the hidden one is left-over temporary state. On a file system
+    /// without hard links the target's absence is checked and the file renamed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the target when it already exists (`AlreadyExists`) or the
+    /// file cannot be published; the temporary file is removed.
+    pub fn commit_new(mut self) -> Result<()> {
+        File::open(&self.temporary)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| Error::io(&self.temporary, e))?;
+        fault_pause("before publishing", &self.target);
+        match std::fs::hard_link(&self.temporary, &self.target) {
+            Ok(()) => {
+                self.committed = true;
+                fault_pause("after publishing", &self.target);
+                let _ = std::fs::remove_file(&self.temporary);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::io(
+                    &self.target,
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "already exists: another writer published a file under this name, and it is left as it is",
+                    ),
+                ));
+            }
+            Err(_) => {
+                if self.target.exists() {
+                    return Err(Error::io(
+                        &self.target,
+                        io::Error::new(io::ErrorKind::AlreadyExists, "already exists"),
+                    ));
+                }
+                std::fs::rename(&self.temporary, &self.target).map_err(|e| Error::io(&self.target, e))?;
+                self.committed = true;
+            }
+        }
+        sync_directory(parent_of(&self.target)).map_err(|e| Error::io(&self.target, e))
+    }
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_file(&self.temporary);
         }
+    }
+}
+
+/// Crash tests' hook, in debug builds only: with `TABSSL_FAULT_PAUSE_COMMIT_MS` set, a
+/// [`AtomicFile::commit_new`] says on stderr where it stands and pauses that long before
+/// and after publishing, so a test can kill the process inside a commit.
+fn fault_pause(step: &str, target: &Path) {
+    if cfg!(debug_assertions)
+        && let Some(pause) = std::env::var("TABSSL_FAULT_PAUSE_COMMIT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+    {
+        log::warn!("fault injection: {step} {}", target.display());
+        std::thread::sleep(std::time::Duration::from_millis(pause));
     }
 }
 
@@ -210,6 +269,21 @@ mod tests {
             .to_string();
         assert!(error.contains("does not exist"), "{error}");
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn commit_new_never_replaces_a_published_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("part-000001.parquet");
+        let first = AtomicFile::create(&target).expect("create");
+        let second = AtomicFile::create(&target).expect("create");
+        first.open().expect("open").write_all(b"first").expect("write");
+        second.open().expect("open").write_all(b"second").expect("write");
+        first.commit_new().expect("the name is free");
+        let error = second.commit_new().expect_err("the name is taken").to_string();
+        assert!(error.contains("already exists"), "{error}");
+        assert_eq!(std::fs::read(&target).expect("read"), b"first");
+        assert_eq!(names(dir.path()), ["part-000001.parquet"], "no temporary file is left");
     }
 
     #[test]

@@ -11,20 +11,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{Any, Command};
 use arrow_flight::{FlightData, FlightDescriptor, flight_descriptor::DescriptorType};
 use datafusion::catalog::MemTable;
-use datafusion::common::TableReference;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
@@ -33,7 +29,8 @@ use prost::Message as _;
 use tonic::Status;
 
 use super::guard::input_error;
-use crate::options::TabsslOptions;
+pub use crate::stream::per_batch::per_batch_session;
+use crate::stream::per_batch::{PerBatchPlan, is_row_local, run_in_order};
 
 /// The SQL a `DoExchange` descriptor holds: a command that is UTF-8 SQL text, or a
 /// Flight SQL `CommandStatementQuery`.
@@ -140,108 +137,23 @@ pub async fn row_local_plan(ctx: &SessionContext, sql: &str, schema: SchemaRef) 
     Ok(is_row_local(&plan).then_some(plan))
 }
 
-/// True when every node of `plan` handles each row of `input` on its own.
-fn is_row_local(plan: &LogicalPlan) -> bool {
-    let has_subquery = |expr: &Expr| {
-        expr.exists(|e| {
-            Ok(matches!(
-                e,
-                Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
-            ))
-        })
-        .unwrap_or(true)
-    };
-    let mut row_local = true;
-    let _ = plan.apply(|node| {
-        let node_is_row_local = match node {
-            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => true,
-            LogicalPlan::TableScan(scan) => scan.table_name == TableReference::bare(crate::stream::query::INPUT_TABLE),
-            _ => false,
-        } && !node.expressions().iter().any(has_subquery);
-        row_local &= node_is_row_local;
-        Ok(if node_is_row_local {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    });
-    row_local
-}
-
-/// Sets a session under construction up for [`per_batch`] with `in_flight` batches at
-/// once: automatic model thread and session counts are split between the batches (a
-/// streaming session's single partition would give each batch every core and one shared
-/// model session). Set before planning: a plan keeps the functions it was planned with.
-pub fn per_batch_session(mut builder: SessionStateBuilder, in_flight: usize) -> SessionStateBuilder {
-    let in_flight = in_flight.max(1);
-    let mut config = builder.config().take().unwrap_or_default();
-    if let Some(options) = config.options_mut().extensions.get_mut::<TabsslOptions>() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        if options.intra_threads == 0 {
-            options.intra_threads = (cores / in_flight).max(1);
-        }
-        if options.sessions_per_model == 0 {
-            options.sessions_per_model = in_flight;
-        }
-    }
-    builder.with_config(config)
-}
-
 /// Runs a row-local `plan` on each batch of `input` separately, `in_flight` batches at
 /// once on the runtime's threads, and yields their outputs in input order. At most
-/// `in_flight` batches are read ahead of the output. Plan in a [`per_batch_session`].
-pub fn per_batch(
+/// `in_flight` batches are read ahead of the output. Plan in a session set up by
+/// [`per_batch_session`].
+///
+/// # Errors
+/// When the plan does not plan physically.
+pub async fn per_batch(
     state: SessionState,
     plan: LogicalPlan,
     input: SendableRecordBatchStream,
     in_flight: usize,
-) -> SendableRecordBatchStream {
-    let in_flight = in_flight.max(1);
-    let schema = Arc::new(plan.schema().as_arrow().clone());
-    let declared = input.schema();
-    let state = Arc::new(state);
-    let outputs = input
-        .map(move |batch| {
-            let (plan, state, declared) = (plan.clone(), Arc::clone(&state), Arc::clone(&declared));
-            async move {
-                let batch = batch?;
-                let task = tokio::spawn(async move {
-                    let plan = with_input(plan, declared, batch)?;
-                    let physical = state.create_physical_plan(&plan).await?;
-                    datafusion::physical_plan::collect(physical, state.task_ctx()).await
-                });
-                // A client that goes away drops this future: the batch's task stops too.
-                let _abort = AbortOnDrop(task.abort_handle());
-                task.await
-                    .map_err(|e| DataFusionError::Execution(format!("an exchange batch stopped: {e}")))?
-            }
-        })
-        .buffered(in_flight)
-        .map_ok(|batches: Vec<RecordBatch>| futures::stream::iter(batches.into_iter().map(Ok)))
+) -> Result<SendableRecordBatchStream> {
+    let plan = PerBatchPlan::new(&state, plan, input.schema()).await?;
+    let schema = plan.schema();
+    let outputs = run_in_order(plan, input.map_ok(|batch| (batch, ())), in_flight)
+        .map_ok(|(batches, ())| futures::stream::iter(batches.into_iter().map(Ok)))
         .try_flatten();
-    Box::pin(RecordBatchStreamAdapter::new(schema, outputs))
-}
-
-/// Aborts a task when dropped (a no-op once it has finished).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// `plan` reading `batch` as its table `input`.
-fn with_input(plan: LogicalPlan, schema: SchemaRef, batch: RecordBatch) -> Result<LogicalPlan> {
-    let table = Arc::new(MemTable::try_new(schema, vec![vec![batch]])?);
-    plan.transform_up(|node| match node {
-        LogicalPlan::TableScan(scan) if scan.table_name == TableReference::bare(crate::stream::query::INPUT_TABLE) => {
-            Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
-                source: provider_as_source(Arc::clone(&table) as _),
-                ..scan
-            })))
-        }
-        other => Ok(Transformed::no(other)),
-    })
-    .map(|transformed| transformed.data)
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, outputs)))
 }

@@ -548,7 +548,9 @@ impl FlightSqlService for TabsslFlightSql {
             .await
             .map_err(status_of)?
         {
-            Some(plan) => exchange::per_batch(per_batch.state(), plan, input, in_flight),
+            Some(plan) => exchange::per_batch(per_batch.state(), plan, input, in_flight)
+                .await
+                .map_err(status_of)?,
             None => {
                 // One streaming plan over the whole stream, the model on every core.
                 let builder = session.private_query_context(limits).await.map_err(status_of)?;

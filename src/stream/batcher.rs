@@ -25,6 +25,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
 use super::InputFormat;
+use super::checkpoint::{Mark, SourcePosition};
 use super::decode::{DecodePool, Decoded};
 use super::policy::{ErrorPolicy, Position, RejectHandler, StreamStats};
 use super::schema::same_columns;
@@ -61,8 +62,36 @@ pub fn default_decode_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
+/// A micro-batch for the query, and the input boundary after it.
+#[derive(Debug)]
+pub struct InputBatch {
+    /// The records' rows (possibly none: every record of the micro-batch was rejected).
+    pub batch: RecordBatch,
+    /// Set when every record before the boundary was passed on or rejected: where a
+    /// restart can continue once this batch's output is committed. `None` in the middle of
+    /// an Arrow IPC batch, or for input that has no positions.
+    pub end: Option<Mark>,
+}
+
+/// The micro-batches of [`spawn`], in input order.
+pub type InputBatches = futures::stream::BoxStream<'static, Result<InputBatch>>;
+
+/// Only the rows of `batches`, as a record batch stream of `schema` (for a plan that
+/// reads its input as one stream).
+pub fn rows_only(schema: SchemaRef, batches: InputBatches) -> SendableRecordBatchStream {
+    use futures::StreamExt;
+    let rows = batches.filter_map(|input| {
+        std::future::ready(match input {
+            Ok(input) if input.batch.num_rows() == 0 => None,
+            Ok(input) => Some(Ok(input.batch)),
+            Err(error) => Some(Err(error)),
+        })
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+}
+
 /// Starts the batcher, its decoding threads and the ordered hand-off over the reader's
-/// channel and returns the batches as a stream with `config.schema`. `head` holds items
+/// channel and returns the micro-batches, with `config.schema`. `head` holds items
 /// already taken from the channel (to infer the schema); they are batched first. The
 /// stream ends at the end of input or shutdown, after a last partial batch; a bad record
 /// under `fail`, or a broken input, ends it with an error after the batches before it.
@@ -76,7 +105,7 @@ pub fn spawn(
     rejects: RejectHandler,
     stats: Arc<StreamStats>,
     shutdown: Shutdown,
-) -> std::io::Result<SendableRecordBatchStream> {
+) -> std::io::Result<InputBatches> {
     // One batch in the channel: the hand-off passes the next while the query runs this
     // one, and waits when the query is slower.
     let (tx, rx) = mpsc::channel(1);
@@ -84,13 +113,17 @@ pub fn spawn(
     // as many as there are decoding threads, every thread has one while the hand-off
     // waits for the oldest.
     let (order_tx, order_rx) = sync_channel(config.decode_threads.get());
-    let schema = Arc::clone(&config.schema);
     let pool = DecodePool::spawn(
         &config,
         config.decode_threads.get(),
         *rejects.policy() == ErrorPolicy::Fail,
     )?;
-    let mut handoff = Handoff { rejects, stats, tx };
+    let mut handoff = Handoff {
+        rejects,
+        stats,
+        tx,
+        schema: Arc::clone(&config.schema),
+    };
     std::thread::Builder::new()
         .name("tabssl-stream-handoff".into())
         .spawn(move || {
@@ -131,7 +164,7 @@ pub fn spawn(
             }
         })?;
     let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) });
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    Ok(Box::pin(batches))
 }
 
 /// Why the batcher or the hand-off stops early.
@@ -152,8 +185,9 @@ type Step = std::result::Result<(), Halt>;
 
 /// What the batcher hands to the hand-off, in input order.
 enum Output {
-    /// A micro-batch being decoded: its result arrives here.
-    Decoding(Receiver<Decoded>),
+    /// A micro-batch being decoded: its result arrives here; the position after its last
+    /// record.
+    Decoding(Receiver<Decoded>, Option<SourcePosition>),
     /// An Arrow IPC batch, already decoded.
     Batch(RecordBatch),
     /// A record the reader refused (over a limit), for the error policy.
@@ -333,8 +367,9 @@ impl Batcher {
             }
         }
         self.pending_rows -= rows;
+        let end = taken.last().and_then(Chunk::end);
         let decoding = self.pool.submit(taken, rows);
-        self.hand(Output::Decoding(decoding))
+        self.hand(Output::Decoding(decoding, end))
     }
 }
 
@@ -342,7 +377,9 @@ impl Batcher {
 struct Handoff {
     rejects: RejectHandler,
     stats: Arc<StreamStats>,
-    tx: mpsc::Sender<Result<RecordBatch>>,
+    tx: mpsc::Sender<Result<InputBatch>>,
+    /// The batches' schema.
+    schema: SchemaRef,
 }
 
 impl Handoff {
@@ -350,13 +387,13 @@ impl Handoff {
         // The batcher closes the queue when it stops; everything it handed over is handled.
         for output in order {
             let step = match output {
-                Output::Decoding(result) => match result.recv() {
-                    Ok(decoded) => self.take(decoded),
+                Output::Decoding(result, end) => match result.recv() {
+                    Ok(decoded) => self.take(decoded, end),
                     Err(_) => Err(Halt::Error(DataFusionError::Internal(
                         "a micro-batch was lost: its decoding thread stopped".into(),
                     ))),
                 },
-                Output::Batch(batch) => self.send(batch),
+                Output::Batch(batch) => self.send(batch, None),
                 Output::Rejected {
                     record,
                     position,
@@ -382,9 +419,9 @@ impl Handoff {
     }
 
     /// Applies the error policy to a micro-batch's bad records, in order, then passes its
-    /// good records on. When the policy stops the stream at a bad record, only the rows
-    /// before it are passed.
-    fn take(&mut self, decoded: Decoded) -> Step {
+    /// good records on, with the boundary `end` after them. When the policy stops the
+    /// stream at a bad record, only the rows before it are passed, without a boundary.
+    fn take(&mut self, decoded: Decoded, end: Option<SourcePosition>) -> Step {
         let mut failure = None;
         let mut keep = usize::MAX;
         for bad in &decoded.bad {
@@ -394,23 +431,37 @@ impl Handoff {
                 break;
             }
         }
-        if let Some(batch) = decoded.batch {
-            let rows = batch.num_rows().min(keep);
-            self.send(batch.slice(0, rows))?;
-        }
-        match failure.or(decoded.failure) {
+        let failure = failure.or(decoded.failure);
+        let end = end.filter(|_| failure.is_none()).map(|position| Mark {
+            position,
+            dead_letter_bytes: self.rejects.dead_letter_bytes(),
+        });
+        let batch = match decoded.batch {
+            Some(batch) => {
+                let rows = batch.num_rows().min(keep);
+                batch.slice(0, rows)
+            }
+            None => RecordBatch::new_empty(Arc::clone(&self.schema)),
+        };
+        self.send(batch, end)?;
+        match failure {
             Some(error) => Err(Halt::Error(error)),
             None => Ok(()),
         }
     }
 
-    fn send(&mut self, batch: RecordBatch) -> Step {
+    /// Passes a batch on; an empty one only when it carries a boundary.
+    fn send(&mut self, batch: RecordBatch, end: Option<Mark>) -> Step {
         let rows = batch.num_rows();
-        if rows == 0 {
+        if rows == 0 && end.is_none() {
             return Ok(());
         }
-        self.tx.blocking_send(Ok(batch)).map_err(|_| Halt::QueryGone)?;
-        self.stats.add_passed(rows);
+        self.tx
+            .blocking_send(Ok(InputBatch { batch, end }))
+            .map_err(|_| Halt::QueryGone)?;
+        if rows > 0 {
+            self.stats.add_passed(rows);
+        }
         Ok(())
     }
 }
@@ -420,6 +471,7 @@ fn split_front(chunk: &mut Chunk, count: usize) -> Chunk {
     let cut = chunk.records[count].start;
     let front = Chunk {
         source: Arc::clone(&chunk.source),
+        file: chunk.file.clone(),
         data: chunk.data[..cut].to_vec(),
         records: chunk.records.drain(..count).collect(),
     };

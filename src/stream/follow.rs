@@ -7,7 +7,7 @@
 //! rotation); its remaining bytes are read before it is closed.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,25 +34,26 @@ pub struct FollowReader {
 }
 
 impl FollowReader {
-    /// Follows the file at `path`.
+    /// Follows the file at `path`, from byte `offset` on.
     ///
     /// # Errors
     /// When the file cannot be opened.
-    pub fn open(path: &Path, options: FollowOptions) -> io::Result<Self> {
+    pub fn open_at(path: &Path, offset: u64, options: FollowOptions) -> io::Result<Self> {
         Ok(Self {
-            file: File::open(path)?,
+            file: open_at(path, offset)?,
             options,
             directory: None,
         })
     }
 
-    /// Follows `path`, a file of `directory` whose names end in `extension`, until a
-    /// later file of that kind appears there.
+    /// Follows `path`, a file of `directory` whose names end in `extension`, from byte
+    /// `offset` on, until a later file of that kind appears there.
     ///
     /// # Errors
     /// When the file cannot be opened.
     pub fn open_in_directory(
         path: &Path,
+        offset: u64,
         directory: &Path,
         extension: &str,
         options: FollowOptions,
@@ -62,7 +63,7 @@ impl FollowReader {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Self {
-            file: File::open(path)?,
+            file: open_at(path, offset)?,
             options,
             directory: Some((directory.to_path_buf(), name, extension.to_string())),
         })
@@ -93,6 +94,14 @@ impl Read for FollowReader {
             std::thread::sleep(self.options.poll);
         }
     }
+}
+
+fn open_at(path: &Path, offset: u64) -> io::Result<File> {
+    let mut file = File::open(path)?;
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))?;
+    }
+    Ok(file)
 }
 
 /// The first file of `directory` whose name ends in `extension` and sorts after `after`

@@ -9,18 +9,24 @@
 //!   them into `RecordBatch`es on several threads, taken back in input order, and the error
 //!   policy ([`policy`]) gets the records that do not fit the schema ([`schema`]);
 //! - [`query`]: the batches become the unbounded table `input` of a DataFusion plan; this
-//!   is also the library entry point ([`query::execute_stream`]);
+//!   is also the library entry point ([`query::execute_stream`]). A query that treats each
+//!   row on its own runs batch by batch on every core instead, outputs in input order
+//!   ([`per_batch`]);
 //! - [`sink`]: the plan's output goes to stdout (NDJSON, CSV, Arrow IPC, flushed per batch)
-//!   or to rotating Parquet files written under a temporary name and renamed when complete.
+//!   or to rotating Parquet parts in a locked directory ([`parts`]), each published whole
+//!   and carrying the [`checkpoint`] a restart continues from: exactly once across crashes.
 //!
 //! Every hand-over between them is a bounded channel, so a slow consumer stops the reader
 //! and, through the pipe, the producer: memory does not grow with the input. [`shutdown`]
 //! turns SIGINT/SIGTERM into an orderly end of input; a second signal exits at once.
 
 pub mod batcher;
+pub mod checkpoint;
 pub mod decode;
 pub mod follow;
 pub mod ipc;
+pub mod parts;
+pub mod per_batch;
 pub mod policy;
 pub mod query;
 pub mod schema;
@@ -28,7 +34,7 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 
-pub use query::{execute_stream, streaming_context, streaming_session};
+pub use query::{PreparedStream, execute_stream, prepare_stream, streaming_context, streaming_session};
 
 /// The message of a caught panic.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -136,29 +136,52 @@ impl StreamStats {
 pub struct RejectHandler {
     policy: ErrorPolicy,
     dead_letter: Option<BufWriter<File>>,
+    /// The dead-letter file's length, with what was written to it.
+    dead_letter_bytes: u64,
     stats: Arc<StreamStats>,
 }
 
 impl RejectHandler {
     /// A handler for `policy`; a dead-letter file is opened for appending now, so a bad
-    /// path fails before any input is read.
+    /// path fails before any input is read. A restart passes the file's length at the
+    /// position it continues from (`resume_at`): the entries after it belong to records
+    /// that are read again, and are removed so that each rejected record appears once.
     ///
     /// # Errors
-    /// When the dead-letter file cannot be opened.
-    pub fn new(policy: ErrorPolicy, stats: Arc<StreamStats>) -> Result<Self> {
-        let dead_letter = match &policy {
-            ErrorPolicy::DeadLetter(path) => Some(BufWriter::new(
-                OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+    /// When the dead-letter file cannot be opened, or is shorter than `resume_at`.
+    pub fn new(policy: ErrorPolicy, stats: Arc<StreamStats>, resume_at: Option<u64>) -> Result<Self> {
+        let (dead_letter, dead_letter_bytes) = match &policy {
+            ErrorPolicy::DeadLetter(path) => {
+                let error = |e: std::io::Error| {
                     DataFusionError::Execution(format!("cannot open dead-letter file {}: {e}", path.display()))
-                })?,
-            )),
-            _ => None,
+                };
+                let file = OpenOptions::new().create(true).append(true).open(path).map_err(error)?;
+                let mut length = file.metadata().map_err(error)?.len();
+                if let Some(resume_at) = resume_at {
+                    if length < resume_at {
+                        return Err(DataFusionError::Execution(format!(
+                            "the dead-letter file {} has {length} bytes, but the last committed part counts                              {resume_at}: it was truncated or replaced since. Restore it, or give --start-over",
+                            path.display()
+                        )));
+                    }
+                    file.set_len(resume_at).map_err(error)?;
+                    length = resume_at;
+                }
+                (Some(BufWriter::new(file)), length)
+            }
+            _ => (None, 0),
         };
         Ok(Self {
             policy,
             dead_letter,
+            dead_letter_bytes,
             stats,
         })
+    }
+
+    /// The dead-letter file's length after the entries written so far (0 without one).
+    pub fn dead_letter_bytes(&self) -> u64 {
+        self.dead_letter_bytes
     }
 
     /// The policy it applies.
@@ -189,9 +212,11 @@ impl RejectHandler {
                     "rows": rows,
                     "record": String::from_utf8_lossy(record),
                 });
-                writeln!(out, "{entry}")
+                let line = format!("{entry}\n");
+                out.write_all(line.as_bytes())
                     .and_then(|()| out.flush())
                     .map_err(|e| DataFusionError::Execution(format!("cannot write the dead-letter file: {e}")))?;
+                self.dead_letter_bytes += line.len() as u64;
             }
             None => {
                 let skipped = self.stats.records_rejected();

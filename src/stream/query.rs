@@ -14,18 +14,21 @@
 
 use std::sync::{Arc, Mutex};
 
+use arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::options::TabsslOptions;
 
@@ -74,12 +77,33 @@ pub async fn execute_stream(
     input: SendableRecordBatchStream,
     sql: &str,
 ) -> Result<SendableRecordBatchStream> {
-    let schema = input.schema();
-    let partition = Arc::new(OneShotPartition {
+    prepare_stream(ctx, input.schema(), sql)
+        .await?
+        .execute(ctx, input)
+        .await
+}
+
+/// A streaming query with its set-up statements run and its last statement planned over
+/// the unbounded table `input`, before any input is read.
+#[derive(Debug)]
+pub struct PreparedStream {
+    query: Statement,
+    plan: LogicalPlan,
+    input: Arc<OneShotPartition>,
+}
+
+/// Registers `input` (of `schema`) as the unbounded table `input` of `ctx`, runs every
+/// statement of `sql` but the last, and plans the last.
+///
+/// # Errors
+/// As [`execute_stream`].
+pub async fn prepare_stream(ctx: &SessionContext, schema: SchemaRef, sql: &str) -> Result<PreparedStream> {
+    let input = Arc::new(OneShotPartition {
         schema: Arc::clone(&schema),
-        stream: Mutex::new(Some(input)),
+        stream: Mutex::new(None),
     });
-    let table = StreamingTable::try_new(schema, vec![partition])?.with_infinite_table(true);
+    let table = StreamingTable::try_new(schema, vec![Arc::clone(&input) as Arc<dyn PartitionStream>])?
+        .with_infinite_table(true);
     ctx.deregister_table(INPUT_TABLE)?;
     ctx.register_table(INPUT_TABLE, Arc::new(table))?;
 
@@ -89,17 +113,84 @@ pub async fn execute_stream(
             "the streaming SQL is empty: expected a query over `input`".into(),
         ));
     };
-    crate::run_statements(ctx, statements).await?;
-    let plan = ctx.state().statement_to_plan(query).await?;
-    let df = ctx.execute_logical_plan(plan).await?;
-    if df.schema().fields().is_empty() {
+    let is_query = matches!(&query, Statement::Statement(statement) if matches!(**statement, SqlStatement::Query(_)));
+    let plan = if is_query {
+        crate::run_statements(ctx, statements).await?;
+        Some(ctx.state().statement_to_plan(query.clone()).await?)
+    } else {
+        None
+    };
+    let Some(plan) = plan.filter(|plan| !plan.schema().fields().is_empty()) else {
         return Err(DataFusionError::Plan(
             "the last statement of the streaming SQL returns no columns: it must be the query over `input` \
              (SET and CREATE statements go before it)"
                 .into(),
         ));
+    };
+    Ok(PreparedStream { query, plan, input })
+}
+
+impl PreparedStream {
+    /// The planned query.
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
     }
-    df.execute_stream().await.map_err(explain_unbounded)
+
+    /// Whether the query treats each row on its own, so it can run batch by batch
+    /// ([`super::per_batch`]).
+    pub fn is_row_local(&self) -> bool {
+        super::per_batch::is_row_local(&self.plan)
+    }
+
+    /// Plans the query again (after the session's settings changed).
+    ///
+    /// # Errors
+    /// When it no longer plans.
+    pub async fn replan(&mut self, ctx: &SessionContext) -> Result<()> {
+        self.plan = ctx.state().statement_to_plan(self.query.clone()).await?;
+        Ok(())
+    }
+
+    /// Runs the query as one streaming plan over `input`.
+    ///
+    /// # Errors
+    /// When the plan cannot run on unbounded input.
+    pub async fn execute(
+        self,
+        ctx: &SessionContext,
+        input: SendableRecordBatchStream,
+    ) -> Result<SendableRecordBatchStream> {
+        if let Ok(mut slot) = self.input.stream.lock() {
+            *slot = Some(input);
+        }
+        let df = ctx.execute_logical_plan(self.plan).await?;
+        df.execute_stream().await.map_err(explain_unbounded)
+    }
+
+    /// The query planned to run on one input batch at a time, in a session set up for
+    /// `in_flight` batches at once: automatic model threads and sessions are split between
+    /// them (settings the SQL or the options gave stay).
+    ///
+    /// # Errors
+    /// When the query is not row-local or does not plan.
+    pub async fn per_batch(mut self, ctx: &SessionContext, in_flight: usize) -> Result<super::per_batch::PerBatchPlan> {
+        let configured = ctx
+            .state()
+            .config()
+            .options()
+            .extensions
+            .get::<TabsslOptions>()
+            .cloned()
+            .unwrap_or_default();
+        let mut split = configured.clone();
+        super::per_batch::split_threads(&mut split, in_flight);
+        if split.intra_threads != configured.intra_threads || split.sessions_per_model != configured.sessions_per_model
+        {
+            crate::register_all(ctx, split);
+            self.replan(ctx).await?;
+        }
+        super::per_batch::PerBatchPlan::new(&ctx.state(), self.plan, Arc::clone(&self.input.schema)).await
+    }
 }
 
 /// DataFusion's refusal of an operator that waits for the end of its input, shortened to
@@ -143,7 +234,11 @@ impl PartitionStream for OneShotPartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let taken = self.stream.lock().ok().and_then(|mut stream| stream.take());
         taken.unwrap_or_else(|| {
-            let error = DataFusionError::Execution("the stream `input` was already read: run the query once".into());
+            let error = DataFusionError::Execution(
+                "the stream `input` is read once, by the last statement: statements before it set up (SET, \
+                 CREATE VIEW, ...) and cannot read it"
+                    .into(),
+            );
             Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
                 futures::stream::once(async move { Err(error) }),

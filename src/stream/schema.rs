@@ -421,7 +421,7 @@ mod tests {
                     start,
                     end: chunk.data.len(),
                     line: 1,
-                    offset: 0,
+                    ..Default::default()
                 });
             }
             chunk

@@ -1,9 +1,10 @@
 //! Where a stream's output goes: a byte stream (stdout or a file) as NDJSON, CSV or Arrow
-//! IPC, flushed after every batch; or a directory of Parquet files, each written under a
-//! hidden temporary name and renamed when complete, so a reader never sees a torn file.
+//! IPC, flushed after every batch; or a directory of Parquet parts, each written under a
+//! hidden temporary name and published when complete, so a reader never sees a torn file,
+//! each carrying the checkpoint a restart continues from.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +17,12 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
 use super::SinkFormat;
+use super::checkpoint::{CHECKPOINT_KEY, Checkpoint, Fingerprint, Mark, Resume, SourceCheck};
+use super::parts::PartDirectory;
 use crate::io::AtomicFile;
 
 /// What a sink wrote.
@@ -30,6 +34,9 @@ pub struct SinkSummary {
     pub batches: u64,
     /// Complete files written (Parquet).
     pub files: Vec<PathBuf>,
+    /// Parquet: where a restart continues (a boundary, and the output rows after it that
+    /// the parts already hold), or why it cannot.
+    pub resume: Option<std::result::Result<(Mark, u64), String>>,
 }
 
 /// A destination for a stream's batches.
@@ -39,6 +46,15 @@ pub trait BatchSink: Send {
     /// # Errors
     /// When writing fails, e.g. the consumer closed the pipe.
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// Every output row of the input before `mark` was written: a Parquet part closed from
+    /// now on records `mark` as where a restart continues. Byte streams ignore it.
+    ///
+    /// # Errors
+    /// When a part that was due closes and its commit fails.
+    fn mark(&mut self, _mark: &Mark) -> Result<()> {
+        Ok(())
+    }
 
     /// Completes the output: closes the IPC stream or the current Parquet file.
     ///
@@ -147,17 +163,45 @@ pub struct Rotation {
     pub after: Option<Duration>,
 }
 
-/// Rotating Parquet files `part-000000.parquet`, `part-000001.parquet`, ... in a
-/// directory. A file is written under a hidden temporary name (`.part-NNNNNN.parquet.tmp-*`,
-/// see [`AtomicFile`]), then synced and renamed: the final name only ever holds a complete
-/// file. Numbering continues after the files already there, so a restarted stream does not
-/// overwrite earlier output.
+/// What each committed part records about the stream (see [`super::checkpoint`]).
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// What produces the rows.
+    pub fingerprint: Fingerprint,
+    /// `Err(why)` when a restart cannot continue from a part (input that cannot be
+    /// replayed, a query that is not row by row).
+    pub resumable: std::result::Result<(), String>,
+    /// The boundary the output starts at (the resume point, or the input's start).
+    pub start: Mark,
+    /// Output rows of the records from `start` on that earlier parts already hold (and
+    /// this run skips).
+    pub skip_rows: u64,
+    /// Rows in earlier parts since the stream started.
+    pub rows_written: u64,
+    /// The dead-letter file, synced before each part that counts its length.
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// Rotating Parquet parts in a locked [`PartDirectory`]. A part is written under a hidden
+/// temporary name, then synced and published under its number without replacing anything:
+/// a final name only ever holds a complete part, committed once. Each part's footer holds
+/// the stream's [`Checkpoint`] as of its last row, so a restart continues after it.
+///
+/// A part closes at a clean input boundary once it holds `--rotate-rows` rows, when one
+/// falls inside the same input micro-batch; otherwise mid-batch, recording how many of
+/// that batch's output rows it holds.
 pub struct ParquetSink {
-    directory: PathBuf,
+    parts: PartDirectory,
     schema: SchemaRef,
     rotation: Rotation,
-    next_index: u64,
     current: Option<OpenFile>,
+    /// The current part is full: it closes at the next boundary or before the next row.
+    full: bool,
+    ledger: Ledger,
+    /// Output rows written since `ledger.start`.
+    rows_since_start: u64,
+    /// The resume point of the last committed part (at first, the one this run started at).
+    committed: (Mark, u64),
     summary: SinkSummary,
 }
 
@@ -169,41 +213,32 @@ struct OpenFile {
 }
 
 impl ParquetSink {
-    /// A sink into `directory` (created if missing) for batches of `schema`.
+    /// A sink into `parts` for batches of `schema`.
     ///
     /// # Errors
-    /// When the directory cannot be created or listed, or `rotation.rows` is 0.
-    pub fn new(directory: &Path, schema: SchemaRef, rotation: Rotation) -> Result<Self> {
+    /// When `rotation.rows` is 0.
+    pub fn new(parts: PartDirectory, schema: SchemaRef, rotation: Rotation, ledger: Ledger) -> Result<Self> {
         if rotation.rows == 0 {
             return Err(DataFusionError::Plan("--rotate-rows must be at least 1".into()));
         }
-        let io_error =
-            |e: io::Error| DataFusionError::Execution(format!("output directory {}: {e}", directory.display()));
-        std::fs::create_dir_all(directory).map_err(io_error)?;
-        let mut next_index = 0;
-        for entry in std::fs::read_dir(directory).map_err(io_error)? {
-            let name = entry.map_err(io_error)?.file_name().to_string_lossy().into_owned();
-            if let Some(index) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet"))
-                && let Ok(index) = index.parse::<u64>()
-            {
-                next_index = next_index.max(index + 1);
-            }
-        }
+        let rows_since_start = ledger.skip_rows;
+        let committed = (ledger.start.clone(), ledger.skip_rows);
         Ok(Self {
-            directory: directory.to_path_buf(),
+            committed,
+            parts,
             schema,
             rotation,
-            next_index,
             current: None,
+            full: false,
+            ledger,
+            rows_since_start,
             summary: SinkSummary::default(),
         })
     }
 
     fn open(&mut self) -> Result<&mut OpenFile> {
         if self.current.is_none() {
-            let name = format!("part-{:06}.parquet", self.next_index);
-            self.next_index += 1;
-            let file = AtomicFile::create(self.directory.join(&name))?;
+            let file = AtomicFile::create(self.parts.next_part())?;
             let handle = file.open()?;
             let properties = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -221,20 +256,65 @@ impl ParquetSink {
             .ok_or_else(|| DataFusionError::Internal("no open Parquet file".into()))
     }
 
-    /// Completes the open file: footer, fsync, rename, fsync of the directory.
+    /// The checkpoint a part closed now records.
+    fn checkpoint(&self, rows_written: u64) -> Result<Checkpoint> {
+        let resume = match &self.ledger.resumable {
+            Err(why) => Err(why.clone()),
+            Ok(()) => {
+                let position = &self.ledger.start.position;
+                let check = position
+                    .file
+                    .as_ref()
+                    .map(|file| SourceCheck::of(Path::new(file), position.offset))
+                    .transpose()?;
+                Ok(Resume {
+                    mark: self.ledger.start.clone(),
+                    skip_rows: self.rows_since_start,
+                    check,
+                })
+            }
+        };
+        Ok(Checkpoint::new(self.ledger.fingerprint.clone(), resume, rows_written))
+    }
+
+    /// Completes the open part: checkpoint, footer, fsync, publication, fsync of the
+    /// directory.
     fn close(&mut self) -> Result<()> {
+        self.full = false;
         let Some(open) = self.current.take() else {
             return Ok(());
         };
+        let rows_written = self.ledger.rows_written + open.rows;
+        let checkpoint = self.checkpoint(rows_written)?;
         let path = open.file.target().to_path_buf();
-        let mut handle = open.writer.into_inner()?;
+        let mut writer = open.writer;
+        writer.append_key_value_metadata(KeyValue::new(CHECKPOINT_KEY.to_string(), checkpoint.to_json()?));
+        let mut handle = writer.into_inner()?;
         handle
             .flush()
             .map_err(|e| DataFusionError::Execution(format!("cannot complete {}: {e}", path.display())))?;
         drop(handle);
-        open.file.commit()?;
+        if let Some(dead_letter) = &self.ledger.dead_letter {
+            // The part counts the dead-letter file's length: that length must outlive a crash.
+            File::open(dead_letter).and_then(|f| f.sync_all()).map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "cannot sync the dead-letter file {}: {e}",
+                    dead_letter.display()
+                ))
+            })?;
+        }
+        open.file.commit_new()?;
+        self.ledger.rows_written = rows_written;
+        self.committed = (self.ledger.start.clone(), self.rows_since_start);
         self.summary.files.push(path);
         Ok(())
+    }
+
+    fn expired(&self) -> bool {
+        self.current
+            .as_ref()
+            .zip(self.rotation.after)
+            .is_some_and(|(file, after)| file.opened.elapsed() >= after)
     }
 }
 
@@ -242,16 +322,18 @@ impl BatchSink for ParquetSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let Rotation { rows: limit, after } = self.rotation;
+            if self.full {
+                self.close()?;
+            }
+            let limit = self.rotation.rows;
             let file = self.open()?;
             let take = ((limit - file.rows) as usize).min(batch.num_rows() - offset);
             file.writer.write(&batch.slice(offset, take))?;
             file.rows += take as u64;
+            let full = file.rows >= limit;
             offset += take;
-            let expired = after.is_some_and(|after| file.opened.elapsed() >= after);
-            if file.rows >= limit || expired {
-                self.close()?;
-            }
+            self.rows_since_start += take as u64;
+            self.full = full || self.expired();
         }
         if batch.num_rows() > 0 {
             self.summary.rows += batch.num_rows() as u64;
@@ -260,9 +342,23 @@ impl BatchSink for ParquetSink {
         Ok(())
     }
 
+    fn mark(&mut self, mark: &Mark) -> Result<()> {
+        self.ledger.start = mark.clone();
+        self.rows_since_start = 0;
+        if self.full || self.expired() {
+            self.close()?;
+        }
+        Ok(())
+    }
+
     fn finish(mut self: Box<Self>) -> Result<SinkSummary> {
         self.close()?;
-        Ok(std::mem::take(&mut self.summary))
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.resume = Some(match &self.ledger.resumable {
+            Ok(()) => Ok(self.committed.clone()),
+            Err(why) => Err(why.clone()),
+        });
+        Ok(summary)
     }
 }
 

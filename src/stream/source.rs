@@ -24,6 +24,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use super::InputFormat;
+use super::checkpoint::SourcePosition;
 use super::follow::{FollowOptions, FollowReader, next_file};
 use super::policy::{Position, StreamStats};
 
@@ -89,10 +90,13 @@ pub struct SourceOptions {
     pub max_json_depth: usize,
     /// Following files and directories, and shutdown.
     pub follow: FollowOptions,
+    /// Where to start reading a file or directory (a restart's position); `None`: at the
+    /// start. Standard input always starts where it stands.
+    pub start: Option<SourcePosition>,
 }
 
 /// Where one record's bytes lie in its chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordMeta {
     /// Start of the record in [`Chunk::data`].
     pub start: usize,
@@ -102,6 +106,10 @@ pub struct RecordMeta {
     pub line: u64,
     /// Byte offset of the record in its source.
     pub offset: u64,
+    /// Byte offset of the next record in its source (the record's end there).
+    pub next_offset: u64,
+    /// Line of the next record.
+    pub next_line: u64,
 }
 
 /// Several records of one source.
@@ -109,6 +117,8 @@ pub struct RecordMeta {
 pub struct Chunk {
     /// `stdin` or the file's path.
     pub source: Arc<str>,
+    /// The file's path, for positions a restart can go back to; `None` for stdin.
+    pub file: Option<Arc<str>>,
     /// The records' bytes, each ending in a line terminator.
     pub data: Vec<u8>,
     /// Where each record lies in `data`.
@@ -116,9 +126,10 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    fn new(source: Arc<str>) -> Self {
+    fn new(source: Arc<str>, file: Option<Arc<str>>) -> Self {
         Self {
             source,
+            file,
             data: Vec::with_capacity(CHUNK_START_BYTES),
             records: Vec::new(),
         }
@@ -138,6 +149,15 @@ impl Chunk {
             line: meta.line,
             offset: meta.offset,
         }
+    }
+
+    /// The position after its last record, where reading would continue.
+    pub fn end(&self) -> Option<SourcePosition> {
+        self.records.last().map(|meta| SourcePosition {
+            file: self.file.as_deref().map(str::to_string),
+            offset: meta.next_offset,
+            line: meta.next_line,
+        })
     }
 }
 
@@ -225,12 +245,21 @@ fn extension(format: InputFormat) -> &'static [&'static str] {
 /// carries a message for [`SourceItem::Failed`]; a closed channel ends quietly.
 fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     match spec {
-        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), options, out),
+        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), None, 0, 1, options, out),
         SourceSpec::File(path) => {
-            let reader = FollowReader::open(path, options.follow.clone()).map_err(|e| crate::Error::io(path, e))?;
+            let (offset, line) = options
+                .start
+                .as_ref()
+                .map_or((0, 1), |start| (start.offset, start.line));
+            let reader =
+                FollowReader::open_at(path, offset, options.follow.clone()).map_err(|e| crate::Error::io(path, e))?;
+            let name: Arc<str> = path.display().to_string().into();
             read_segment(
                 BufReader::with_capacity(1 << 16, reader),
-                path.display().to_string().into(),
+                Arc::clone(&name),
+                Some(name),
+                offset,
+                line,
                 options,
                 out,
             )
@@ -242,29 +271,45 @@ fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> crate::
 fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> crate::Result<()> {
     let extensions = extension(options.format);
     let listing_error = |e: io::Error| crate::Error::io(directory, e);
+    // A restart continues inside the file it stood in.
+    let mut start = options.start.as_ref().and_then(|start| {
+        let path = PathBuf::from(start.file.as_deref()?);
+        let ext = extensions.iter().find(|ext| path.to_string_lossy().ends_with(*ext))?;
+        Some((path, *ext, start.offset, start.line))
+    });
     let mut last: Option<String> = None;
     loop {
-        // The next file of any accepted extension, in name order.
-        let mut next: Option<(PathBuf, &str)> = None;
-        for ext in extensions {
-            if let Some(path) = next_file(directory, ext, last.as_deref()).map_err(listing_error)?
-                && next.as_ref().is_none_or(|(best, _)| path < *best)
-            {
-                next = Some((path, ext));
+        let (path, ext, offset, line) = match start.take() {
+            Some(start) => start,
+            None => {
+                // The next file of any accepted extension, in name order.
+                let mut next: Option<(PathBuf, &str)> = None;
+                for ext in extensions {
+                    if let Some(path) = next_file(directory, ext, last.as_deref()).map_err(listing_error)?
+                        && next.as_ref().is_none_or(|(best, _)| path < *best)
+                    {
+                        next = Some((path, ext));
+                    }
+                }
+                let Some((path, ext)) = next else {
+                    if !options.follow.follow || options.follow.shutdown.is_requested() {
+                        return Ok(());
+                    }
+                    std::thread::sleep(options.follow.poll);
+                    continue;
+                };
+                (path, ext, 0, 1)
             }
-        }
-        let Some((path, ext)) = next else {
-            if !options.follow.follow || options.follow.shutdown.is_requested() {
-                return Ok(());
-            }
-            std::thread::sleep(options.follow.poll);
-            continue;
         };
-        let reader = FollowReader::open_in_directory(&path, directory, ext, options.follow.clone())
+        let reader = FollowReader::open_in_directory(&path, offset, directory, ext, options.follow.clone())
             .map_err(|e| crate::Error::io(&path, e))?;
+        let name: Arc<str> = path.display().to_string().into();
         read_segment(
             BufReader::with_capacity(1 << 16, reader),
-            path.display().to_string().into(),
+            Arc::clone(&name),
+            Some(name),
+            offset,
+            line,
             options,
             out,
         )?;
@@ -275,10 +320,30 @@ fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> cr
     }
 }
 
-fn read_segment<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> crate::Result<()> {
+/// Reads one segment (stdin, a file), whose reader stands at byte `offset` and line
+/// `line`; `file` is its path when a restart can go back to it.
+fn read_segment<R: BufRead>(
+    reader: R,
+    source: Arc<str>,
+    file: Option<Arc<str>>,
+    offset: u64,
+    line: u64,
+    options: &SourceOptions,
+    out: &Output,
+) -> crate::Result<()> {
     match options.format {
         InputFormat::Arrow => super::ipc::read_ipc(reader, source, options, out),
-        InputFormat::Ndjson | InputFormat::Csv => read_lines(reader, source, options, out),
+        InputFormat::Ndjson | InputFormat::Csv => {
+            let splitter = Splitter {
+                reader,
+                quoted_newlines: options.format == InputFormat::Csv && options.csv_multiline,
+                max_bytes: options.max_record_bytes,
+                line: line.saturating_sub(1),
+                offset,
+                drained: true,
+            };
+            read_lines(splitter, source, file, options, out)
+        }
     }
 }
 
@@ -378,19 +443,18 @@ impl<R: BufRead> Splitter<R> {
     }
 }
 
-/// Reads NDJSON or CSV records (and, for CSV, the header) into chunks.
-fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, out: &Output) -> crate::Result<()> {
+/// Reads NDJSON or CSV records (and, for CSV, the header, when the splitter stands at the
+/// segment's start) into chunks.
+fn read_lines<R: BufRead>(
+    mut splitter: Splitter<R>,
+    source: Arc<str>,
+    file: Option<Arc<str>>,
+    options: &SourceOptions,
+    out: &Output,
+) -> crate::Result<()> {
     let csv = options.format == InputFormat::Csv;
-    let mut splitter = Splitter {
-        reader,
-        quoted_newlines: csv && options.csv_multiline,
-        max_bytes: options.max_record_bytes,
-        line: 0,
-        offset: 0,
-        drained: true,
-    };
-    let mut header_pending = csv && options.csv_header;
-    let mut chunk = Chunk::new(Arc::clone(&source));
+    let mut header_pending = csv && options.csv_header && splitter.offset == 0;
+    let mut chunk = Chunk::new(Arc::clone(&source), file);
     let read_error = |e: io::Error| crate::Error::io(&*source, e);
     loop {
         if options.follow.shutdown.is_requested() {
@@ -463,6 +527,8 @@ fn read_lines<R: BufRead>(reader: R, source: Arc<str>, options: &SourceOptions, 
                     end: chunk.data.len(),
                     line,
                     offset,
+                    next_offset: splitter.offset,
+                    next_line: splitter.line + 1,
                 });
                 None
             }
@@ -526,7 +592,7 @@ fn send_chunk(chunk: &mut Chunk, out: &Output) -> bool {
         chunk.data.clear();
         return true;
     }
-    let full = std::mem::replace(chunk, Chunk::new(Arc::clone(&chunk.source)));
+    let full = std::mem::replace(chunk, Chunk::new(Arc::clone(&chunk.source), chunk.file.clone()));
     out.send(SourceItem::Records(full))
 }
 

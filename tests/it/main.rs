@@ -18,5 +18,6 @@ mod serve_python;
 mod slt;
 mod stream;
 mod stream_bad_input;
+mod stream_crash;
 mod stream_decode_threads;
 mod synthetic;
