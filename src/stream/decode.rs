@@ -22,6 +22,7 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::InputFormat;
 use super::batcher::BatcherConfig;
+use super::flat_json::FlatJson;
 use super::policy::Position;
 use super::source::Chunk;
 
@@ -213,12 +214,22 @@ pub struct RecordDecoder {
     config: BatcherConfig,
     /// The decoder of the last successful batch; dropped after an error.
     reusable: Option<Decoder>,
+    /// NDJSON: the fast path for flat records, where the schema allows it.
+    flat: Option<FlatJson>,
 }
 
 impl RecordDecoder {
     /// A decoder for `config`'s format and schema, built at its first use.
     pub fn new(config: BatcherConfig) -> Self {
-        Self { config, reusable: None }
+        let flat = match config.format {
+            InputFormat::Ndjson => FlatJson::for_schema(&config.schema),
+            InputFormat::Csv | InputFormat::Arrow => None,
+        };
+        Self {
+            config,
+            reusable: None,
+            flat,
+        }
     }
 
     fn build(&self) -> Result<Decoder> {
@@ -254,7 +265,14 @@ impl RecordDecoder {
     /// # Errors
     /// The decoder's error, or a row count other than `expected` (a record that is
     /// incomplete, or a line holding two). The decoder is then dropped, never reused.
-    pub fn decode<'a>(&mut self, parts: impl Iterator<Item = &'a [u8]>, expected: usize) -> Result<RecordBatch> {
+    pub fn decode<'a>(
+        &mut self,
+        parts: impl Iterator<Item = &'a [u8]> + Clone,
+        expected: usize,
+    ) -> Result<RecordBatch> {
+        if let Some(batch) = self.flat.as_ref().and_then(|flat| flat.decode(parts.clone(), expected)) {
+            return Ok(batch);
+        }
         let mut decoder = match self.reusable.take() {
             Some(decoder) => decoder,
             None => self.build()?,

@@ -23,6 +23,7 @@
 pub mod batcher;
 pub mod checkpoint;
 pub mod decode;
+pub mod flat_json;
 pub mod follow;
 pub mod ipc;
 pub mod parts;

@@ -172,16 +172,18 @@ fn memory_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&MemorySourceConfig> {
 }
 
 /// Runs `plan` on each batch of `input`, `in_flight` batches at once on the runtime's
-/// threads, and yields each batch's output with its tag, in input order. At most
-/// `in_flight` batches are read ahead of the output; dropping the stream stops the batches
-/// in flight.
+/// threads, and yields each batch's output with its tag, in input order. The batches are
+/// driven by a task of their own, so they keep running while the consumer handles an
+/// output (writes it, say): at most `in_flight` batches run and `in_flight` outputs wait.
+/// Dropping the stream stops the batches in flight.
 pub fn run_in_order<T: Send + 'static>(
     plan: PerBatchPlan,
     input: impl Stream<Item = Result<(RecordBatch, T)>> + Send + 'static,
     in_flight: usize,
 ) -> impl Stream<Item = Result<(Vec<RecordBatch>, T)>> + Send + 'static {
+    let in_flight = in_flight.max(1);
     let plan = Arc::new(plan);
-    input
+    let outputs = input
         .map(move |item| {
             let plan = Arc::clone(&plan);
             async move {
@@ -195,7 +197,20 @@ pub fn run_in_order<T: Send + 'static>(
                 Ok((output, tag))
             }
         })
-        .buffered(in_flight.max(1))
+        .buffered(in_flight);
+    let (tx, rx) = tokio::sync::mpsc::channel(in_flight);
+    let driver = tokio::spawn(async move {
+        let mut outputs = std::pin::pin!(outputs);
+        while let Some(output) = outputs.next().await {
+            if tx.send(output).await.is_err() {
+                return;
+            }
+        }
+    });
+    let abort = AbortOnDrop(driver.abort_handle());
+    futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
+        rx.recv().await.map(|output| (output, (rx, abort)))
+    })
 }
 
 /// Aborts a task when dropped (a no-op once it has finished).

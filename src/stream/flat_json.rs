@@ -1,0 +1,447 @@
+//! The common case of NDJSON, decoded without a tape: one flat object per line, whose
+//! values are numbers, strings without escapes, booleans and nulls, for a schema of
+//! Int64, Float64, Utf8 and Boolean columns. Each value goes straight into its column's
+//! builder.
+//!
+//! It is a fast path, not a second JSON decoder: it accepts only what it can decode exactly
+//! as arrow-json would, and gives up on the whole micro-batch at the first thing it does not
+//! handle (an escape, a nested value, a number in a string column, a repeated key, a missing
+//! non-nullable column, anything malformed). The caller then decodes the micro-batch with
+//! arrow-json, which also finds and words the errors. A test holds the two to the same
+//! output on random records.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, SchemaRef};
+
+/// A column being built.
+enum Column {
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Utf8(StringBuilder),
+    Boolean(BooleanBuilder),
+}
+
+/// A decoder of flat NDJSON records for one schema.
+pub struct FlatJson {
+    schema: SchemaRef,
+    /// Field names as bytes, in schema order.
+    names: Vec<Vec<u8>>,
+    nullable: Vec<bool>,
+}
+
+impl FlatJson {
+    /// A decoder for `schema`, or `None` when a column has a type it does not handle.
+    pub fn for_schema(schema: &SchemaRef) -> Option<Self> {
+        let supported = schema.fields().iter().all(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean
+            )
+        });
+        supported.then(|| Self {
+            schema: Arc::clone(schema),
+            names: schema.fields().iter().map(|f| f.name().as_bytes().to_vec()).collect(),
+            nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
+        })
+    }
+
+    /// Decodes the newline-terminated records in `parts`, which must be exactly `expected`;
+    /// `None` when any record is outside the fast path.
+    pub fn decode<'a>(&self, parts: impl Iterator<Item = &'a [u8]>, expected: usize) -> Option<RecordBatch> {
+        let mut columns: Vec<Column> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Int64 => Column::Int64(Int64Builder::with_capacity(expected)),
+                DataType::Float64 => Column::Float64(Float64Builder::with_capacity(expected)),
+                DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(expected)),
+                _ => Column::Utf8(StringBuilder::with_capacity(expected, expected * 8)),
+            })
+            .collect();
+        let mut seen = vec![false; self.names.len()];
+        let mut rows = 0;
+        for part in parts {
+            // Validated once: strings and numbers are then slices of it, cut at ASCII bytes.
+            let part = std::str::from_utf8(part).ok()?;
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', part.as_bytes()).map(|at| at + 1).chain(
+                // A part that does not end in a newline still ends its last record.
+                (!part.ends_with('\n') && !part.is_empty()).then_some(part.len()),
+            ) {
+                let line = &part[start..end];
+                start = end;
+                if rows == expected {
+                    return None;
+                }
+                seen.fill(false);
+                self.record(line, &mut columns, &mut seen)?;
+                for (i, seen) in seen.iter().enumerate() {
+                    if !seen {
+                        if !self.nullable[i] {
+                            return None;
+                        }
+                        append_null(&mut columns[i]);
+                    }
+                }
+                rows += 1;
+            }
+        }
+        if rows != expected {
+            return None;
+        }
+        let arrays: Vec<ArrayRef> = columns
+            .into_iter()
+            .map(|column| -> ArrayRef {
+                match column {
+                    Column::Int64(mut b) => Arc::new(b.finish()),
+                    Column::Float64(mut b) => Arc::new(b.finish()),
+                    Column::Utf8(mut b) => Arc::new(b.finish()),
+                    Column::Boolean(mut b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays).ok()
+    }
+
+    /// Decodes one record into the columns, marking the fields it holds.
+    fn record(&self, text: &str, columns: &mut [Column], seen: &mut [bool]) -> Option<()> {
+        let line = text.as_bytes();
+        let mut at = skip_space(line, 0);
+        if line.get(at) != Some(&b'{') {
+            return None;
+        }
+        at = skip_space(line, at + 1);
+        let mut next_field = 0;
+        if line.get(at) == Some(&b'}') {
+            at += 1;
+        } else {
+            loop {
+                let (key, after) = plain_string(text, at)?;
+                let key = key.as_bytes();
+                at = skip_space(line, after);
+                if line.get(at) != Some(&b':') {
+                    return None;
+                }
+                at = skip_space(line, at + 1);
+                // Keys usually come in schema order: try the next field first.
+                let field = if self.names.get(next_field).is_some_and(|name| name.as_slice() == key) {
+                    Some(next_field)
+                } else {
+                    self.names.iter().position(|name| name.as_slice() == key)
+                };
+                at = match field {
+                    Some(i) => {
+                        if std::mem::replace(&mut seen[i], true) {
+                            return None;
+                        }
+                        next_field = i + 1;
+                        value(text, at, &mut columns[i], self.nullable[i])?
+                    }
+                    None => skip_scalar(text, at)?,
+                };
+                at = skip_space(line, at);
+                match line.get(at) {
+                    Some(b',') => at = skip_space(line, at + 1),
+                    Some(b'}') => {
+                        at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (skip_space(line, at) == line.len()).then_some(())
+    }
+}
+
+fn append_null(column: &mut Column) {
+    match column {
+        Column::Int64(b) => b.append_null(),
+        Column::Float64(b) => b.append_null(),
+        Column::Utf8(b) => b.append_null(),
+        Column::Boolean(b) => b.append_null(),
+    }
+}
+
+/// Decodes the value at `at` into `column`; returns the position after it.
+fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<usize> {
+    let line = text.as_bytes();
+    if line[at..].starts_with(b"null") {
+        if !nullable {
+            return None;
+        }
+        append_null(column);
+        return Some(at + 4);
+    }
+    match column {
+        Column::Int64(b) => {
+            let end = number_end(line, at)?;
+            let number = &text[at..end];
+            if !number.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+                return None;
+            }
+            b.append_value(number.parse().ok()?);
+            Some(end)
+        }
+        Column::Float64(b) => {
+            let end = number_end(line, at)?;
+            let number: f64 = text[at..end].parse().ok()?;
+            if !number.is_finite() {
+                return None;
+            }
+            b.append_value(number);
+            Some(end)
+        }
+        Column::Utf8(b) => {
+            let (string, end) = plain_string(text, at)?;
+            b.append_value(string);
+            Some(end)
+        }
+        Column::Boolean(b) => {
+            if line[at..].starts_with(b"true") {
+                b.append_value(true);
+                Some(at + 4)
+            } else if line[at..].starts_with(b"false") {
+                b.append_value(false);
+                Some(at + 5)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Skips a scalar value of a field the schema does not have.
+fn skip_scalar(text: &str, at: usize) -> Option<usize> {
+    let line = text.as_bytes();
+    match line.get(at)? {
+        b'"' => plain_string(text, at).map(|(_, end)| end),
+        b't' if line[at..].starts_with(b"true") => Some(at + 4),
+        b'f' if line[at..].starts_with(b"false") => Some(at + 5),
+        b'n' if line[at..].starts_with(b"null") => Some(at + 4),
+        _ => number_end(line, at),
+    }
+}
+
+/// The end of the JSON number at `at` (strict grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`).
+fn number_end(line: &[u8], mut at: usize) -> Option<usize> {
+    let digits = |line: &[u8], at: usize| at + line[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if line.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    match line.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at = digits(line, at),
+        _ => return None,
+    }
+    if line.get(at) == Some(&b'.') {
+        let end = digits(line, at + 1);
+        if end == at + 1 {
+            return None;
+        }
+        at = end;
+    }
+    if matches!(line.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(line.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let end = digits(line, at);
+        if end == at {
+            return None;
+        }
+        at = end;
+    }
+    // A number ends at a delimiter, never inside a word.
+    match line.get(at) {
+        Some(b',' | b'}' | b' ' | b'\t' | b'\r' | b'\n') => Some(at),
+        _ => None,
+    }
+}
+
+/// The string at `at` and the position after its closing quote; `None` for anything but a
+/// string without escapes or control characters.
+fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
+    let line = text.as_bytes();
+    if line.get(at) != Some(&b'"') {
+        return None;
+    }
+    let length = memchr::memchr2(b'"', b'\\', &line[at + 1..])?;
+    let string = &line[at + 1..at + 1 + length];
+    if line[at + 1 + length] != b'"' || string.iter().any(|&c| c < 0x20) {
+        return None;
+    }
+    // Cut at ASCII quotes: always on character boundaries.
+    Some((text.get(at + 1..at + 1 + length)?, at + length + 2))
+}
+
+fn skip_space(line: &[u8], mut at: usize) -> usize {
+    while matches!(line.get(at), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        at += 1;
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use proptest::prelude::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ]))
+    }
+
+    /// What arrow-json makes of the same records, or `None` when it refuses them.
+    fn arrow_json(schema: &SchemaRef, text: &[u8], expected: usize) -> Option<RecordBatch> {
+        let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(schema))
+            .with_batch_size(expected + 1)
+            .build_decoder()
+            .ok()?;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let used = decoder.decode(rest).ok()?;
+            if used == 0 {
+                break;
+            }
+            rest = &rest[used..];
+        }
+        decoder.flush().ok()?.filter(|batch| batch.num_rows() == expected)
+    }
+
+    #[test]
+    fn decodes_flat_records_and_gives_up_on_the_rest() {
+        let flat = FlatJson::for_schema(&schema()).expect("supported");
+        let text = b"{\"id\": 1, \"x\": 2.5, \"s\": \"a\", \"b\": true}\n{\"s\":\"\",\"id\":-7,\"extra\":[1]}\n";
+        // An array in an unknown field is past the fast path.
+        assert!(flat.decode(std::iter::once(&text[..]), 2).is_none());
+        let text = b"{\"id\": 1, \"x\": 2.5, \"s\": \"a\", \"b\": true}\n{\"s\":\"\",\"id\":-7,\"extra\":3e2}\n";
+        let batch = flat.decode(std::iter::once(&text[..]), 2).expect("decodes");
+        assert_eq!(Some(batch), arrow_json(&schema(), text, 2));
+        for refused in [
+            &b"{\"id\": 1, \"s\": \"a\\\"b\"}\n"[..],
+            b"{\"id\": 1.0}\n",
+            b"{\"x\": 1}\n",
+            b"{\"id\": 1, \"id\": 2}\n",
+            b"{\"id\": 1} {\"id\": 2}\n",
+            b"{\"id\": 01}\n",
+            b"[1]\n",
+        ] {
+            assert!(
+                flat.decode(std::iter::once(refused), 1).is_none(),
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-1000i64..1000).prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:?}")),
+            (-100.0f64..100.0).prop_map(|f| format!("{f:e}")),
+            "[a-z ,:{}é]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            Just("\"a\\nb\"".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("null".to_string()),
+            Just("[1, 2]".to_string()),
+            Just("01".to_string()),
+            Just("-".to_string()),
+            Just("1.".to_string()),
+            Just("".to_string()),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec!["id", "x", "s", "b", "other"]);
+        let space = prop::sample::select(vec!["", " ", "  ", "\t"]);
+        prop::collection::vec((key, token(), space), 0..6).prop_map(|fields| {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(key, value, space)| format!("{space}\"{key}\"{space}:{space}{value}{space}"))
+                .collect();
+            format!("{{{}}}\n", body.join(","))
+        })
+    }
+
+    /// A record the fast path must take: typed values (or null), keys in any order, some
+    /// missing, an unknown scalar field, any spacing.
+    fn flat_record() -> impl Strategy<Value = String> {
+        let space = || prop::sample::select(vec!["", " ", "\t"]);
+        (
+            any::<i64>(),
+            prop_oneof![
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| format!("{f:?}")),
+                (-1e6f64..1e6).prop_map(|f| format!("{f}")),
+                (-50i64..50).prop_map(|n| n.to_string()),
+                Just("null".to_string()),
+            ],
+            prop_oneof![
+                r"[a-zé ,:{}\[\]]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                Just("null".to_string())
+            ],
+            prop::sample::select(vec!["true", "false", "null"]),
+            prop::collection::vec(any::<bool>(), 4),
+            Just(()).prop_perturb(|(), mut rng| rng.random::<u64>()),
+            space(),
+        )
+            .prop_map(|(id, x, s, b, present, order, space)| {
+                let mut fields = vec![format!("\"id\":{space}{id}")];
+                for (i, (key, value)) in [
+                    ("x", x),
+                    ("s", s),
+                    ("b", b.to_string()),
+                    ("other", "-1.5e3".to_string()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if present[i] {
+                        fields.push(format!("{space}\"{key}\"{space}:{space}{value}"));
+                    }
+                }
+                let turn = (order as usize) % fields.len();
+                fields.rotate_left(turn);
+                format!("{{{}{space}}}\n", fields.join(","))
+            })
+    }
+
+    proptest! {
+        /// Valid flat records always take the fast path, and give what arrow-json gives.
+        #[test]
+        fn flat_records_take_the_fast_path_with_arrow_jsons_result(records in prop::collection::vec(flat_record(), 1..8)) {
+            let schema = schema();
+            let flat = FlatJson::for_schema(&schema).expect("supported");
+            let text = records.concat();
+            let batch = flat.decode(std::iter::once(text.as_bytes()), records.len());
+            prop_assert!(batch.is_some(), "refused: {}", text);
+            prop_assert_eq!(batch, arrow_json(&schema, text.as_bytes(), records.len()), "{}", text);
+        }
+
+        /// Whatever the records, the fast path either gives up or gives exactly what
+        /// arrow-json gives.
+        #[test]
+        fn the_fast_path_agrees_with_arrow_json(records in prop::collection::vec(record(), 1..8)) {
+            let schema = schema();
+            let flat = FlatJson::for_schema(&schema).expect("supported");
+            let text = records.concat();
+            if let Some(batch) = flat.decode(std::iter::once(text.as_bytes()), records.len()) {
+                prop_assert_eq!(Some(batch), arrow_json(&schema, text.as_bytes(), records.len()), "{}", text);
+            }
+        }
+    }
+}
