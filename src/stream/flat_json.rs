@@ -269,9 +269,12 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     if line.get(at) != Some(&b'"') {
         return None;
     }
-    let length = memchr::memchr2(b'"', b'\\', &line[at + 1..])?;
-    let string = &line[at + 1..at + 1 + length];
-    if line[at + 1 + length] != b'"' || string.iter().any(|&c| c < 0x20) {
+    // Values are short: one pass that stops at the quote, an escape or a control character
+    // beats a vectorised search.
+    let length = line[at + 1..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    if line[at + 1 + length] != b'"' {
         return None;
     }
     // Cut at ASCII quotes: always on character boundaries.

@@ -46,7 +46,7 @@ impl Random {
 fn record(id: u64, csv: bool) -> String {
     let x = (id % 1000) as f64 * 0.37 - 50.0;
     let c = ["a", "b", "c"][(id % 3) as usize];
-    match (csv, id % BAD_EVERY == 0) {
+    match (csv, id.is_multiple_of(BAD_EVERY)) {
         (false, false) => format!("{{\"id\": {id}, \"x\": {x}, \"c\": \"{c}\"}}\n"),
         (false, true) => format!("{{\"id\": {id}, \"x\": }}\n"),
         (true, false) => format!("{id},{x},{c}\n"),
@@ -254,7 +254,9 @@ fn kill_and_restart_loses_and_repeats_nothing(csv: bool, seed: u64) {
 
     let rows = part_rows(&output);
     let ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
-    let expected: Vec<i64> = (0..RECORDS as i64).filter(|id| *id as u64 % BAD_EVERY != 0).collect();
+    let expected: Vec<i64> = (0..RECORDS as i64)
+        .filter(|id| !(*id as u64).is_multiple_of(BAD_EVERY))
+        .collect();
     if ids != expected {
         let mut seen = HashMap::new();
         for id in &ids {
@@ -271,7 +273,7 @@ fn kill_and_restart_loses_and_repeats_nothing(csv: bool, seed: u64) {
     }
     let mut bad = dead_letter_ids(&dead_letter);
     bad.sort_unstable();
-    let expected_bad: Vec<u64> = (0..RECORDS).filter(|id| id % BAD_EVERY == 0).collect();
+    let expected_bad: Vec<u64> = (0..RECORDS).filter(|id| id.is_multiple_of(BAD_EVERY)).collect();
     assert_eq!(bad, expected_bad, "each bad record once in the dead-letter file");
 
     // Each row as an uninterrupted run writes it.
