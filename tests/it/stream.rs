@@ -437,6 +437,21 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         &["--input", "/no/such/file", "--sql", "SELECT 1"],
         "no such file or directory",
     );
+    refused(
+        &[
+            "--schema",
+            &schema,
+            "--sql",
+            "SELECT id FROM input",
+            "--batches-in-flight",
+            "0",
+        ],
+        "--batches-in-flight must be at least 1",
+    );
+    refused(
+        &["--schema", &schema, "--sql", "SELECT id FROM input", "--start-over"],
+        "--start-over applies to Parquet output",
+    );
     // Empty input and no schema: nothing to infer from.
     refused(&["--sql", "SELECT * FROM input"], "pass --schema FILE");
 }

@@ -424,3 +424,57 @@ fn one_stream_at_a_time_per_output_directory() {
     let (ok, stderr) = run(&input, &output, &schema, SQL, &["--start-over"]);
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn a_followed_file_continues_after_a_kill_where_its_last_part_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, output, schema) = (
+        dir.path().join("events.ndjson"),
+        dir.path().join("out"),
+        schema_file(dir.path()),
+    );
+    let records = |ids: std::ops::Range<u64>| ids.map(|id| record(id * BAD_EVERY + 1, false)).collect::<String>();
+    std::fs::write(&file, records(0..20_000)).expect("input");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .arg("stream")
+        .args(["--models", &fixture_models().display().to_string()])
+        .args([
+            "--input",
+            &file.display().to_string(),
+            "--schema",
+            &schema.display().to_string(),
+        ])
+        .args(["--sql", SQL, "--rotate-rows", "1000", "--batch-rows", "700"])
+        .args(["--output", &output.display().to_string(), "--output-format", "parquet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let started = Instant::now();
+    let parts = || {
+        std::fs::read_dir(&output)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while parts() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no parts after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let mut append = std::fs::OpenOptions::new().append(true).open(&file).expect("append");
+    append.write_all(records(20_000..25_000).as_bytes()).expect("append");
+    drop(append);
+    let (ok, stderr) = run(&file, &output, &schema, SQL, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("resumed at"), "{stderr}");
+    let ids: Vec<i64> = part_rows(&output).iter().map(|(id, _, _)| *id).collect();
+    let expected: Vec<i64> = (0..25_000).map(|id| (id * BAD_EVERY + 1) as i64).collect();
+    assert_eq!(ids.len(), expected.len(), "{stderr}");
+    assert!(ids == expected, "every id once, in order");
+}
