@@ -214,7 +214,7 @@ fn kill_and_restart_loses_and_repeats_nothing(csv: bool, seed: u64) {
         let deadline = Instant::now() + Duration::from_millis(200 + random.below(700));
         // Every third kill waits for a commit and lands inside it; the others at random.
         let in_commit = kill % 3 == 0;
-        let commit_deadline = Instant::now() + Duration::from_secs(5);
+        let commit_deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let until = if in_commit { commit_deadline } else { deadline };
             match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -385,28 +385,31 @@ fn one_stream_at_a_time_per_output_directory() {
     std::fs::create_dir(&input).expect("input dir");
     std::fs::write(input.join("00000.ndjson"), record(1, false)).expect("input");
     // A following stream holds the directory ...
-    let mut first = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .arg("stream")
-        .args(["--models", &fixture_models().display().to_string()])
-        .args([
-            "--input",
-            &input.display().to_string(),
-            "--schema",
-            &schema.display().to_string(),
-        ])
-        .args([
-            "--sql",
-            SQL,
-            "--output",
-            &output.display().to_string(),
-            "--output-format",
-            "parquet",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+    let follow = || {
+        Command::new(env!("CARGO_BIN_EXE_tabssl"))
+            .arg("stream")
+            .args(["--models", &fixture_models().display().to_string()])
+            .args([
+                "--input",
+                &input.display().to_string(),
+                "--schema",
+                &schema.display().to_string(),
+            ])
+            .args([
+                "--sql",
+                SQL,
+                "--output",
+                &output.display().to_string(),
+                "--output-format",
+                "parquet",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts")
+    };
+    let mut first = follow();
     let started = Instant::now();
     let refused = loop {
         // ... so a second one into the same directory is refused, not racing it for part names.
@@ -415,6 +418,11 @@ fn one_stream_at_a_time_per_output_directory() {
             break stderr;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "never refused: {stderr}");
+        if first.try_wait().expect("waits").is_some() {
+            // The second one took the directory before the first started, which was then
+            // refused itself: start it again.
+            first = follow();
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     first.kill().expect("kill");
