@@ -114,6 +114,13 @@ impl ConfigExtension for TabsslOptions {
     const PREFIX: &'static str = "tabssl";
 }
 
+impl TabsslOptions {
+    /// The `tabssl.*` options of a session config (the defaults where it has none).
+    pub fn of(config: &ConfigOptions) -> Self {
+        config.extensions.get::<Self>().cloned().unwrap_or_default()
+    }
+}
+
 /// The resolved settings an inference UDF runs with, derived from the session config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InferenceSettings {

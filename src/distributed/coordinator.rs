@@ -271,13 +271,7 @@ impl WorkerChannel for NamedWorker {
 /// # Errors
 /// When the distributed settings cannot be applied (none expected).
 pub fn distributed_state(state: SessionState, cluster: &Cluster, channels: WorkerChannels) -> Result<SessionState> {
-    let tabssl = state
-        .config()
-        .options()
-        .extensions
-        .get::<TabsslOptions>()
-        .cloned()
-        .unwrap_or_default();
+    let tabssl = TabsslOptions::of(state.config().options());
     let builder = crate::infer::spread::without_spread_inference(SessionStateBuilder::new_from_existing(state))
         .with_distributed_worker_resolver(StaticWorkers(cluster.workers.clone()))
         .with_distributed_channel_resolver(channels)

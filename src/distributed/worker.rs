@@ -81,12 +81,7 @@ fn task_session(options: &WorkerOptions, ctx: WorkerQueryContext) -> Result<Sess
         .builder
         .with_distributed_option_extension_from_headers::<TabsslOptions>(&ctx.headers)?;
     let config = builder.config().get_or_insert_default();
-    let mut tabssl = config
-        .options()
-        .extensions
-        .get::<TabsslOptions>()
-        .cloned()
-        .unwrap_or_default();
+    let mut tabssl = TabsslOptions::of(config.options());
     tabssl.models_dir.clone_from(&options.models_dir);
     if let Some(cores) = options.cores {
         config.options_mut().execution.target_partitions = cores.max(1);

@@ -174,14 +174,7 @@ impl PreparedStream {
     /// # Errors
     /// When the query is not row-local or does not plan.
     pub async fn per_batch(mut self, ctx: &SessionContext, in_flight: usize) -> Result<super::per_batch::PerBatchPlan> {
-        let configured = ctx
-            .state()
-            .config()
-            .options()
-            .extensions
-            .get::<TabsslOptions>()
-            .cloned()
-            .unwrap_or_default();
+        let configured = TabsslOptions::of(ctx.state().config().options());
         let mut split = configured.clone();
         super::per_batch::split_threads(&mut split, in_flight);
         if split.intra_threads != configured.intra_threads || split.sessions_per_model != configured.sessions_per_model

@@ -82,16 +82,28 @@ fn produce(dir: PathBuf, records: u64, files: u64, csv: bool, seed: u64) -> std:
     })
 }
 
-fn stream_command(input: &Path, output: &Path, schema: &Path, dead_letter: &Path, csv: bool, follow: bool) -> Command {
+/// `tabssl stream` of `sql` over `input` (with `schema`) into Parquet parts in `output`,
+/// with no standard streams attached.
+fn parquet_stream(input: &Path, output: &Path, schema: &Path, sql: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tabssl"));
     command
         .arg("stream")
         .args(["--models", &fixture_models().display().to_string()])
         .args(["--input", &input.display().to_string()])
-        .args(["--input-format", if csv { "csv" } else { "ndjson" }])
         .args(["--schema", &schema.display().to_string()])
-        .args(["--sql", SQL])
+        .args(["--sql", sql])
         .args(["--output", &output.display().to_string(), "--output-format", "parquet"])
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn stream_command(input: &Path, output: &Path, schema: &Path, dead_letter: &Path, csv: bool, follow: bool) -> Command {
+    let mut command = parquet_stream(input, output, schema, SQL);
+    command
+        .args(["--input-format", if csv { "csv" } else { "ndjson" }])
         .args([
             "--rotate-rows",
             "1500",
@@ -105,9 +117,6 @@ fn stream_command(input: &Path, output: &Path, schema: &Path, dead_letter: &Path
         .args(["--poll-ms", "10"])
         .args(["--on-error", "dead-letter", &dead_letter.display().to_string()])
         .env("TABSSL_FAULT_PAUSE_COMMIT_MS", COMMIT_PAUSE_MS)
-        .current_dir(repo())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if !follow {
         command.arg("--no-follow");
@@ -310,26 +319,10 @@ fn finished_run(dir: &Path, sql: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn run(input: &Path, output: &Path, schema: &Path, sql: &str, extra: &[&str]) -> (bool, String) {
-    let result = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .arg("stream")
-        .args(["--models", &fixture_models().display().to_string()])
-        .args([
-            "--input",
-            &input.display().to_string(),
-            "--schema",
-            &schema.display().to_string(),
-        ])
-        .args([
-            "--sql",
-            sql,
-            "--no-follow",
-            "--rotate-rows",
-            "1000",
-            "--batch-rows",
-            "300",
-        ])
-        .args(["--output", &output.display().to_string(), "--output-format", "parquet"])
+    let result = parquet_stream(input, output, schema, sql)
+        .args(["--no-follow", "--rotate-rows", "1000", "--batch-rows", "300"])
         .args(extra)
+        .stderr(Stdio::piped())
         .output()
         .expect("tabssl stream runs");
     (
@@ -385,30 +378,7 @@ fn one_stream_at_a_time_per_output_directory() {
     std::fs::create_dir(&input).expect("input dir");
     std::fs::write(input.join("00000.ndjson"), record(1, false)).expect("input");
     // A following stream holds the directory ...
-    let follow = || {
-        Command::new(env!("CARGO_BIN_EXE_tabssl"))
-            .arg("stream")
-            .args(["--models", &fixture_models().display().to_string()])
-            .args([
-                "--input",
-                &input.display().to_string(),
-                "--schema",
-                &schema.display().to_string(),
-            ])
-            .args([
-                "--sql",
-                SQL,
-                "--output",
-                &output.display().to_string(),
-                "--output-format",
-                "parquet",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts")
-    };
+    let follow = || parquet_stream(&input, &output, &schema, SQL).spawn().expect("starts");
     let mut first = follow();
     let started = Instant::now();
     let refused = loop {
@@ -443,20 +413,8 @@ fn a_followed_file_continues_after_a_kill_where_its_last_part_stopped() {
     );
     let records = |ids: std::ops::Range<u64>| ids.map(|id| record(id * BAD_EVERY + 1, false)).collect::<String>();
     std::fs::write(&file, records(0..20_000)).expect("input");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabssl"))
-        .arg("stream")
-        .args(["--models", &fixture_models().display().to_string()])
-        .args([
-            "--input",
-            &file.display().to_string(),
-            "--schema",
-            &schema.display().to_string(),
-        ])
-        .args(["--sql", SQL, "--rotate-rows", "1000", "--batch-rows", "700"])
-        .args(["--output", &output.display().to_string(), "--output-format", "parquet"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let mut child = parquet_stream(&file, &output, &schema, SQL)
+        .args(["--rotate-rows", "1000", "--batch-rows", "700"])
         .spawn()
         .expect("starts");
     let started = Instant::now();
