@@ -374,6 +374,7 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
                         line: 1,
                     },
                     dead_letter_bytes,
+                    check: None,
                 },
                 |r| r.mark.clone(),
             );
@@ -602,8 +603,18 @@ impl Continuation {
                 continuation.part.display()
             )));
         };
-        if let (Some(check), Some(file)) = (&resume.check, &resume.mark.position.file) {
-            check.verify(Path::new(file), resume.mark.position.offset)?;
+        if let Some(file) = &resume.mark.position.file {
+            match &resume.mark.check {
+                Some(check) => check.verify(Path::new(file), resume.mark.position.offset)?,
+                None if !Path::new(file).exists() => {
+                    return Err(Error::Invalid(format!(
+                        "the source file {file} is gone since the last committed part: the stream cannot \
+                         continue where it stopped. Restore the file, or give --start-over to read the input \
+                         again from its start"
+                    )));
+                }
+                None => {}
+            }
         }
         continuation.resume = Some(resume);
         Ok(continuation)

@@ -432,10 +432,9 @@ impl Handoff {
             }
         }
         let failure = failure.or(decoded.failure);
-        let end = end.filter(|_| failure.is_none()).map(|position| Mark {
-            position,
-            dead_letter_bytes: self.rejects.dead_letter_bytes(),
-        });
+        let end = end
+            .filter(|_| failure.is_none())
+            .map(|position| Mark::at(position, self.rejects.dead_letter_bytes()));
         let batch = match decoded.batch {
             Some(batch) => {
                 let rows = batch.num_rows().min(keep);

@@ -67,6 +67,25 @@ pub struct Mark {
     pub position: SourcePosition,
     /// The dead-letter file's length at that point (0 without one).
     pub dead_letter_bytes: u64,
+    /// The source file's bytes before the position, taken when the boundary was reached
+    /// (`None` for stdin and the input's start), so a commit never reads the source.
+    pub check: Option<SourceCheck>,
+}
+
+impl Mark {
+    /// The boundary at `position`, with the checksums of its file when it has one (none
+    /// when the file is already gone: a restart then finds that out).
+    pub fn at(position: SourcePosition, dead_letter_bytes: u64) -> Self {
+        let check = position
+            .file
+            .as_ref()
+            .and_then(|file| SourceCheck::of(Path::new(file), position.offset).ok());
+        Self {
+            position,
+            dead_letter_bytes,
+            check,
+        }
+    }
 }
 
 /// What produced a stream's rows; a restart must match it to continue.
@@ -248,8 +267,6 @@ pub struct Resume {
     pub mark: Mark,
     /// Output rows of the records from `mark` on that are already in a part.
     pub skip_rows: u64,
-    /// The source file's bytes before the position (`None` for stdin).
-    pub check: Option<SourceCheck>,
 }
 
 /// What a committed part says about the stream that wrote it.

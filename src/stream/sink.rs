@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
 use super::SinkFormat;
-use super::checkpoint::{CHECKPOINT_KEY, Checkpoint, Fingerprint, Mark, Resume, SourceCheck};
+use super::checkpoint::{CHECKPOINT_KEY, Checkpoint, Fingerprint, Mark, Resume};
 use super::parts::PartDirectory;
 use crate::io::AtomicFile;
 
@@ -257,24 +257,12 @@ impl ParquetSink {
     }
 
     /// The checkpoint a part closed now records.
-    fn checkpoint(&self, rows_written: u64) -> Result<Checkpoint> {
-        let resume = match &self.ledger.resumable {
-            Err(why) => Err(why.clone()),
-            Ok(()) => {
-                let position = &self.ledger.start.position;
-                let check = position
-                    .file
-                    .as_ref()
-                    .map(|file| SourceCheck::of(Path::new(file), position.offset))
-                    .transpose()?;
-                Ok(Resume {
-                    mark: self.ledger.start.clone(),
-                    skip_rows: self.rows_since_start,
-                    check,
-                })
-            }
-        };
-        Ok(Checkpoint::new(self.ledger.fingerprint.clone(), resume, rows_written))
+    fn checkpoint(&self, rows_written: u64) -> Checkpoint {
+        let resume = self.ledger.resumable.clone().map(|()| Resume {
+            mark: self.ledger.start.clone(),
+            skip_rows: self.rows_since_start,
+        });
+        Checkpoint::new(self.ledger.fingerprint.clone(), resume, rows_written)
     }
 
     /// Completes the open part: checkpoint, footer, fsync, publication, fsync of the
@@ -285,7 +273,7 @@ impl ParquetSink {
             return Ok(());
         };
         let rows_written = self.ledger.rows_written + open.rows;
-        let checkpoint = self.checkpoint(rows_written)?;
+        let checkpoint = self.checkpoint(rows_written);
         let path = open.file.target().to_path_buf();
         let mut writer = open.writer;
         writer.append_key_value_metadata(KeyValue::new(CHECKPOINT_KEY.to_string(), checkpoint.to_json()?));
