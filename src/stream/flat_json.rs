@@ -32,13 +32,14 @@ pub struct FlatJson {
 }
 
 impl FlatJson {
-    /// A decoder for `schema`, or `None` when a column has a type it does not handle.
+    /// A decoder for `schema`, or `None` when a column has a type it does not handle or a
+    /// name that JSON writes with escapes.
     pub fn for_schema(schema: &SchemaRef) -> Option<Self> {
         let supported = schema.fields().iter().all(|f| {
             matches!(
                 f.data_type(),
                 DataType::Int64 | DataType::Float64 | DataType::Utf8 | DataType::Boolean
-            )
+            ) && !f.name().bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20)
         });
         supported.then(|| Self {
             schema: Arc::clone(schema),
@@ -119,19 +120,22 @@ impl FlatJson {
             at += 1;
         } else {
             loop {
-                let (key, after) = plain_string(text, at)?;
-                let key = key.as_bytes();
+                // Keys usually come in schema order: try the next field's name in place first.
+                let (field, after) = match self.names.get(next_field) {
+                    Some(name) if quoted_at(line, at, name) => (Some(next_field), at + name.len() + 2),
+                    _ => {
+                        let (key, after) = plain_string(text, at)?;
+                        (
+                            self.names.iter().position(|name| name.as_slice() == key.as_bytes()),
+                            after,
+                        )
+                    }
+                };
                 at = skip_space(line, after);
                 if line.get(at) != Some(&b':') {
                     return None;
                 }
                 at = skip_space(line, at + 1);
-                // Keys usually come in schema order: try the next field first.
-                let field = if self.names.get(next_field).is_some_and(|name| name.as_slice() == key) {
-                    Some(next_field)
-                } else {
-                    self.names.iter().position(|name| name.as_slice() == key)
-                };
                 at = match field {
                     Some(i) => {
                         if std::mem::replace(&mut seen[i], true) {
@@ -279,6 +283,12 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     }
     // Cut at ASCII quotes: always on character boundaries.
     Some((text.get(at + 1..at + 1 + length)?, at + length + 2))
+}
+
+/// Whether the string at `at` is exactly `name` (which holds no quote or escape).
+fn quoted_at(line: &[u8], at: usize, name: &[u8]) -> bool {
+    let end = at + name.len() + 1;
+    line.get(at) == Some(&b'"') && line.get(at + 1..end) == Some(name) && line.get(end) == Some(&b'"')
 }
 
 fn skip_space(line: &[u8], mut at: usize) -> usize {
