@@ -83,11 +83,6 @@ impl PartDirectory {
         })
     }
 
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The newest part and its checkpoint, if there is a part.
     ///
     /// # Errors

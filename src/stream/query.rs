@@ -131,11 +131,6 @@ pub async fn prepare_stream(ctx: &SessionContext, schema: SchemaRef, sql: &str) 
 }
 
 impl PreparedStream {
-    /// The planned query.
-    pub fn plan(&self) -> &LogicalPlan {
-        &self.plan
-    }
-
     /// Whether the query treats each row on its own, so it can run batch by batch
     /// ([`super::per_batch`]).
     pub fn is_row_local(&self) -> bool {
