@@ -28,6 +28,8 @@ pub struct FlatJson {
     schema: SchemaRef,
     /// Field names as bytes, in schema order.
     names: Vec<Vec<u8>>,
+    /// Each field's key as it is written without spaces.
+    keys: Vec<Key>,
     nullable: Vec<bool>,
 }
 
@@ -44,6 +46,7 @@ impl FlatJson {
         supported.then(|| Self {
             schema: Arc::clone(schema),
             names: schema.fields().iter().map(|f| f.name().as_bytes().to_vec()).collect(),
+            keys: schema.fields().iter().map(|f| Key::new(f.name())).collect(),
             nullable: schema.fields().iter().map(|f| f.is_nullable()).collect(),
         })
     }
@@ -62,7 +65,8 @@ impl FlatJson {
                 _ => Column::Utf8(StringBuilder::with_capacity(expected, expected * 8)),
             })
             .collect();
-        let mut seen = vec![false; self.names.len()];
+        // `seen[i] == rows + 1`: field `i` was in the current record.
+        let mut seen = vec![0usize; self.names.len()];
         let mut rows = 0;
         for part in parts {
             // Validated once: strings and numbers are then slices of it, cut at ASCII bytes.
@@ -77,14 +81,16 @@ impl FlatJson {
                 if rows == expected {
                     return None;
                 }
-                seen.fill(false);
-                self.record(line, &mut columns, &mut seen)?;
-                for (i, seen) in seen.iter().enumerate() {
-                    if !seen {
-                        if !self.nullable[i] {
-                            return None;
+                let stamp = rows + 1;
+                // Repeated keys are refused, so a record with as many fields as the schema has them all.
+                if self.record(line, &mut columns, &mut seen, stamp)? < self.names.len() {
+                    for (i, seen) in seen.iter().enumerate() {
+                        if *seen != stamp {
+                            if !self.nullable[i] {
+                                return None;
+                            }
+                            append_null(&mut columns[i]);
                         }
-                        append_null(&mut columns[i]);
                     }
                 }
                 rows += 1;
@@ -107,8 +113,9 @@ impl FlatJson {
         RecordBatch::try_new(Arc::clone(&self.schema), arrays).ok()
     }
 
-    /// Decodes one record into the columns, marking the fields it holds.
-    fn record(&self, text: &str, columns: &mut [Column], seen: &mut [bool]) -> Option<()> {
+    /// Decodes one record into the columns, stamping the fields it holds with `stamp`;
+    /// returns how many of the schema's fields it holds.
+    fn record(&self, text: &str, columns: &mut [Column], seen: &mut [usize], stamp: usize) -> Option<usize> {
         let line = text.as_bytes();
         let mut at = skip_space(line, 0);
         if line.get(at) != Some(&b'{') {
@@ -116,32 +123,36 @@ impl FlatJson {
         }
         at = skip_space(line, at + 1);
         let mut next_field = 0;
+        let mut found = 0;
         if line.get(at) == Some(&b'}') {
             at += 1;
         } else {
             loop {
-                // Keys usually come in schema order: try the next field's name in place first.
-                let (field, after) = match self.names.get(next_field) {
-                    Some(name) if quoted_at(line, at, name) => (Some(next_field), at + name.len() + 2),
+                // Keys usually come in schema order, without spaces: try the next field's
+                // `"name":` in place first.
+                let field = match self.keys.get(next_field) {
+                    Some(key) if key.is_at(line, at) => {
+                        at += key.bytes.len();
+                        Some(next_field)
+                    }
                     _ => {
                         let (key, after) = plain_string(text, at)?;
-                        (
-                            self.names.iter().position(|name| name.as_slice() == key.as_bytes()),
-                            after,
-                        )
+                        at = skip_space(line, after);
+                        if line.get(at) != Some(&b':') {
+                            return None;
+                        }
+                        at += 1;
+                        self.names.iter().position(|name| name.as_slice() == key.as_bytes())
                     }
                 };
-                at = skip_space(line, after);
-                if line.get(at) != Some(&b':') {
-                    return None;
-                }
-                at = skip_space(line, at + 1);
+                at = skip_space(line, at);
                 at = match field {
                     Some(i) => {
-                        if std::mem::replace(&mut seen[i], true) {
+                        if std::mem::replace(&mut seen[i], stamp) == stamp {
                             return None;
                         }
                         next_field = i + 1;
+                        found += 1;
                         value(text, at, &mut columns[i], self.nullable[i])?
                     }
                     None => skip_scalar(text, at)?,
@@ -157,7 +168,7 @@ impl FlatJson {
                 }
             }
         }
-        (skip_space(line, at) == line.len()).then_some(())
+        (skip_space(line, at) == line.len()).then_some(found)
     }
 }
 
@@ -173,7 +184,7 @@ fn append_null(column: &mut Column) {
 /// Decodes the value at `at` into `column`; returns the position after it.
 fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<usize> {
     let line = text.as_bytes();
-    if line[at..].starts_with(b"null") {
+    if line.get(at) == Some(&b'n') && line[at..].starts_with(b"null") {
         if !nullable {
             return None;
         }
@@ -182,12 +193,8 @@ fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<u
     }
     match column {
         Column::Int64(b) => {
-            let end = number_end(line, at)?;
-            let number = &text[at..end];
-            if !number.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
-                return None;
-            }
-            b.append_value(number.parse().ok()?);
+            let (number, end) = integer(line, at)?;
+            b.append_value(number);
             Some(end)
         }
         Column::Float64(b) => {
@@ -273,22 +280,112 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     if line.get(at) != Some(&b'"') {
         return None;
     }
-    // Values are short: one pass that stops at the quote, an escape or a control character
-    // beats a vectorised search.
-    let length = line[at + 1..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    if line[at + 1 + length] != b'"' {
+    let end = string_stop(line, at + 1)?;
+    if line[end] != b'"' {
         return None;
     }
     // Cut at ASCII quotes: always on character boundaries.
-    Some((text.get(at + 1..at + 1 + length)?, at + length + 2))
+    Some((text.get(at + 1..end)?, end + 1))
 }
 
-/// Whether the string at `at` is exactly `name` (which holds no quote or escape).
-fn quoted_at(line: &[u8], at: usize, name: &[u8]) -> bool {
-    let end = at + name.len() + 1;
-    line.get(at) == Some(&b'"') && line.get(at + 1..end) == Some(name) && line.get(end) == Some(&b'"')
+/// The position of the first quote, backslash or control character at or after `from`.
+/// Eight bytes at a time: values are too short for a vectorised search to pay off, and
+/// too long for a byte loop to be cheap.
+fn string_stop(line: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte of `x` below `n` (exact for the lowest such byte).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    while let Some(window) = line.get(from..from + 8) {
+        let word = u64::from_le_bytes(window.try_into().ok()?);
+        let stops =
+            below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        if stops != 0 {
+            return Some(from + (stops.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    line[from..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|length| from + length)
+}
+
+/// The JSON integer at `at` and the position after it; `None` for anything else (a
+/// fraction, an exponent, a leading zero) and for values outside Int64.
+fn integer(line: &[u8], at: usize) -> Option<(i64, usize)> {
+    let negative = line.get(at) == Some(&b'-');
+    let mut end = at + usize::from(negative);
+    let first = end;
+    // Accumulated negatively, so that i64::MIN fits.
+    let mut value: i64 = 0;
+    while let Some(digit) = line.get(end).filter(|c| c.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_sub(i64::from(*digit - b'0'))?;
+        end += 1;
+    }
+    let digits = end - first;
+    if digits == 0 || (digits > 1 && line[first] == b'0') {
+        return None;
+    }
+    // An integer ends at a delimiter, never inside a word or a longer number.
+    if !matches!(line.get(end), Some(b',' | b'}' | b' ' | b'\t' | b'\r' | b'\n')) {
+        return None;
+    }
+    let value = if negative { value } else { value.checked_neg()? };
+    Some((value, end))
+}
+
+/// A field's key as it is written without spaces, `"name":`, matched a word at a time:
+/// keys are short, and a library call per key costs more than the comparison.
+struct Key {
+    bytes: Vec<u8>,
+    /// The first eight bytes (fewer, zero-padded, for a shorter key) and which of them count.
+    head: u64,
+    mask: u64,
+}
+
+impl Key {
+    fn new(name: &str) -> Self {
+        let bytes = format!("\"{name}\":").into_bytes();
+        let mut head = [0u8; 8];
+        let mut mask = [0u8; 8];
+        let length = bytes.len().min(8);
+        head[..length].copy_from_slice(&bytes[..length]);
+        mask[..length].fill(0xff);
+        Self {
+            bytes,
+            head: u64::from_le_bytes(head),
+            mask: u64::from_le_bytes(mask),
+        }
+    }
+
+    /// Whether `line` holds the key at `at`.
+    fn is_at(&self, line: &[u8], at: usize) -> bool {
+        let length = self.bytes.len();
+        let (Some(window), Some(head)) = (line.get(at..at + length), line.get(at..at + 8)) else {
+            return line.get(at..at + length) == Some(self.bytes.as_slice());
+        };
+        if word(head) & self.mask != self.head {
+            return false;
+        }
+        // The words after the head, the last one overlapping the one before it.
+        let mut from = 8;
+        while from < length {
+            let at = from.min(length - 8);
+            if word(&window[at..]) != word(&self.bytes[at..]) {
+                return false;
+            }
+            from += 8;
+        }
+        true
+    }
+}
+
+/// The eight bytes at the start of `bytes` (which holds at least eight) as a word.
+fn word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
 }
 
 fn skip_space(line: &[u8], mut at: usize) -> usize {
@@ -307,8 +404,8 @@ mod tests {
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
-            Field::new("x", DataType::Float64, true),
-            Field::new("s", DataType::Utf8, true),
+            Field::new("measured_x", DataType::Float64, true),
+            Field::new("a_long_string_name", DataType::Utf8, true),
             Field::new("b", DataType::Boolean, true),
         ]))
     }
@@ -347,6 +444,7 @@ mod tests {
             b"{\"id\": 1} {\"id\": 2}\n",
             b"{\"id\": 01}\n",
             b"[1]\n",
+            b"{\"id\":",
         ] {
             assert!(
                 flat.decode(std::iter::once(refused), 1).is_none(),
@@ -364,8 +462,15 @@ mod tests {
                 .prop_filter("finite", |f| f.is_finite())
                 .prop_map(|f| format!("{f:?}")),
             (-100.0f64..100.0).prop_map(|f| format!("{f:e}")),
-            "[a-z ,:{}é]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            "[a-z ,:{}é]{0,20}".prop_map(|s| format!("\"{s}\"")),
             Just("\"a\\nb\"".to_string()),
+            // An escape or a raw control character anywhere in a long string.
+            (
+                "[a-z]{0,17}",
+                prop::sample::select(vec!["\\\"", "\\\\", "\\n", "\t", "\u{1}"]),
+                "[a-z]{0,9}"
+            )
+                .prop_map(|(head, stop, tail)| format!("\"{head}{stop}{tail}\"")),
             Just("true".to_string()),
             Just("false".to_string()),
             Just("null".to_string()),
@@ -378,7 +483,7 @@ mod tests {
     }
 
     fn record() -> impl Strategy<Value = String> {
-        let key = prop::sample::select(vec!["id", "x", "s", "b", "other"]);
+        let key = prop::sample::select(vec!["id", "measured_x", "a_long_string_name", "b", "other"]);
         let space = prop::sample::select(vec!["", " ", "  ", "\t"]);
         prop::collection::vec((key, token(), space), 0..6).prop_map(|fields| {
             let body: Vec<String> = fields
@@ -404,7 +509,7 @@ mod tests {
                 Just("null".to_string()),
             ],
             prop_oneof![
-                r"[a-zé ,:{}\[\]]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                r"[a-zé ,:{}\[\]]{0,24}".prop_map(|s| format!("\"{s}\"")),
                 Just("null".to_string())
             ],
             prop::sample::select(vec!["true", "false", "null"]),
@@ -415,8 +520,8 @@ mod tests {
             .prop_map(|(id, x, s, b, present, order, space)| {
                 let mut fields = vec![format!("\"id\":{space}{id}")];
                 for (i, (key, value)) in [
-                    ("x", x),
-                    ("s", s),
+                    ("measured_x", x),
+                    ("a_long_string_name", s),
                     ("b", b.to_string()),
                     ("other", "-1.5e3".to_string()),
                 ]

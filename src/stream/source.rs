@@ -127,11 +127,15 @@ pub struct Chunk {
 
 impl Chunk {
     fn new(source: Arc<str>, file: Option<Arc<str>>) -> Self {
+        Self::with_capacity(source, file, CHUNK_START_BYTES, 0)
+    }
+
+    fn with_capacity(source: Arc<str>, file: Option<Arc<str>>, bytes: usize, records: usize) -> Self {
         Self {
             source,
             file,
-            data: Vec::with_capacity(CHUNK_START_BYTES),
-            records: Vec::new(),
+            data: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(records),
         }
     }
 
@@ -592,7 +596,15 @@ fn send_chunk(chunk: &mut Chunk, out: &Output) -> bool {
         chunk.data.clear();
         return true;
     }
-    let full = std::mem::replace(chunk, Chunk::new(Arc::clone(&chunk.source), chunk.file.clone()));
+    // The next chunk is likely as large as this one: sized for it, it never grows by copying.
+    let bytes = (chunk.data.len() + chunk.data.len() / 8).clamp(CHUNK_START_BYTES, 2 * CHUNK_BYTES);
+    let next = Chunk::with_capacity(
+        Arc::clone(&chunk.source),
+        chunk.file.clone(),
+        bytes,
+        chunk.records.len(),
+    );
+    let full = std::mem::replace(chunk, next);
     out.send(SourceItem::Records(full))
 }
 
