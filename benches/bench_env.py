@@ -9,6 +9,17 @@ import sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 VENV = os.path.join(ROOT, "target", "bench-venv")
+# What the benchmarks measure: the release build. The dev profile, which the tests use,
+# optimises lightly to keep the build short.
+TABSSL = os.path.join(ROOT, "target", "release", "tabssl")
+BUILD_TABSSL = "cargo build --release --bin tabssl"
+
+
+def require(path, build=BUILD_TABSSL):
+    """`path`, or an exit naming the command that builds it."""
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: build it with `{build}`")
+    return path
 
 
 def ensure_packages(modules, requirements):

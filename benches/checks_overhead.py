@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""What the input checks of issue 12 cost: the same workloads run by two `tabssl` binaries,
+"""What the input checks cost: the same workloads run by two `tabssl` binaries,
 side by side and interleaved in one run, on the same input files.
 
     # a baseline binary from the commit before the checks, e.g.
     git worktree add /tmp/tabssl-base <commit> && (cd /tmp/tabssl-base && \\
-        CARGO_TARGET_DIR=$PWD/target-base cargo build --all-targets) # or any other build of it
-    cargo build --all-targets
-    python3 benches/checks_overhead.py --baseline /tmp/tabssl-base/target-base/debug/tabssl \\
-        [--candidate target/debug/tabssl] [--rows 1000000] [--repeat 5]
+        CARGO_TARGET_DIR=$PWD/target-base cargo build --release --bin tabssl) # or any other build of it
+    cargo build --release --bin tabssl
+    python3 benches/checks_overhead.py --baseline /tmp/tabssl-base/target-base/release/tabssl \\
+        [--candidate target/release/tabssl] [--rows 1000000] [--repeat 5]
 
 Standard library only. Workloads (1M Adult-shaped `tabssl_synthetic` rows, seed 1):
 - embed: `tabssl sql` running `embed('adult_vime', 14 columns)` over a Parquet file;
@@ -28,6 +28,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+from bench_env import TABSSL, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ('age, workclass, fnlwgt, education, "education-num", "marital-status", occupation, relationship, '
@@ -53,10 +55,11 @@ def timed(command):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="tabssl binary without the checks")
-    parser.add_argument("--candidate", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--candidate", default=TABSSL)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    require(args.candidate)
     models = ["--models", os.path.join(ROOT, "models")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {args.rows} rows, {args.repeat} repeats")
 

@@ -2,7 +2,7 @@
 """Rows/s of `SELECT embed(...)` in tabssl, end to end, against Python onnxruntime
 `session.run` on the same model and the same rows, measured side by side in one run.
 
-    cargo build                       # the tabssl binary (dev profile, optimised deps)
+    cargo build --release --bin tabssl    # the tabssl binary
     python3 benches/compare_python.py [--rows 1000000] [--repeat 3]
 
 Creates target/bench-venv with numpy and onnxruntime==1.31.1 if they are missing.
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from bench_env import ROOT, ensure_packages
+from bench_env import BUILD_TABSSL, ROOT, TABSSL, ensure_packages
 
 FEATURES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
@@ -45,10 +45,10 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--tabssl", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--tabssl", default=TABSSL)
     args = parser.parse_args()
     if not os.path.exists(args.tabssl):
-        sys.exit(f"{args.tabssl} not found: run `cargo build` first (or pass --tabssl)")
+        sys.exit(f"{args.tabssl} not found: build it with `{BUILD_TABSSL}` (or pass --tabssl)")
 
     data = os.path.join(ROOT, "target", "bench")
     os.makedirs(data, exist_ok=True)

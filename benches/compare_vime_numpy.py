@@ -3,7 +3,7 @@
 numpy implementation of VIME's `mask_generator` + `pretext_generator` on the same rows,
 measured side by side in one run.
 
-    cargo build                                   # the tabssl binary
+    cargo build --release --bin tabssl            # the tabssl binary
     python3 benches/compare_vime_numpy.py [--rows 1000000] [--repeat 3]
 
 Creates target/bench-venv with numpy and pyarrow if they are missing. The input is the
@@ -24,7 +24,7 @@ import re
 import subprocess
 import time
 
-from bench_env import ROOT, ensure_packages
+from bench_env import ROOT, TABSSL, ensure_packages, require
 
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
@@ -85,8 +85,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--binary", default=TABSSL)
     args = parser.parse_args()
+    require(args.binary)
 
     work = os.path.join(ROOT, "target", "bench", "vime")
     os.makedirs(work, exist_ok=True)

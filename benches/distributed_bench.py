@@ -2,9 +2,9 @@
 """Scale-out overhead: `embed` and the VIME export on 1, 2 and 4 loopback `tabssl worker`
 processes against the single-process run on the same data, measured side by side in one run.
 
-    cargo build --all-targets                     # the tabssl binary
+    cargo build --release --bin tabssl            # the tabssl binary
     python3 benches/distributed_bench.py [--rows 1000000] [--files 8] [--workers 1,2,4] \\
-        [--repeat 2] [--binary PATH, default $TABSSL_BIN or target/debug/tabssl]
+        [--repeat 2] [--binary PATH, default $TABSSL_BIN or target/release/tabssl]
 
 Data: --rows Adult-shaped `tabssl_synthetic` rows (seed 1) as --files Parquet files with a
 row key `id`. Each measurement is a whole `tabssl` command (process start, planning, model
@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from bench_env import TABSSL, require
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 COLUMNS = ('age, workclass, fnlwgt, education, "education-num", "marital-status", occupation, '
@@ -109,8 +111,9 @@ def main():
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--binary", default=os.environ.get("TABSSL_BIN", os.path.join(ROOT, "target/debug/tabssl")))
+    parser.add_argument("--binary", default=os.environ.get("TABSSL_BIN", TABSSL))
     args = parser.parse_args()
+    require(args.binary)
     counts = [int(n) for n in args.workers.split(",")]
     work = tempfile.mkdtemp(prefix="tabssl-distributed-bench-")
     try:

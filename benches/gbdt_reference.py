@@ -3,7 +3,7 @@
 scikit-learn's HistGradientBoostingClassifier on the same Adult few-label splits: the same
 fit and validation rows for every (budget, seed), the same input, the same protocol.
 
-    cargo build --all-targets                     # target/debug/tabssl
+    cargo build --release --bin tabssl            # target/release/tabssl
     python3 benches/gbdt_reference.py             # 100,500,1000,all x 5 seeds
     python3 benches/gbdt_reference.py --budgets 100,500 --seeds 3
     python3 benches/gbdt_reference.py --reuse target/bench/gbdt_reference   # no tabssl run
@@ -67,7 +67,7 @@ import subprocess
 import sys
 import time
 
-from bench_env import ROOT, cores, ensure_packages, machine
+from bench_env import BUILD_TABSSL, ROOT, TABSSL, cores, ensure_packages, machine
 
 PACKAGES = ["numpy==2.4.6", "pandas==3.1.1", "scikit-learn==1.9.1"]
 TRAIN = "data/adult/adult.data.csv.gz"
@@ -151,7 +151,7 @@ def run_tabssl(args, out):
     """Runs `tabssl evaluate` (raw features, gbdt only, --save-splits) into `out`; returns
     (seconds, command line)."""
     if not os.path.exists(args.tabssl):
-        sys.exit(f"{args.tabssl} not found: run `cargo build` first (or pass --tabssl, or --reuse DIR)")
+        sys.exit(f"{args.tabssl} not found: build it with `{BUILD_TABSSL}` (or pass --tabssl, or --reuse DIR)")
     os.makedirs(out, exist_ok=True)
     # Files of an earlier run must not pass for this run's.
     for name in ["evaluation.json", "splits.json", "evaluation.md"]:
@@ -361,7 +361,7 @@ def main():
     from threadpoolctl import threadpool_limits
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tabssl", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--tabssl", default=TABSSL)
     parser.add_argument("--seeds", type=int, default=5, help="seeds per budget [5]")
     parser.add_argument("--budgets", default="100,500,1000,all", help="label budgets [100,500,1000,all]")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "gbdt_reference"),

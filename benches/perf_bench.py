@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Issue 17's performance table from one run: every tabssl path against its reference,
+"""The performance table from one run: every tabssl path against its reference,
 the two sides measured back to back (interleaved, best of --repeat after a warm-up each).
 
-    cargo build --all-targets          # target/debug/tabssl
+    cargo build --release --bin tabssl # target/release/tabssl
     python3 benches/perf_bench.py      # all parts at the issue's sizes
     python3 benches/perf_bench.py --rows-mlp 20000 --rows-strings 20000 --rows-export 20000 \\
         --rows-stream 20000 --repeat 1 # a quick check that everything runs
@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 
-from bench_env import ROOT, cores, ensure_packages, machine
+from bench_env import BUILD_TABSSL, ROOT, TABSSL, cores, ensure_packages, machine
 
 PACKAGES = ["numpy", "onnxruntime==1.31.1", "duckdb==2.0.1", "pyarrow==26.0.1", "onnx==1.23.2"]
 PARTS = ["mlp", "strings", "export", "stream", "peak"]
@@ -572,7 +572,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=cores(), help="thread budget of every side [all cores]")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
-    parser.add_argument("--tabssl", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--tabssl", default=TABSSL)
     parser.add_argument("--export-args", default="", help="extra arguments appended to `tabssl export`")
     parser.add_argument("--copy-options", default="",
                         help="COPY options overriding those read from the exported file, as key=value words "
@@ -584,7 +584,7 @@ def main():
     if unknown:
         sys.exit(f"unknown parts {unknown}; choose from {PARTS}")
     if not os.path.exists(args.tabssl):
-        sys.exit(f"{args.tabssl} not found: run `cargo build --all-targets` first (or pass --tabssl)")
+        sys.exit(f"{args.tabssl} not found: build it with `{BUILD_TABSSL}` (or pass --tabssl)")
     os.makedirs(WORK, exist_ok=True)
     mods = {"numpy": numpy, "onnx": onnx, "onnxruntime": onnxruntime, "pyarrow": pyarrow,
             "pyarrow.parquet": pyarrow.parquet, "duckdb": duckdb}

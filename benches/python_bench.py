@@ -5,11 +5,11 @@ Python UDF calling onnxruntime, plus onnxruntime alone on inputs prepared in mem
 model's own cost): same model, same Parquet rows, same cores; ratios measured side by side in
 one run, for the shipped adult_vime and for a small numeric MLP.
 
-    cargo build --all-targets          # the tabssl binary and the extension module (dev profile)
+    cargo build --release --bin tabssl -p tabssl-python   # the tabssl binary and the extension module
     python3 benches/python_bench.py [--rows 1000000] [--repeat 3]
 
 Creates target/bench-venv with the pinned packages below if they are missing, and stages
-the extension module built by cargo (target/debug/deps/lib_native.so) with python/tabssl under
+the extension module built by cargo (target/release/deps/lib_native.so) with python/tabssl under
 target/bench-python. Each side runs the query once to warm up (model load), then --repeat
 times; the best time counts.
 """
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from bench_env import ROOT, ensure_packages
+from bench_env import BUILD_TABSSL, ROOT, TABSSL, ensure_packages
 
 PACKAGES = ["numpy", "onnxruntime==1.31.1", "duckdb==2.0.1", "pyarrow==26.0.1", "datafusion==55.0.0"]
 # The shipped adult_vime (8 string + 6 numeric per-column inputs, 16-d) and the numeric
@@ -34,9 +34,9 @@ NULL_STRING = "\x01tabssl:null\x01"
 
 def stage_extension():
     """python/tabssl plus the cargo-built module, importable from target/bench-python."""
-    module = os.path.join(ROOT, "target", "debug", "deps", "lib_native.so")
+    module = os.path.join(ROOT, "target", "release", "deps", "lib_native.so")
     if not os.path.exists(module):
-        sys.exit(f"{module} not found: run `cargo build --all-targets` first")
+        sys.exit(f"{module} not found: build it with `cargo build --release -p tabssl-python`")
     stage = os.path.join(ROOT, "target", "bench-python")
     package = os.path.join(stage, "tabssl")
     shutil.rmtree(package, ignore_errors=True)
@@ -68,10 +68,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--tabssl", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--tabssl", default=TABSSL)
     args = parser.parse_args()
     if not os.path.exists(args.tabssl):
-        sys.exit(f"{args.tabssl} not found: run `cargo build --all-targets` first (or pass --tabssl)")
+        sys.exit(f"{args.tabssl} not found: build it with `{BUILD_TABSSL}` (or pass --tabssl)")
     stage_extension()
     import tabssl
 

@@ -2,9 +2,9 @@
 """`tabssl serve` over loopback: the latency of enriching one row, and the throughput of bulk
 enrichment against the same query run locally by `tabssl sql`, measured side by side in one run.
 
-    cargo build --all-targets                     # the tabssl binary
+    cargo build --release --bin tabssl            # the tabssl binary
     python3 benches/serve_bench.py [--requests 2000] [--clients 8] [--rows 1000000] [--repeat 3] \\
-        [--serve-args '--intra-threads 1'] [--binary PATH, default $TABSSL_BIN or target/debug/tabssl]
+        [--serve-args '--intra-threads 1'] [--binary PATH, default $TABSSL_BIN or target/release/tabssl]
 
 Python packages (pyarrow, the ADBC Flight SQL driver) come from target/bench-venv, installed on
 first use. The server runs the shipped `adult_vime` encoder (models/, 14 Adult features → 16-d):
@@ -205,8 +205,9 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput comparison")
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs per path (the best is reported)")
     parser.add_argument("--serve-args", default="", help="extra flags of tabssl serve, e.g. '--intra-threads 1'")
-    parser.add_argument("--binary", default=os.environ.get("TABSSL_BIN", os.path.join(ROOT, "target", "debug", "tabssl")))
+    parser.add_argument("--binary", default=os.environ.get("bench_env.TABSSL_BIN", bench_env.TABSSL))
     args = parser.parse_args()
+    bench_env.require(args.binary)
     tabssl = args.binary
     if not os.path.exists(tabssl):
         subprocess.run(["cargo", "build", "--all-targets"], cwd=ROOT, check=True)

@@ -2,7 +2,7 @@
 """`tabssl stream` with `embed`: peak memory as the input grows, and throughput against the
 same query on a Parquet table, measured side by side in one run.
 
-    cargo build                                   # the tabssl binary
+    cargo build --release --bin tabssl            # the tabssl binary
     python3 benches/stream_memory.py [--rows 1000000,10000000] [--compare-rows 1000000]
 
 Standard library only. Memory: `tabssl sql` writes the Adult-shaped `tabssl_synthetic`
@@ -23,6 +23,8 @@ import shlex
 import subprocess
 import tempfile
 import time
+
+from bench_env import TABSSL, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURES = ('age, workclass, fnlwgt, education, "education-num", "marital-status", occupation, relationship, '
@@ -53,9 +55,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000000,10000000", help="input sizes for the memory test")
     parser.add_argument("--compare-rows", type=int, default=1_000_000, help="rows for the throughput comparison")
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--binary", default=TABSSL)
     parser.add_argument("--stream-args", default="", help="extra arguments for every tabssl stream")
     args = parser.parse_args()
+    require(args.binary)
     extra = shlex.split(args.stream_args)
     tabssl = args.binary
     models = ["--models", os.path.join(ROOT, "models")]

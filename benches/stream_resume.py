@@ -2,7 +2,7 @@
 """`tabssl stream` into Parquet parts: how long a restart takes to continue, as a function of
 how much the stream had already committed.
 
-    cargo build                                   # the tabssl binary
+    cargo build --release --bin tabssl            # the tabssl binary
     python3 benches/stream_resume.py [--rows 1000000,10000000] [--append 10000]
 
 Standard library only. For each size N: N numbered NDJSON records in one file of a
@@ -21,6 +21,8 @@ import re
 import subprocess
 import tempfile
 import time
+
+from bench_env import TABSSL, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERY = "SELECT id, x, corrupt_mask(x, 0.3, 7, id) AS xm FROM input"
@@ -54,8 +56,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000000,10000000", help="rows committed before the restart")
     parser.add_argument("--append", type=int, default=10_000, help="records added before the restart")
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "tabssl"))
+    parser.add_argument("--binary", default=TABSSL)
     args = parser.parse_args()
+    require(args.binary)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; binary {os.path.relpath(args.binary, ROOT)}")
     print(f"query: {QUERY}\n")
     print("| committed rows | first run | first run rows/s | restart (+{:,} records) | rows written by the restart | restart vs smallest |".format(args.append))

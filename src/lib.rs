@@ -149,13 +149,24 @@ pub fn with_tabssl(mut builder: SessionStateBuilder, options: TabsslOptions) -> 
     infer::spread::with_spread_inference(builder.with_config(config))
 }
 
-/// Registers every tabssl function on `ctx` and installs `options` as the session's
-/// `tabssl.*` settings.
+/// Registers every tabssl function on `ctx`, installs `options` as the session's
+/// `tabssl.*` settings and adds the rule that runs `embed`/`predict` on every partition
+/// ([`infer::spread`]) when the session lacks it: the same session as [`with_tabssl`]
+/// builds, with the tables, functions and settings `ctx` already had.
 pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
     let settings = {
         let state = ctx.state_ref();
         let mut state = state.write();
         state.config_mut().options_mut().extensions.insert(options);
+        if !state
+            .physical_optimizers()
+            .iter()
+            .any(|rule| rule.name() == infer::spread::RULE_NAME)
+        {
+            // A live session's rule list cannot be edited in place: rebuild the state from itself.
+            let builder = SessionStateBuilder::new_from_existing(state.clone());
+            *state = infer::spread::with_spread_inference(builder).build();
+        }
         InferenceSettings::from_config(state.config().options())
     };
     ctx.register_udf(infer::udf::embed_udf(settings.clone()));

@@ -2,7 +2,8 @@
 //! any function registry, called from the DataFrame API with `tabssl::expr_fn`, giving
 //! the same results as SQL.
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use datafusion::scalar::ScalarValue;
@@ -93,6 +94,35 @@ async fn register_fills_any_function_registry() {
     assert!(text.contains("true"), "{text}");
     // The table functions need a session: without with_tabssl or register_all they are absent.
     assert!(ctx.sql("SELECT * FROM tabssl_synthetic(3)").await.is_err());
+}
+
+#[tokio::test]
+async fn register_all_gives_an_existing_context_the_rules_new_context_has() {
+    let rule_names = |ctx: &SessionContext| -> Vec<String> {
+        ctx.state()
+            .physical_optimizers()
+            .iter()
+            .map(|rule| rule.name().to_string())
+            .collect()
+    };
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
+    ctx.sql("CREATE VIEW ids AS SELECT value AS id FROM generate_series(1, 10)")
+        .await
+        .expect("view");
+    tabssl::register_all(&ctx, options());
+    tabssl::register_all(&ctx, options());
+    assert_eq!(rule_names(&ctx), rule_names(&tabssl::new_context(options())));
+    // What the context held before stays, and the functions are there.
+    let batches = run(
+        &ctx,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE corrupt_mask(id, 1.0, 1, id)) AS masked FROM ids",
+    )
+    .await;
+    let batch = concat(&batches);
+    let counts: Vec<i64> = (0..2)
+        .map(|i| batch.column(i).as_primitive::<Int64Type>().value(0))
+        .collect();
+    assert_eq!(counts, [10, 10]);
 }
 
 #[tokio::test]
