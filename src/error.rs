@@ -1,8 +1,10 @@
-//! The crate's one error type.
+//! The crate's one error type, and the kind of each error.
 //!
-//! Every failure a user can cause names what was wrong and what was expected. Errors that
-//! can be known while planning a query become [`DataFusionError::Plan`]; errors that only
-//! the data or the runtime reveal become [`DataFusionError::Execution`].
+//! Every failure a user can cause names what was wrong and what was expected. Each error has
+//! an [`ErrorKind`]; the conversion to DataFusion's errors and the Python exceptions both
+//! follow it: plan errors become [`DataFusionError::Plan`], limits
+//! [`DataFusionError::ResourcesExhausted`], file errors keep their source, and what only the
+//! data or the runtime reveal becomes an execution error.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,46 @@ use datafusion::error::DataFusionError;
 
 /// Result alias used throughout tabssl.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an error is: when it is found and what a user can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Known before any data is read: the query, an argument, an option or a model cannot
+    /// work as written.
+    Plan,
+    /// Found while running: a value in the data, a model failing on a batch, a broken
+    /// invariant.
+    Execution,
+    /// A configured limit reached; the message names the setting that raises it.
+    Resources,
+    /// A file, a directory or a shared library that cannot be read or written.
+    Io,
+}
+
+impl ErrorKind {
+    /// The kind of a DataFusion error, looking through its context and into a tabssl error
+    /// it wraps.
+    #[must_use]
+    pub fn of_datafusion(error: &DataFusionError) -> Self {
+        match error {
+            DataFusionError::Plan(_)
+            | DataFusionError::SQL(..)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::Configuration(_)
+            | DataFusionError::NotImplemented(_) => Self::Plan,
+            DataFusionError::ResourcesExhausted(_) => Self::Resources,
+            DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => Self::Io,
+            DataFusionError::External(inner) => match inner.downcast_ref::<Error>() {
+                Some(tabssl) => tabssl.kind(),
+                None if inner.downcast_ref::<std::io::Error>().is_some() => Self::Io,
+                None => Self::Execution,
+            },
+            DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => Self::of_datafusion(inner),
+            DataFusionError::Shared(inner) => Self::of_datafusion(inner),
+            _ => Self::Execution,
+        }
+    }
+}
 
 /// Everything that can go wrong in tabssl.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +184,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A value found while running (a NULL row key, a record of a broken input) that cannot
+    /// be used; the message names where it is and what was expected.
+    #[error("{0}")]
+    InvalidData(String),
+
     /// Pretraining diverged: the loss became NaN or infinite.
     #[error("training diverged in epoch {epoch} (loss is not finite); try a learning rate below {learning_rate}")]
     Diverged {
@@ -208,21 +255,36 @@ impl Error {
         }
     }
 
-    /// True for errors a planner can report before any data is read.
-    fn is_plan_time(&self) -> bool {
-        matches!(
-            self,
+    /// An [`Error::InvalidData`] with `message`.
+    pub fn invalid_data(message: impl Into<String>) -> Self {
+        Self::InvalidData(message.into())
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
             Self::InvalidModelName { .. }
-                | Self::UnknownModel { .. }
-                | Self::InvalidModel { .. }
-                | Self::Binding { .. }
-                | Self::ModelMismatch { .. }
-                | Self::ProviderUnavailable { .. }
-                | Self::InvalidOption { .. }
-                | Self::LimitExceeded { .. }
-                | Self::Invalid(_)
-                | Self::RuntimeUnavailable(_)
-        )
+            | Self::UnknownModel { .. }
+            | Self::InvalidModel { .. }
+            | Self::Binding { .. }
+            | Self::ModelMismatch { .. }
+            | Self::ProviderUnavailable { .. }
+            | Self::InvalidOption { .. }
+            | Self::Invalid(_) => ErrorKind::Plan,
+            Self::LimitExceeded { .. } => ErrorKind::Resources,
+            Self::Io { .. } | Self::RuntimeUnavailable(_) => ErrorKind::Io,
+            Self::DataFusion(inner) => ErrorKind::of_datafusion(inner),
+            Self::InvalidData(_)
+            | Self::Inference { .. }
+            | Self::Diverged { .. }
+            | Self::Tensor(_)
+            | Self::Json { .. }
+            | Self::Internal(_)
+            | Self::Ort(_)
+            | Self::Parquet(_)
+            | Self::Arrow(_) => ErrorKind::Execution,
+        }
     }
 
     /// True for errors that carry an underlying error worth keeping as a source.
@@ -234,18 +296,23 @@ impl Error {
     }
 }
 
-/// tabssl errors become DataFusion errors in queries: plan-time ones as
-/// [`DataFusionError::Plan`], those with an underlying cause as
-/// [`DataFusionError::External`] (the source chain is kept, and converting back gives the
-/// original error), the rest as [`DataFusionError::Execution`].
+/// tabssl errors become DataFusion errors in queries by their [`ErrorKind`]: plan errors as
+/// [`DataFusionError::Plan`], limits as [`DataFusionError::ResourcesExhausted`], file errors
+/// and those with an underlying cause as [`DataFusionError::External`] (the source chain is
+/// kept, and converting back gives the original error), the rest as
+/// [`DataFusionError::Execution`].
 impl From<Error> for DataFusionError {
     fn from(error: Error) -> Self {
         match error {
             Error::DataFusion(inner) => inner,
             Error::Arrow(inner) => DataFusionError::ArrowError(Box::new(inner), None),
-            other if other.is_plan_time() => DataFusionError::Plan(other.to_string()),
-            other if other.has_source() => DataFusionError::External(Box::new(other)),
-            other => DataFusionError::Execution(other.to_string()),
+            other => match other.kind() {
+                ErrorKind::Plan => DataFusionError::Plan(other.to_string()),
+                ErrorKind::Resources => DataFusionError::ResourcesExhausted(other.to_string()),
+                ErrorKind::Io => DataFusionError::External(Box::new(other)),
+                ErrorKind::Execution if other.has_source() => DataFusionError::External(Box::new(other)),
+                ErrorKind::Execution => DataFusionError::Execution(other.to_string()),
+            },
         }
     }
 }
@@ -285,8 +352,39 @@ mod tests {
     }
 
     #[test]
-    fn plan_time_errors_become_plan_errors() {
-        let error: DataFusionError = Error::invalid("p must be in [0, 1], got 2").into();
-        assert_eq!(error.to_string(), "Error during planning: p must be in [0, 1], got 2");
+    fn each_kind_becomes_its_datafusion_error_and_keeps_its_kind() {
+        let cases = [
+            (
+                Error::invalid("p must be in [0, 1], got 2"),
+                ErrorKind::Plan,
+                "Error during planning: p must be in [0, 1], got 2",
+            ),
+            (
+                Error::invalid_data("the row key is NULL at row 3"),
+                ErrorKind::Execution,
+                "Execution error: the row key is NULL at row 3",
+            ),
+            (
+                Error::LimitExceeded {
+                    limit: "tabssl.max_tensor_elements",
+                    message: "the batch needs 9 elements, more than tabssl.max_tensor_elements (8) allows".into(),
+                },
+                ErrorKind::Resources,
+                "Resources exhausted: the batch needs 9 elements, more than tabssl.max_tensor_elements (8) allows",
+            ),
+            (
+                Error::RuntimeUnavailable("no library".into()),
+                ErrorKind::Io,
+                "External error: ONNX Runtime could not be loaded.\nno library",
+            ),
+        ];
+        for (error, kind, message) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            let through = DataFusionError::from(error);
+            assert_eq!(through.to_string(), message);
+            assert_eq!(ErrorKind::of_datafusion(&through), kind, "{through}");
+            let wrapped = through.context("while running the query");
+            assert_eq!(ErrorKind::of_datafusion(&wrapped), kind, "{wrapped}");
+        }
     }
 }

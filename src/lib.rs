@@ -64,7 +64,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};
 

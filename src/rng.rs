@@ -77,7 +77,7 @@ pub fn hash_int_key(value: i128) -> u64 {
 pub fn key_hashes(keys: &ArrayRef) -> crate::Result<Vec<u64>> {
     if keys.null_count() > 0 {
         let row = (0..keys.len()).find(|&i| keys.is_null(i)).unwrap_or(0);
-        return Err(crate::Error::Invalid(format!(
+        return Err(crate::Error::InvalidData(format!(
             "the row key is NULL at row {row} of the batch; every row needs a non-NULL key \
              (an id column, or row_number() OVER (ORDER BY ...))"
         )));

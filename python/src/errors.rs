@@ -1,14 +1,15 @@
 //! tabssl's errors as Python exceptions.
 //!
-//! Every exception is a `tabssl.TabsslError`; what could be known before running
-//! (unknown model, wrong arguments, bad option values) is also a `ValueError`
-//! (`tabssl.PlanError`), file and runtime-library problems are also an `OSError`
-//! (`tabssl.TabsslIOError`), and the rest a `RuntimeError` (`tabssl.ExecutionError`).
+//! Every exception is a `tabssl.TabsslError`, with a subclass for each [`tabssl::ErrorKind`]:
+//! what could be known before running (unknown model, wrong arguments, bad option values)
+//! is also a `ValueError` (`tabssl.PlanError`), file and runtime-library problems an
+//! `OSError` (`tabssl.TabsslIOError`), a configured limit reached a `RuntimeError`
+//! (`tabssl.ResourcesError`), and the rest a `RuntimeError` (`tabssl.ExecutionError`).
 
-use datafusion::error::DataFusionError;
 use pyo3::exceptions::{PyException, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use tabssl::ErrorKind;
 
 pyo3::create_exception!(tabssl, TabsslError, PyException, "Base class of every tabssl error.");
 
@@ -37,6 +38,11 @@ pub fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
             py.get_type::<PyRuntimeError>(),
             "A failure while running: bad data, a model that fails on a batch.",
         ),
+        (
+            "ResourcesError",
+            py.get_type::<PyRuntimeError>(),
+            "A configured limit reached; the message names the setting that raises it.",
+        ),
     ] {
         let bases = PyTuple::new(py, [base.as_any(), builtin.as_any()])?;
         let namespace = pyo3::types::PyDict::new(py);
@@ -48,63 +54,19 @@ pub fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Which exception class an error belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Plan,
-    Io,
-    Execution,
-}
-
-fn kind_of_tabssl(error: &tabssl::Error) -> Kind {
-    use tabssl::Error as E;
-    match error {
-        E::Io { .. } | E::RuntimeUnavailable(_) => Kind::Io,
-        E::InvalidModelName { .. }
-        | E::UnknownModel { .. }
-        | E::InvalidModel { .. }
-        | E::Binding { .. }
-        | E::ModelMismatch { .. }
-        | E::ProviderUnavailable { .. }
-        | E::InvalidOption { .. }
-        | E::LimitExceeded { .. }
-        | E::Invalid(_) => Kind::Plan,
-        E::DataFusion(inner) => kind_of_datafusion(inner),
-        _ => Kind::Execution,
-    }
-}
-
-fn kind_of_datafusion(error: &DataFusionError) -> Kind {
-    match error {
-        DataFusionError::Plan(_)
-        | DataFusionError::SQL(..)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::Configuration(_)
-        | DataFusionError::NotImplemented(_) => Kind::Plan,
-        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => Kind::Io,
-        DataFusionError::External(inner) => match inner.downcast_ref::<tabssl::Error>() {
-            Some(tabssl) => kind_of_tabssl(tabssl),
-            None if inner.downcast_ref::<std::io::Error>().is_some() => Kind::Io,
-            None => Kind::Execution,
-        },
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => kind_of_datafusion(inner),
-        DataFusionError::Shared(inner) => kind_of_datafusion(inner),
-        _ => Kind::Execution,
-    }
-}
-
 /// A tabssl error as the matching Python exception, carrying tabssl's message.
 pub fn to_py(error: tabssl::Error) -> PyErr {
-    let kind = kind_of_tabssl(&error);
+    let kind = error.kind();
     raise(kind, error.to_string())
 }
 
-fn raise(kind: Kind, message: String) -> PyErr {
+fn raise(kind: ErrorKind, message: String) -> PyErr {
     Python::attach(|py| {
         let name = match kind {
-            Kind::Plan => "PlanError",
-            Kind::Io => "TabsslIOError",
-            Kind::Execution => "ExecutionError",
+            ErrorKind::Plan => "PlanError",
+            ErrorKind::Io => "TabsslIOError",
+            ErrorKind::Resources => "ResourcesError",
+            ErrorKind::Execution => "ExecutionError",
         };
         let class = py.import("tabssl._native").and_then(|module| module.getattr(name));
         match class {

@@ -235,7 +235,7 @@ where
         Arguments::Vector => {
             let list_type = DataType::FixedSizeList(Arc::new(Field::new_list_field(T::DATA_TYPE, true)), width as i32);
             let list = cast(&args[0].slice(offset, rows), &list_type).map_err(|e| {
-                crate::Error::Invalid(format!(
+                crate::Error::InvalidData(format!(
                     "the list argument must hold exactly {width} numbers per row: {e}"
                 ))
             })?;
@@ -329,7 +329,7 @@ pub fn output_values(value: &DynValue, spec: &ModelSpec, rows: usize, out: &mut 
         _ => false,
     };
     if !shape_ok || data.len() < expected {
-        return Err(crate::Error::Invalid(format!(
+        return Err(crate::Error::InvalidData(format!(
             "output '{}' has shape {shape:?}; expected [{rows}, {}]",
             spec.output, spec.width
         )));

@@ -36,37 +36,38 @@ pub(super) fn read_ipc<R: BufRead>(
             line: 0,
             offset,
         };
-        let broken = |e: String| crate::Error::Invalid(format!("{position}: not a valid Arrow IPC stream: {e}"));
-        let (metadata, body) =
-            match next_ipc_frame(&mut reader, limit).map_err(|e| crate::Error::Invalid(format!("{position}: {e}")))? {
-                // An empty input is an empty stream, not a broken one.
-                IpcFrame::End => return Ok(()),
-                IpcFrame::Oversized { length, rows } => {
-                    offset += length;
-                    if schema.is_none() {
-                        return Err(broken("a record batch before the schema".into()));
-                    }
-                    out.stats.add_read(rows);
-                    let error = format!(
-                        "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
+        let broken = |e: String| crate::Error::InvalidData(format!("{position}: not a valid Arrow IPC stream: {e}"));
+        let (metadata, body) = match next_ipc_frame(&mut reader, limit)
+            .map_err(|e| crate::Error::InvalidData(format!("{position}: {e}")))?
+        {
+            // An empty input is an empty stream, not a broken one.
+            IpcFrame::End => return Ok(()),
+            IpcFrame::Oversized { length, rows } => {
+                offset += length;
+                if schema.is_none() {
+                    return Err(broken("a record batch before the schema".into()));
+                }
+                out.stats.add_read(rows);
+                let error = format!(
+                    "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
                      --max-record-bytes ({limit}) allows; raise --max-record-bytes or send smaller batches"
-                    );
-                    let rejected = SourceItem::Rejected {
-                        record: Vec::new(),
-                        position,
-                        error,
-                        rows,
-                    };
-                    if !out.send(rejected) {
-                        return Ok(());
-                    }
-                    continue;
+                );
+                let rejected = SourceItem::Rejected {
+                    record: Vec::new(),
+                    position,
+                    error,
+                    rows,
+                };
+                if !out.send(rejected) {
+                    return Ok(());
                 }
-                IpcFrame::Message { metadata, body, length } => {
-                    offset += length;
-                    (metadata, body)
-                }
-            };
+                continue;
+            }
+            IpcFrame::Message { metadata, body, length } => {
+                offset += length;
+                (metadata, body)
+            }
+        };
         let message = arrow::ipc::root_as_message(&metadata).map_err(|e| broken(e.to_string()))?;
         let body = Buffer::from(body);
         match (message.header_type(), &schema) {
@@ -146,7 +147,8 @@ enum IpcFrame {
 /// bytes that are not an IPC message.
 fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFrame> {
     const CONTINUATION: [u8; 4] = [0xFF; 4];
-    let truncated = |e: io::Error| crate::Error::Invalid(format!("the Arrow IPC stream ends inside a message ({e})"));
+    let truncated =
+        |e: io::Error| crate::Error::InvalidData(format!("the Arrow IPC stream ends inside a message ({e})"));
     let mut word = [0u8; 4];
     if !read_or_end(reader, &mut word).map_err(truncated)? {
         return Ok(IpcFrame::End);
@@ -161,7 +163,7 @@ fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFram
         return Ok(IpcFrame::End);
     }
     if metadata_length > limit {
-        return Err(crate::Error::Invalid(format!(
+        return Err(crate::Error::InvalidData(format!(
             "an Arrow IPC message header declares {metadata_length} bytes, more than --max-record-bytes \
              ({limit}) allows; raise --max-record-bytes if the stream is genuine"
         )));
@@ -169,16 +171,16 @@ fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFram
     let mut metadata = vec![0u8; metadata_length];
     reader.read_exact(&mut metadata).map_err(truncated)?;
     let header = arrow::ipc::root_as_message(&metadata)
-        .map_err(|e| crate::Error::Invalid(format!("not an Arrow IPC message: {e}")))?;
+        .map_err(|e| crate::Error::InvalidData(format!("not an Arrow IPC message: {e}")))?;
     let body_length = u64::try_from(header.bodyLength())
-        .map_err(|_| crate::Error::Invalid(format!("negative body length {}", header.bodyLength())))?;
+        .map_err(|_| crate::Error::InvalidData(format!("negative body length {}", header.bodyLength())))?;
     let length = (prefix + metadata_length) as u64 + body_length;
     if body_length > limit as u64 {
         let Some(batch) = header
             .header_as_record_batch()
             .filter(|_| header.header_type() == MessageHeader::RecordBatch)
         else {
-            return Err(crate::Error::Invalid(format!(
+            return Err(crate::Error::InvalidData(format!(
                 "an Arrow IPC {:?} message declares a {body_length}-byte body, more than --max-record-bytes \
                  ({limit}) allows; raise --max-record-bytes",
                 header.header_type()

@@ -506,7 +506,7 @@ fn read_lines<R: BufRead>(
             Split::Record { .. } if header_pending => {
                 header_pending = false;
                 let names = csv_header_names(&chunk.data[start..])
-                    .map_err(|e| crate::Error::Invalid(format!("{}: bad CSV header: {e}", position())))?;
+                    .map_err(|e| crate::Error::InvalidData(format!("{}: bad CSV header: {e}", position())))?;
                 chunk.data.truncate(start);
                 Some(SourceItem::Header {
                     names,
@@ -614,7 +614,7 @@ fn csv_header_names(line: &[u8]) -> crate::Result<Vec<String>> {
     let (schema, _) = format.infer_schema(line, Some(0))?;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     match super::schema::duplicate_name(&names) {
-        Some(message) => Err(crate::Error::Invalid(format!("it {message}"))),
+        Some(message) => Err(crate::Error::InvalidData(format!("it {message}"))),
         None => Ok(names),
     }
 }
