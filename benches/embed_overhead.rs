@@ -257,6 +257,8 @@ fn bench_sql(c: &mut Criterion) {
 criterion_group!(benches, bench_embed, bench_sql);
 
 fn main() {
+    // ONNX Runtime found (or fetched) the way the command line finds it.
+    tabssl::setup::install();
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {

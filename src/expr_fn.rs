@@ -10,6 +10,9 @@
 //! use datafusion::prelude::{col, lit};
 //! use tabssl::expr_fn::{corrupt_mask, embed};
 //!
+//! // ONNX Runtime from ORT_DYLIB_PATH, else found on the machine (or fetched once) the way
+//! // the command line finds it.
+//! tabssl::setup::install();
 //! let mut options = tabssl::TabsslOptions::default();
 //! options.models_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models").into();
 //! let ctx = tabssl::new_context(options);

@@ -31,27 +31,26 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod corrupt;
 #[cfg(feature = "distributed")]
 pub mod distributed;
-pub mod error;
 pub mod eval;
 pub mod export;
 pub mod expr_fn;
 pub mod infer;
 pub mod io;
-pub mod literal;
 mod method;
 pub mod onnx;
-pub mod options;
 pub mod parallel_parquet;
-pub mod rng;
 #[cfg(feature = "serve")]
 pub mod serve;
-pub mod sql_text;
+#[cfg(feature = "setup")]
+pub mod setup;
 pub mod stream;
-pub mod synthetic;
 pub mod train;
+
+// The corruptions, the synthetic table, the options and the errors live in the
+// `tabssl-functions` crate, which needs DataFusion only.
+pub use tabssl_functions::{corrupt, error, literal, options, rng, sql_text, synthetic};
 
 use std::collections::HashMap;
 use std::sync::Arc;

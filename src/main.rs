@@ -10,5 +10,6 @@ async fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("warn,tabssl::serve=info,tabssl::worker=info"),
     )
     .init();
+    tabssl::setup::install();
     tabssl::cli::run(tabssl::cli::Cli::parse()).await
 }

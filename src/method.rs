@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 /// A self-supervised pretext task: how cells are corrupted and, for pretraining, what the
 /// encoder must recover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// VIME (Yoon et al., 2020): cells masked with p [0.3] take a value drawn from the
@@ -21,7 +20,7 @@ pub enum Method {
     /// std) with probability p [1.0]; other columns get swap noise at the DAE rate 0.15.
     Noise,
     /// Export only: constant masking (TabNet obfuscation, blanking): masked cells become
-    /// the fill value [NULL].
+    /// the fill value (default NULL).
     Blank,
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use clap::Args;
 use datafusion::prelude::SessionConfig;
 
+use super::choices::ClassifierChoice;
 use super::command_line;
 use crate::eval::choice::choices;
 use crate::eval::dataset::{load_split, model_inputs, representations};
@@ -54,7 +55,7 @@ pub struct EvaluateArgs {
     pub seeds: u64,
     /// Downstream models: logistic regression, a one-hidden-layer MLP, gradient-boosted trees,
     /// and the stack (gbdt on raw blended with logistic and MLP on the embeddings).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "logistic,mlp,gbdt,stack")]
+    #[arg(long, value_parser = ClassifierChoice::parser(), value_delimiter = ',', default_value = "logistic,mlp,gbdt,stack")]
     pub classifiers: Vec<Classifier>,
     /// CSV input: regular expression of cells read as NULL (e.g. '\?' for UCI Adult).
     #[arg(long, value_name = "REGEX")]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use datafusion::prelude::SessionConfig;
 
+use super::choices::{ExportFormatChoice, MethodChoice};
 use crate::corrupt::marginal::DEFAULT_CAPACITY;
 use crate::export::output::{ExportCompression, ExportFormat, Outputs};
 use crate::export::{ExportOptions, Progress, export, export_script};
@@ -28,7 +29,7 @@ pub struct ExportArgs {
     output: PathBuf,
     /// Output format: parquet, or arrow (the Arrow IPC file format, for loaders that
     /// memory-map it).
-    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    #[arg(long, value_parser = ExportFormatChoice::parser(), default_value = "parquet")]
     format: ExportFormat,
     /// Codec: none, snappy, lz4, zstd, zstd(LEVEL), gzip, gzip(LEVEL) [default: snappy for
     /// parquet, none for arrow; arrow has none, lz4 and zstd].
@@ -39,7 +40,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "KINDS", default_value = "tilde,mask,changed")]
     outputs: Outputs,
     /// Corruption method.
-    #[arg(long, value_enum, default_value_t = Method::Vime)]
+    #[arg(long, value_parser = MethodChoice::parser(), default_value = "vime")]
     method: Method,
     /// Corruption probability per cell [default: the method's].
     #[arg(long)]

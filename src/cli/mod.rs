@@ -4,6 +4,7 @@
 //! `tabssl stream` runs SQL over an unbounded input.
 
 mod bench;
+mod choices;
 mod console;
 mod demo;
 mod evaluate;

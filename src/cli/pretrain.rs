@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use datafusion::prelude::SessionConfig;
 
+use super::choices::{FeatureLayerChoice, MethodChoice};
 use super::command_line;
 use crate::io::register_input;
 use crate::options::TabsslOptions;
@@ -28,7 +29,7 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Pretext task.
-    #[arg(long, value_enum, default_value_t = Method::Vime)]
+    #[arg(long, value_parser = MethodChoice::parser(), default_value = "vime")]
     pub method: Method,
     /// Feature columns, comma-separated [default: every numeric and string column].
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
@@ -56,7 +57,7 @@ pub struct PretrainArgs {
     /// both (`hidden,embedding`: `--hidden` + `--dim` columns).
     #[arg(
         long,
-        value_enum,
+        value_parser = FeatureLayerChoice::parser(),
         value_delimiter = ',',
         value_name = "LAYERS",
         default_value = "embedding"

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use super::choices::{InputFormatChoice, SinkFormatChoice};
 use crate::{Error, Result};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -55,7 +56,7 @@ pub struct StreamArgs {
     #[arg(long, value_name = "PATH", default_value = "-")]
     input: String,
     /// Record format of the input [default: from a file's extension, else ndjson].
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_parser = InputFormatChoice::parser(), value_name = "FORMAT")]
     input_format: Option<InputFormat>,
     /// Schema of the records: JSON ({"fields": [{"name", "type", "nullable"}]}) or a
     /// Parquet/Arrow file to take it from [default: inferred from the first records].
@@ -107,7 +108,7 @@ pub struct StreamArgs {
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
     /// Output format.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SinkFormat::Ndjson)]
+    #[arg(long, value_parser = SinkFormatChoice::parser(), value_name = "FORMAT", default_value = "ndjson")]
     output_format: SinkFormat,
     /// Parquet: rows per file.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]

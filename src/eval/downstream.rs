@@ -17,7 +17,6 @@ use crate::train::objective::bce_with_logits;
 
 /// A downstream model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Classifier {
     /// L2-regularised logistic regression.

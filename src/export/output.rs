@@ -86,7 +86,6 @@ impl fmt::Display for Outputs {
 
 /// The file format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExportFormat {
     /// Apache Parquet: fixed 131,072-row row groups, statistics on the originals only.
     #[default]

@@ -2,7 +2,6 @@
 //! the CPU or CUDA execution provider, as the SQL functions `embed` and `predict` and the
 //! table function `tabssl_models()`.
 
-pub mod cuda_libraries;
 pub mod manifest;
 pub mod model;
 pub mod models_table;
@@ -13,4 +12,3 @@ pub mod spec;
 pub mod spread;
 pub mod tensors;
 pub mod udf;
-pub(crate) mod wheels;

@@ -1,37 +1,31 @@
-//! Finding and loading the ONNX Runtime library, the process-wide environment, and the
-//! execution providers.
+//! Loading the ONNX Runtime library, the process-wide environment, and the execution
+//! providers.
 //!
 //! `ort` is used with `load-dynamic`: the shared library is opened at first use. The
-//! library is looked for, in order, at
+//! library never searches or downloads anything itself; it takes the library from
 //! 1. `ORT_DYLIB_PATH` (when set, it must work: nothing else is tried);
-//! 2. tabssl's cache (`TABSSL_CACHE_DIR`, else `$XDG_CACHE_HOME/tabssl`, else `~/.cache/tabssl`);
-//! 3. an installed Python `onnxruntime` (or `onnxruntime-gpu`) package of version ≥ 1.31;
-//! 4. the pinned wheel, fetched once with `python3 -m pip download` into the cache
-//!    (disable with `TABSSL_ORT_FETCH=0`).
+//! 2. else the [`RuntimeLocator`] installed with [`set_locator`]. The command line and the
+//!    Python package install `crate::setup`'s, which finds the pinned release (tabssl's
+//!    cache, an installed `onnxruntime` Python package) or fetches it once.
 //!
-//! The CPU wheel is `onnxruntime==1.31.1`; when CUDA is wanted, `onnxruntime-gpu==1.31.1`
-//! (CUDA 13, cuDNN 9) is looked for instead, since only that build holds the CUDA provider.
-//! Its provider needs CUDA and cuDNN libraries, which [`super::cuda_libraries`] finds (or
-//! fetches) and loads before the provider registers.
+//! The pinned release is ONNX Runtime 1.31.1: the CPU build, or when CUDA is wanted the
+//! GPU build (CUDA 13, cuDNN 9), since only that build holds the CUDA provider. Its
+//! provider needs the CUDA and cuDNN libraries in the process before it registers: the
+//! locator loads them ([`RuntimeLocator::prepare_cuda`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
 
-use super::{cuda_libraries, wheels};
 use crate::options::Provider;
 use crate::{Error, Result};
 
 /// The ONNX Runtime release tabssl is pinned to (ort 2.0.0-rc.15 speaks its API 31).
 pub const ORT_VERSION: &str = "1.31.1";
-
-/// Oldest ONNX Runtime minor version the bindings accept.
-const MIN_MINOR: u32 = 31;
 
 /// Which build of ONNX Runtime a library is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +37,9 @@ pub enum Flavor {
 }
 
 impl Flavor {
-    fn package(self) -> &'static str {
+    /// The Python package that ships this build.
+    #[must_use]
+    pub fn package(self) -> &'static str {
         match self {
             Self::Cpu => "onnxruntime",
             Self::Gpu => "onnxruntime-gpu",
@@ -79,8 +75,32 @@ impl std::fmt::Display for ActiveProvider {
     }
 }
 
+/// Where the ONNX Runtime library comes from when `ORT_DYLIB_PATH` is not set: a front
+/// end's search of the machine.
+pub trait RuntimeLocator: Send + Sync {
+    /// The main library of a `flavor` build.
+    ///
+    /// # Errors
+    /// Every place that was tried, and how to provide the library.
+    fn locate(&self, flavor: Flavor) -> std::result::Result<PathBuf, String>;
+
+    /// Loads the CUDA and cuDNN libraries the CUDA provider needs into the process, before
+    /// the GPU build's provider registers; returns how many were loaded.
+    ///
+    /// # Errors
+    /// What is missing or failed to load, and how to provide it.
+    fn prepare_cuda(&self) -> std::result::Result<usize, String>;
+}
+
 static RUNTIME: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
+static LOCATOR: Mutex<Option<Arc<dyn RuntimeLocator>>> = Mutex::new(None);
 static AUTO_FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the locator asked for the library when `ORT_DYLIB_PATH` is not set. It takes
+/// effect when the runtime is first loaded; a runtime already loaded stays.
+pub fn set_locator(locator: Arc<dyn RuntimeLocator>) {
+    *LOCATOR.lock().unwrap_or_else(PoisonError::into_inner) = Some(locator);
+}
 
 /// Returns the process-wide runtime, loading the library on first use.
 ///
@@ -90,7 +110,7 @@ static AUTO_FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
 /// # Errors
 /// [`Error::RuntimeUnavailable`] listing every place that was tried and how to fix it.
 pub fn runtime(provider: Provider) -> Result<Arc<Runtime>> {
-    let mut slot = RUNTIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(runtime) = slot.as_ref() {
         return Ok(Arc::clone(runtime));
     }
@@ -101,11 +121,15 @@ pub fn runtime(provider: Provider) -> Result<Arc<Runtime>> {
     } else {
         Flavor::Cpu
     };
-    let library = locate_library(flavor)?;
+    let locator = LOCATOR.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let library = locate_library(flavor, locator.as_deref())?;
     // The provider loads CUDA and cuDNN when it registers; they must be in the process
     // before that.
     let has_cuda_provider = library.parent().and_then(|dir| library_in(dir, Flavor::Gpu)).is_some();
-    let cuda_libraries = (flavor == Flavor::Gpu && has_cuda_provider).then(cuda_libraries::prepare);
+    let cuda_libraries = match &locator {
+        Some(locator) if flavor == Flavor::Gpu && has_cuda_provider => Some(locator.prepare_cuda()),
+        _ => None,
+    };
     let environment = ort::init_from(&library)
         .map_err(|e| Error::RuntimeUnavailable(format!("{e}")))?
         .with_name("tabssl")
@@ -197,67 +221,37 @@ fn nvidia_device_visible() -> bool {
     Path::new("/dev/nvidiactl").exists() || Path::new("/dev/nvidia0").exists()
 }
 
-/// Finds a usable library for `flavor`, fetching the pinned wheel if allowed.
-fn locate_library(flavor: Flavor) -> Result<PathBuf> {
-    let mut tried = Vec::new();
+/// How a program without a locator gets one.
+#[cfg(feature = "setup")]
+const LOCATOR_HINT: &str = "call tabssl::setup::install() first to find or fetch it";
+#[cfg(not(feature = "setup"))]
+const LOCATOR_HINT: &str = "install a locator with tabssl::infer::runtime::set_locator";
 
+/// The library at `ORT_DYLIB_PATH`, else the one the locator finds.
+fn locate_library(flavor: Flavor, locator: Option<&dyn RuntimeLocator>) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         if path.is_file() {
             return Ok(path);
         }
         return Err(Error::RuntimeUnavailable(format!(
-            "ORT_DYLIB_PATH is set to {} but no such file exists; point it at libonnxruntime \
-             {ORT_VERSION} or unset it to let tabssl find one",
+            "ORT_DYLIB_PATH is set to {} but no such file exists; point it at libonnxruntime {ORT_VERSION}",
             path.display()
         )));
     }
-    tried.push("ORT_DYLIB_PATH: not set".to_string());
-
-    let cache = cache_dir().join(format!("{}-{ORT_VERSION}", flavor.package()));
-    match library_in(&cache, flavor) {
-        Some(path) => return Ok(path),
-        None => tried.push(format!("cache {}: empty", cache.display())),
+    match locator {
+        Some(locator) => locator.locate(flavor).map_err(Error::RuntimeUnavailable),
+        None => Err(Error::RuntimeUnavailable(format!(
+            "no ONNX Runtime library was given: set ORT_DYLIB_PATH to a libonnxruntime {ORT_VERSION} file \
+             (the {}=={ORT_VERSION} Python package holds one in onnxruntime/capi), or {LOCATOR_HINT}",
+            flavor.package()
+        ))),
     }
-
-    match python_package_library(flavor) {
-        Ok(path) => return Ok(path),
-        Err(why) => tried.push(format!("installed Python package: {why}")),
-    }
-
-    if !wheels::fetching_allowed() {
-        tried.push("fetching the wheel: disabled by TABSSL_ORT_FETCH=0".to_string());
-    } else {
-        match fetch_wheel(flavor, &cache) {
-            Ok(path) => return Ok(path),
-            Err(why) => tried.push(format!("fetching {}=={ORT_VERSION} with pip: {why}", flavor.package())),
-        }
-    }
-
-    Err(Error::RuntimeUnavailable(format!(
-        "tried:\n  - {}\nfix: set ORT_DYLIB_PATH to a libonnxruntime {ORT_VERSION} file, or run \
-         `python3 -m pip install {}=={ORT_VERSION}`",
-        tried.join("\n  - "),
-        flavor.package()
-    )))
-}
-
-/// tabssl's cache directory.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TABSSL_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("tabssl");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join(".cache").join("tabssl");
-    }
-    std::env::temp_dir().join("tabssl-cache")
 }
 
 /// The main ONNX Runtime library inside `dir`, if `dir` holds a build of `flavor`.
-fn library_in(dir: &Path, flavor: Flavor) -> Option<PathBuf> {
+#[must_use]
+pub fn library_in(dir: &Path, flavor: Flavor) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dir).ok()?;
     let mut library = None;
     let mut has_cuda = false;
@@ -281,73 +275,9 @@ fn is_main_library(name: &str) -> bool {
         || name == "onnxruntime.dll"
 }
 
-/// The minor version in a library name such as `libonnxruntime.so.1.31.1`.
-fn minor_version(library: &Path) -> Option<u32> {
-    let name = library.file_name()?.to_str()?;
-    let version = name.split_once(".so.").map(|(_, v)| v).or_else(|| {
-        name.strip_prefix("libonnxruntime.")
-            .and_then(|rest| rest.strip_suffix(".dylib"))
-    })?;
-    version.split('.').nth(1)?.parse().ok()
-}
-
-/// The library shipped inside an installed Python `onnxruntime` package.
-fn python_package_library(flavor: Flavor) -> crate::Result<PathBuf> {
-    let output = Command::new(wheels::python())
-        .args([
-            "-c",
-            "import importlib.util as u, os; s = u.find_spec('onnxruntime'); \
-             print(os.path.join(os.path.dirname(s.origin), 'capi') if s else '')",
-        ])
-        .output()
-        .map_err(|e| crate::Error::Invalid(format!("could not run {}: {e}", wheels::python())))?;
-    let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    if dir.is_empty() {
-        return Err(crate::Error::Invalid(format!(
-            "{} has no onnxruntime package",
-            wheels::python()
-        )));
-    }
-    let dir = PathBuf::from(dir);
-    let library = library_in(&dir, flavor).ok_or_else(|| match flavor {
-        Flavor::Gpu => crate::Error::Invalid(format!("{} has no CUDA provider", dir.display())),
-        Flavor::Cpu => crate::Error::Invalid(format!("{} has no libonnxruntime", dir.display())),
-    })?;
-    match minor_version(&library) {
-        Some(minor) if minor >= MIN_MINOR => Ok(library),
-        _ => Err(crate::Error::Invalid(format!(
-            "{} is older than 1.{MIN_MINOR} (tabssl needs {ORT_VERSION})",
-            library.display()
-        ))),
-    }
-}
-
-/// Downloads the pinned wheel with pip and unpacks its libraries into `cache`.
-fn fetch_wheel(flavor: Flavor, cache: &Path) -> crate::Result<PathBuf> {
-    let requirement = format!("{}=={ORT_VERSION}", flavor.package());
-    wheels::fetch_into_cache(&[requirement], cache, ort_library_member, |dir| {
-        library_in(dir, flavor).is_some()
-    })?;
-    library_in(cache, flavor)
-        .ok_or_else(|| crate::Error::Invalid(format!("the wheel held no usable library for {}", flavor.package())))
-}
-
-/// The file name of an ONNX Runtime library inside a wheel (`onnxruntime/capi/libonnxruntime*`).
-fn ort_library_member(member: &str) -> Option<&str> {
-    let (folder, base) = member.rsplit_once('/')?;
-    (folder.ends_with("/capi") && base.starts_with("libonnxruntime")).then_some(base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_minor_version_from_library_names() {
-        assert_eq!(minor_version(Path::new("/x/libonnxruntime.so.1.31.1")), Some(31));
-        assert_eq!(minor_version(Path::new("libonnxruntime.1.20.0.dylib")), Some(20));
-        assert_eq!(minor_version(Path::new("libonnxruntime.so")), None);
-    }
 
     #[test]
     fn recognises_main_library_not_providers() {

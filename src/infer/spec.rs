@@ -580,6 +580,7 @@ mod tests {
 
     fn tensor(name: &str, ty: TensorElementType, dims: &[i64]) -> Outlet {
         // Building an outlet calls into ONNX Runtime, so it must be loaded first.
+        crate::setup::install();
         crate::infer::runtime::runtime(crate::Provider::Cpu).expect("ONNX Runtime loads");
         Outlet::new(
             name,

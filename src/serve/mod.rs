@@ -1,15 +1,15 @@
 //! `tabssl serve`: an Arrow Flight SQL endpoint whose sessions have every tabssl function.
 //!
 //! The pieces:
-//! - [`service`]: the Flight SQL surface (statements, prepared statements with parameters
-//!   ([`prepared`]), bulk ingest, catalog browsing ([`catalog`]), `DoExchange` enrichment
-//!   of a stream of batches ([`exchange`]));
-//! - [`session`]: one client session per connection, holding the tables the client
+//! - `service`: the Flight SQL surface (statements, prepared statements with parameters
+//!   (`prepared`), bulk ingest, catalog browsing (`catalog`), `DoExchange` enrichment
+//!   of a stream of batches (`exchange`));
+//! - `session`: one client session per connection, holding the tables the client
 //!   ingested, derived from the operator's session (its tables and functions);
-//! - [`guard`]: admission (concurrent queries), per-query memory and time limits, and the
+//! - `guard`: admission (concurrent queries), per-query memory and time limits, and the
 //!   log line of each call;
-//! - [`auth`]: bearer tokens and the handshake that exchanges Basic credentials for one;
-//! - [`listener`]: the TCP listener (optionally TLS) that tells sessions when a
+//! - `auth`: bearer tokens and the handshake that exchanges Basic credentials for one;
+//! - `listener`: the TCP listener (optionally TLS) that tells sessions when a
 //!   connection closes.
 //!
 //! Clients run queries only: DDL, DML, `COPY` and `SET` belong to the operator's start-up

@@ -48,7 +48,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The record formats a stream can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum InputFormat {
     /// One JSON object per line.
     Ndjson,
@@ -61,7 +60,6 @@ pub enum InputFormat {
 
 /// The formats a stream can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum SinkFormat {
     /// One JSON object per line; embeddings are JSON arrays.
     Ndjson,

@@ -153,7 +153,7 @@ impl Preprocessor {
     /// Learns the encoding of every column of `table`.
     ///
     /// # Errors
-    /// [`Error::Invalid`](crate::Error::Invalid) when a column is NULL in every row or holds an infinite value.
+    /// [`crate::Error::Invalid`] when a column is NULL in every row or holds an infinite value.
     pub fn fit(table: &FeatureTable, limits: VocabularyLimits) -> crate::Result<Self> {
         let features = table
             .names
@@ -196,7 +196,7 @@ impl Preprocessor {
     /// Encodes `table`, whose columns must be those the preprocessor was fitted on.
     ///
     /// # Errors
-    /// [`Error::Invalid`](crate::Error::Invalid) when the columns differ.
+    /// [`crate::Error::Invalid`] when the columns differ.
     pub fn encode(&self, table: &FeatureTable) -> crate::Result<Encoded> {
         let names: Vec<&str> = self.features.iter().map(FeatureEncoding::name).collect();
         if table.names.iter().map(String::as_str).ne(names.iter().copied()) {

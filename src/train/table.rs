@@ -59,7 +59,7 @@ impl FeatureTable {
     /// numeric and string column not listed in `exclude`.
     ///
     /// # Errors
-    /// [`Error::Invalid`](crate::Error::Invalid) for an unknown or unsupported column, or no features.
+    /// [`crate::Error::Invalid`] for an unknown or unsupported column, or no features.
     pub fn from_batches(
         schema: &Schema,
         batches: &[RecordBatch],

@@ -53,7 +53,6 @@ pub struct PretrainConfig {
 
 /// A layer of the encoder whose output can be part of the exported embedding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum FeatureLayer {
     /// The hidden layer after its ReLU (`--hidden` wide).
@@ -254,7 +253,7 @@ impl Pretrained {
 /// Pretrains an encoder on `table`, calling `progress` after each epoch.
 ///
 /// # Errors
-/// [`Error::Invalid`](crate::Error::Invalid) for fewer than two rows, bad parameters or unusable columns.
+/// [`crate::Error::Invalid`] for fewer than two rows, bad parameters or unusable columns.
 pub fn pretrain(
     table: &FeatureTable,
     config: &PretrainConfig,

@@ -45,7 +45,15 @@ pub fn adult_table_sql(table: &str) -> String {
 pub fn context_with(models: &Path, config: SessionConfig) -> SessionContext {
     let mut options = TabsslOptions::default();
     options.models_dir = models.display().to_string();
+    tabssl::setup::install();
     tabssl::new_context_with_config(config, options)
+}
+
+/// A context with tabssl registered and the default options, the way a program that
+/// installed tabssl's ONNX Runtime locator gets it.
+pub fn new_context() -> SessionContext {
+    tabssl::setup::install();
+    tabssl::new_context(TabsslOptions::default())
 }
 
 pub fn context(models: &Path) -> SessionContext {

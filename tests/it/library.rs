@@ -13,6 +13,7 @@ use tabssl::expr_fn::{corrupt_fill, corrupt_mask, corrupt_noise, embed, marginal
 use crate::common::{fixture_models, run};
 
 fn options() -> TabsslOptions {
+    tabssl::setup::install();
     let mut options = TabsslOptions::default();
     options.models_dir = fixture_models().display().to_string();
     options
@@ -156,4 +157,44 @@ async fn two_exports_in_one_session_leave_its_catalog_as_it_was() {
     let a = std::fs::read(dir.path().join("a.parquet")).expect("a");
     let b = std::fs::read(dir.path().join("b.parquet")).expect("b");
     assert!(a == b, "the same export twice gives the same bytes");
+}
+
+/// The crates' dependencies point down: the functions crate needs DataFusion and nothing of
+/// inference, training, evaluation, serving or the command line.
+#[test]
+fn the_functions_crate_depends_on_datafusion_and_nothing_heavier() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "tabssl-functions",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--format", "{p}"])
+        .current_dir(crate::common::repo())
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).expect("utf-8");
+    let crates: std::collections::BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(crates.contains("datafusion"), "{crates:?}");
+    for heavy in [
+        "ort",
+        "ort-sys",
+        "candle-core",
+        "forust-ml",
+        "tonic",
+        "clap",
+        "pyo3",
+        "zip",
+    ] {
+        assert!(
+            !crates.contains(heavy),
+            "tabssl-functions depends on {heavy}: {crates:?}"
+        );
+    }
 }

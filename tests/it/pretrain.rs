@@ -6,11 +6,10 @@ use std::process::Command;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use tabssl::TabsslOptions;
 use tabssl::train::export::{manifest, write_model};
 use tabssl::train::{FeatureLayer, FeatureTable, Method, PretrainConfig, Pretrained, pretrain};
 
-use crate::common::{assert_close, context, output_row, register_adult, run};
+use crate::common::{self, assert_close, context, output_row, register_adult, run};
 
 /// A quick configuration: small network, few epochs.
 fn small(method: Method, seed: u64) -> PretrainConfig {
@@ -105,7 +104,7 @@ const EDGE_ROWS: &str = "SELECT CASE WHEN id % 13 = 0 THEN NULL ELSE age END AS 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn onnx_export_equals_the_trained_network_for_every_method() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(2000, 5)", &["id", "class"]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut models = Vec::new();
@@ -125,7 +124,7 @@ async fn onnx_export_equals_the_trained_network_for_every_method() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn feature_layers_put_the_hidden_layer_beside_the_embedding() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(1000, 8)", &["id", "class"]).await;
     let plain = train(&table, &small(Method::Dae, 3));
     let both = train(
@@ -173,7 +172,7 @@ async fn feature_layers_put_the_hidden_layer_beside_the_embedding() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn onnx_export_equals_the_trained_network_on_adult() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     register_adult(&ctx).await;
     let table = table_of(&ctx, "SELECT * FROM adult", &["class"]).await;
     let model = train(
@@ -193,7 +192,7 @@ async fn onnx_export_equals_the_trained_network_on_adult() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn training_is_reproducible_with_a_seed_and_lowers_the_loss() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     let table = table_of(&ctx, "SELECT * FROM tabssl_synthetic(3000, 8)", &["id", "class"]).await;
     for method in [Method::Vime, Method::Scarf, Method::Dae] {
         let config = PretrainConfig {
@@ -243,7 +242,7 @@ async fn training_is_reproducible_with_a_seed_and_lowers_the_loss() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_tables_are_refused_with_a_reason() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     let config = small(Method::Vime, 0);
     let empty = table_of(
         &ctx,
@@ -281,7 +280,7 @@ async fn bad_tables_are_refused_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_constant_column_is_kept_and_encodes_as_zero() {
-    let ctx = tabssl::new_context(TabsslOptions::default());
+    let ctx = common::new_context();
     let sql = "SELECT age, 7 AS constant, workclass FROM tabssl_synthetic(500, 2)";
     let table = table_of(&ctx, sql, &[]).await;
     let model = train(&table, &small(Method::Dae, 0));

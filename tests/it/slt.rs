@@ -314,6 +314,7 @@ impl TabsslDb {
             Kind::Suite => "tests/fixtures/models".into(),
             Kind::Example { .. } => "models".into(),
         };
+        tabssl::setup::install();
         let ctx = tabssl::new_context_with_config(config, options).enable_url_table();
         let mut db = TabsslDb {
             ctx,

@@ -218,7 +218,7 @@ async fn a_worker_with_another_model_version_refuses_with_both_hashes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_or_foreign_worker_is_named_before_planning() {
-    let local = tabssl::new_context(tabssl::TabsslOptions::default());
+    let local = crate::common::new_context();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("binds")
         .local_addr()

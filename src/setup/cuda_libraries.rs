@@ -43,7 +43,7 @@ const DEPENDENCIES_IF_PRESENT: &[&str] = &["libnvJitLink.so.13"];
 
 /// The folder of tabssl's cache the fetched NVIDIA libraries are published to.
 pub fn cache_folder() -> PathBuf {
-    super::runtime::cache_dir().join("nvidia-cuda-13.0")
+    super::cache_dir().join("nvidia-cuda-13.0")
 }
 
 /// A folder searched for libraries, and where it came from (for messages).
@@ -278,7 +278,7 @@ pub fn missing_message(missing: &[&str], dirs: &[SearchDir], fetch_failure: Opti
         missing.join(", "),
         origins.join(", "),
         packages.join(" "),
-        super::runtime::ORT_VERSION
+        crate::infer::runtime::ORT_VERSION
     )
 }
 

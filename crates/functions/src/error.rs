@@ -13,6 +13,10 @@ use datafusion::error::DataFusionError;
 /// Result alias used throughout tabssl.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An underlying error from a library this crate does not depend on (ONNX Runtime, the
+/// trainer's tensor library): [`Error::Ort`] and [`Error::Tensor`] keep it as their source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What kind of failure an error is: when it is found and what a user can do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -200,7 +204,7 @@ pub enum Error {
 
     /// A tensor operation of the trainer failed.
     #[error("tensor error: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(#[source] BoxError),
 
     /// Reading or writing JSON (manifests, reports) failed.
     #[error("{context}: {source}")]
@@ -218,7 +222,7 @@ pub enum Error {
 
     /// An error from ONNX Runtime outside a model run (building tensors, reading outputs).
     #[error("ONNX Runtime: {0}")]
-    Ort(#[from] ort::Error),
+    Ort(#[source] BoxError),
 
     /// An error from the Parquet writer.
     #[error("Parquet: {0}")]
@@ -293,6 +297,22 @@ impl Error {
             self,
             Self::Io { .. } | Self::Tensor(_) | Self::Json { .. } | Self::Ort(_) | Self::Parquet(_)
         )
+    }
+}
+
+/// With the `ort` feature, `?` turns ONNX Runtime's errors into [`Error::Ort`].
+#[cfg(feature = "ort")]
+impl From<ort::Error> for Error {
+    fn from(error: ort::Error) -> Self {
+        Self::Ort(Box::new(error))
+    }
+}
+
+/// With the `candle` feature, `?` turns the trainer's tensor errors into [`Error::Tensor`].
+#[cfg(feature = "candle")]
+impl From<candle_core::Error> for Error {
+    fn from(error: candle_core::Error) -> Self {
+        Self::Tensor(Box::new(error))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fetching pinned Python wheels with pip and publishing the shared libraries inside them
 //! into tabssl's cache, atomically.
 //!
-//! Used for the ONNX Runtime library ([`super::runtime`]) and for the CUDA and cuDNN
+//! Used for the ONNX Runtime library ([`super::onnxruntime`]) and for the CUDA and cuDNN
 //! libraries of the CUDA execution provider ([`super::cuda_libraries`]). pip is the only
 //! client: it honours the user's index configuration, proxies and certificates.
 
@@ -12,12 +12,12 @@ use crate::{Error, Result};
 
 /// The Python interpreter tabssl asks: `TABSSL_PYTHON` (the `tabssl` Python package sets it
 /// to its own interpreter), else `python3`.
-pub(crate) fn python() -> String {
+pub(super) fn python() -> String {
     std::env::var("TABSSL_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// False when the user disabled fetching with `TABSSL_ORT_FETCH=0` (or `false`).
-pub(crate) fn fetching_allowed() -> bool {
+pub(super) fn fetching_allowed() -> bool {
     !std::env::var("TABSSL_ORT_FETCH").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"))
 }
 
@@ -31,7 +31,7 @@ pub(crate) fn fetching_allowed() -> bool {
 ///
 /// # Errors
 /// [`Error::Invalid`] naming the step that failed (pip, unpacking, writing, publishing).
-pub(crate) fn fetch_into_cache(
+pub(super) fn fetch_into_cache(
     requirements: &[String],
     cache: &Path,
     wanted: fn(&str) -> Option<&str>,
@@ -114,7 +114,7 @@ fn download_and_unpack(requirements: &[String], staging: &Path, wanted: fn(&str)
 ///
 /// # Errors
 /// [`Error::Invalid`] when the wheel cannot be read or holds no wanted member.
-pub(crate) fn unpack(wheel: &Path, directory: &Path, wanted: fn(&str) -> Option<&str>) -> Result<()> {
+pub(super) fn unpack(wheel: &Path, directory: &Path, wanted: fn(&str) -> Option<&str>) -> Result<()> {
     let unzip = |e: zip::result::ZipError| Error::Invalid(format!("unpacking {}: {e}", wheel.display()));
     let file = std::fs::File::open(wheel).map_err(|e| Error::Invalid(format!("opening {}: {e}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(unzip)?;

@@ -19,7 +19,7 @@ use datafusion::logical_expr::Documentation;
 
 use super::common::{Corruption, Draws, check_cell_type, documentation};
 use super::marginal::{load_marginal, planned_marginal};
-use crate::io::FileAccess;
+use crate::file_access::FileAccess;
 use crate::rng::STREAM_DONOR;
 
 /// The `corrupt_swap` method, reading marginal files that `access` allows.

@@ -34,12 +34,12 @@ pub fn mask_udf() -> Arc<ScalarUDF> {
 
 /// `corrupt_swap`.
 pub fn swap_udf() -> Arc<ScalarUDF> {
-    confined_swap_udf(crate::io::FileAccess::Unrestricted)
+    confined_swap_udf(crate::file_access::FileAccess::Unrestricted)
 }
 
 /// `corrupt_swap` reading only the marginal files that `access` allows (for SQL from
 /// untrusted clients).
-pub fn confined_swap_udf(access: crate::io::FileAccess) -> Arc<ScalarUDF> {
+pub fn confined_swap_udf(access: crate::file_access::FileAccess) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(CorruptUdf::new(swap::Swap { access })))
 }
 
