@@ -40,7 +40,7 @@ pub mod infer;
 pub mod io;
 mod method;
 pub mod onnx;
-pub mod parallel_parquet;
+mod parallel_parquet;
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(feature = "setup")]
@@ -49,8 +49,10 @@ pub mod stream;
 pub mod train;
 
 // The corruptions, the synthetic table, the options and the errors live in the
-// `tabssl-functions` crate, which needs DataFusion only.
-pub use tabssl_functions::{corrupt, error, literal, options, rng, sql_text, synthetic};
+// `tabssl-functions` crate, which needs DataFusion only. Its SQL-text and literal helpers
+// are internals of both crates, not part of tabssl's API.
+pub use tabssl_functions::{corrupt, error, options, rng, synthetic};
+use tabssl_functions::{literal, sql_text};
 
 use std::collections::HashMap;
 use std::sync::Arc;
