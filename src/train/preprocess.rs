@@ -297,7 +297,7 @@ fn fit_numeric(name: &str, values: &[Option<f64>]) -> crate::Result<NumericEncod
     let present: Vec<f64> = values.iter().flatten().copied().collect();
     if present.is_empty() {
         return Err(Error::Invalid(format!(
-            "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with --exclude)"
+            "column '{name}' is NULL in every row; nothing can be learned from it (exclude it from the feature columns)"
         )));
     }
     if let Some(bad) = present.iter().find(|v| v.is_infinite()) {
@@ -344,7 +344,7 @@ fn fit_categorical(
     }
     if counts.iter().all(|&c| c == 0) {
         return Err(Error::Invalid(format!(
-            "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with --exclude)"
+            "column '{name}' is NULL in every row; nothing can be learned from it (exclude it from the feature columns)"
         )));
     }
     let mut order: Vec<usize> = (0..values.len()).collect();

@@ -104,13 +104,13 @@ impl FeatureTable {
                 categorical_column(batches, index)?
             } else if data_type == &DataType::Null {
                 return Err(Error::Invalid(format!(
-                    "column '{name}' is NULL in every row; nothing can be learned from it (leave it out with \
-                     --exclude {name})"
+                    "column '{name}' is NULL in every row; nothing can be learned from it (exclude it from the \
+                     feature columns)"
                 )));
             } else {
                 return Err(Error::Invalid(format!(
                     "column '{name}' has type {data_type}; features must be numeric or strings: cast it in \
-                     --sql (e.g. CAST(\"{name}\" AS VARCHAR)) or leave it out with --exclude {name}"
+                     the input query (e.g. CAST(\"{name}\" AS VARCHAR)) or exclude it from the feature columns"
                 )));
             };
             out.push(column);
