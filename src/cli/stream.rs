@@ -212,6 +212,9 @@ pub async fn run(args: &StreamArgs) -> Result<()> {
     if args.output_format == SinkFormat::Parquet && args.output == "-" {
         return Err(plan_error("--output-format parquet writes files: give --output DIR"));
     }
+    if args.rotate_rows == 0 {
+        return Err(plan_error("--rotate-rows must be at least 1"));
+    }
     if args.start_over && args.output_format != SinkFormat::Parquet {
         return Err(plan_error(
             "--start-over applies to Parquet output, which remembers where it stopped; other outputs always \

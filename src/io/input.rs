@@ -27,7 +27,7 @@ pub async fn register_input(
         let mut parts = spec.split(':');
         let rows: u64 = parts.next().unwrap_or_default().parse().map_err(|_| {
             crate::Error::Invalid(format!(
-                "--input synthetic:ROWS[:SEED] needs a row count, got {:?}",
+                "input synthetic:ROWS[:SEED] needs a row count, got {:?}",
                 input
             ))
         })?;

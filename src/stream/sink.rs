@@ -101,7 +101,7 @@ impl<W: Write + Send> WriterSink<W> {
             }
             SinkFormat::Parquet => {
                 return Err(DataFusionError::Plan(
-                    "Parquet output goes to a directory: use --output DIR with --output-format parquet".into(),
+                    "Parquet output goes to a directory of parts, not to a stream".into(),
                 ));
             }
         };
@@ -219,7 +219,9 @@ impl ParquetSink {
     /// When `rotation.rows` is 0.
     pub fn new(parts: PartDirectory, schema: SchemaRef, rotation: Rotation, ledger: Ledger) -> Result<Self> {
         if rotation.rows == 0 {
-            return Err(DataFusionError::Plan("--rotate-rows must be at least 1".into()));
+            return Err(DataFusionError::Plan(
+                "the rows per Parquet part must be at least 1".into(),
+            ));
         }
         let rows_since_start = ledger.skip_rows;
         let committed = (ledger.start.clone(), ledger.skip_rows);

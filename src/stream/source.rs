@@ -66,7 +66,7 @@ impl SourceSpec {
             Ok(Self::File(path))
         } else {
             Err(crate::Error::Invalid(format!(
-                "--input {input}: no such file or directory (use - for stdin)"
+                "input {input}: no such file or directory (- reads standard input)"
             )))
         }
     }
