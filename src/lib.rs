@@ -51,7 +51,7 @@ pub mod train;
 // The corruptions, the synthetic table, the options and the errors live in the
 // `tabssl-functions` crate, which needs DataFusion only. Its SQL-text and literal helpers
 // are internals of both crates, not part of tabssl's API.
-pub use tabssl_functions::{corrupt, error, options, rng, synthetic};
+pub use tabssl_functions::{corrupt, error, options, rng, setting, synthetic};
 use tabssl_functions::{literal, sql_text};
 
 use std::collections::HashMap;

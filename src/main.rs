@@ -11,5 +11,6 @@ async fn main() -> ExitCode {
     )
     .init();
     tabssl::setup::install();
+    tabssl::setting::set_spelling(tabssl::setting::Spelling::CommandLine);
     tabssl::cli::run(tabssl::cli::Cli::parse()).await
 }

@@ -153,6 +153,25 @@ impl StreamArgs {
     }
 }
 
+/// `--on-error`: `fail`, `skip` or `dead-letter FILE`.
+fn error_policy(name: &str, file: Option<&Path>) -> Result<ErrorPolicy> {
+    match (name, file) {
+        ("fail", None) => Ok(ErrorPolicy::Fail),
+        ("skip", None) => Ok(ErrorPolicy::Skip),
+        ("dead-letter", Some(path)) => Ok(ErrorPolicy::DeadLetter(path.to_path_buf())),
+        ("dead-letter", None) => Err(plan_error(
+            "--on-error dead-letter needs a file: --on-error dead-letter FILE",
+        )),
+        ("fail" | "skip", Some(path)) => Err(plan_error(format!(
+            "--on-error {name} takes no file (got {}); only dead-letter writes one",
+            path.display()
+        ))),
+        (other, _) => Err(plan_error(format!(
+            "--on-error {other:?}: expected fail, skip or dead-letter FILE"
+        ))),
+    }
+}
+
 fn plan_error(message: impl Into<String>) -> Error {
     Error::Invalid(message.into())
 }
@@ -166,7 +185,7 @@ fn plan_error(message: impl Into<String>) -> Error {
 /// (files closed) before the error is returned.
 pub async fn run(args: &StreamArgs) -> Result<()> {
     let started = Instant::now();
-    let policy = ErrorPolicy::parse(&args.on_error[0], args.on_error.get(1).map(Path::new))?;
+    let policy = error_policy(&args.on_error[0], args.on_error.get(1).map(Path::new))?;
     if args.batch_rows == 0 {
         return Err(plan_error("--batch-rows must be at least 1"));
     }

@@ -122,7 +122,7 @@ fn check_file_access(access: &FileAccess, plan: &Arc<dyn ExecutionPlan>, worker:
     plan.apply(|node| {
         if node.is::<DataSinkExec>() {
             return Err(DataFusionError::Plan(format!(
-                "worker {worker} refuses a plan that writes files: a worker with --data-root only reads"
+                "worker {worker} refuses a plan that writes files: a worker limited to data roots only reads"
             )));
         }
         let scan = node
@@ -131,7 +131,7 @@ fn check_file_access(access: &FileAccess, plan: &Arc<dyn ExecutionPlan>, worker:
         if let Some(scan) = scan {
             if scan.object_store_url.as_str() != "file:///" {
                 return Err(DataFusionError::Plan(format!(
-                    "worker {worker} with --data-root reads local files only, not {}",
+                    "worker {worker} is limited to data roots and reads local files only, not {}",
                     scan.object_store_url.as_str()
                 )));
             }

@@ -40,6 +40,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::corrupt::marginal::{DEFAULT_CAPACITY, MAX_CAPACITY};
 use crate::io::AtomicFile;
+use crate::setting::Setting;
 use crate::sql_text::string_literal;
 use crate::{Error, Method, Result};
 use output::{ExportCompression, ExportFormat, Outputs};
@@ -204,10 +205,11 @@ pub async fn export(
     options.check()?;
     let distributed = is_distributed(ctx);
     if distributed && options.key.is_none() {
-        return Err(Error::invalid(
-            "a distributed export needs a row-key column (--key): the default key, the row's position in \
-             the input, needs one ordered scan of the whole input in one process",
-        ));
+        return Err(Error::Invalid(format!(
+            "a distributed export needs a row-key column ({}): the default key, the row's position in the \
+             input, needs one ordered scan of the whole input in one process",
+            Setting::Key
+        )));
     }
     let started = Instant::now();
     let recipe = Recipe::new(ctx, table, options).await?;

@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 use super::Limits;
+use crate::setting::Setting;
 
 /// Admission to running a query: a bounded number at once.
 #[derive(Debug)]
@@ -55,9 +56,13 @@ impl Admission {
             .and_then(Result::ok)
             .ok_or_else(|| {
                 Status::resource_exhausted(format!(
-                    "the server is busy: {} queries are running (--max-concurrent-queries {}) and none finished \
-                     within {:?} (--queue-timeout); retry later",
-                    limits.max_concurrent_queries, limits.max_concurrent_queries, limits.queue_timeout
+                    "the server is busy: {} queries are running ({} {}) and none finished within {:?} ({}); retry \
+                     later",
+                    limits.max_concurrent_queries,
+                    Setting::MaxConcurrentQueries,
+                    limits.max_concurrent_queries,
+                    limits.queue_timeout,
+                    Setting::QueueTimeout
                 ))
             })?;
         self.running.fetch_add(1, Ordering::Relaxed);
@@ -172,8 +177,9 @@ impl Call {
                 }
                 Err(_) => {
                     let status = Status::deadline_exceeded(format!(
-                        "the query ran longer than {:?} (--query-timeout) and was stopped",
-                        call.timeout
+                        "the query ran longer than {:?} ({}) and was stopped",
+                        call.timeout,
+                        Setting::QueryTimeout
                     ));
                     call.log.outcome(status.code());
                     Some((Err(FlightError::Tonic(Box::new(status))), (batches, None)))
@@ -200,9 +206,10 @@ pub fn status_of(error: DataFusionError) -> Status {
                 |status| Status::new(status.code(), status.message()),
             )
         }
-        DataFusionError::ResourcesExhausted(_) => {
-            Status::resource_exhausted(format!("{message} (the per-query memory limit is --query-memory)"))
-        }
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(format!(
+            "{message} (the per-query memory limit is {})",
+            Setting::QueryMemory
+        )),
         _ => Status::internal(message),
     }
 }
@@ -213,8 +220,9 @@ pub fn status_of(error: DataFusionError) -> Status {
 pub fn input_error(what: &str, error: FlightError) -> Status {
     match error {
         FlightError::Tonic(status) if status.code() == tonic::Code::OutOfRange => Status::resource_exhausted(format!(
-            "{what}: {} (the limit is --max-message-bytes)",
-            status.message()
+            "{what}: {} (the limit is {})",
+            status.message(),
+            Setting::MaxMessageBytes
         )),
         FlightError::Tonic(status) => Status::new(status.code(), format!("{what}: {}", status.message())),
         other => Status::invalid_argument(format!("{what}: {other}")),

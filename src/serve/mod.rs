@@ -32,7 +32,7 @@ pub use auth::Tokens;
 pub use service::{TabsslFlightSql, serve};
 
 use crate::io::FileAccess;
-use crate::{Error, Result};
+use crate::{Error, Result, setting::Setting};
 
 /// The limits each client call runs under; every one is reported in the error that
 /// enforces it.
@@ -71,17 +71,19 @@ impl Limits {
     /// # Errors
     /// [`Error::Invalid`] naming a zero limit.
     pub fn check(&self) -> Result<()> {
-        let zero = [
-            ("--max-concurrent-queries", self.max_concurrent_queries == 0),
-            ("--query-memory", self.query_memory_bytes == 0),
-            ("--query-timeout", self.query_timeout.is_zero()),
-            ("--max-message-bytes", self.max_message_bytes < 1024),
-            ("--max-ingest-rows", self.max_ingest_rows == 0),
+        let too_small = [
+            (
+                Setting::MaxConcurrentQueries,
+                self.max_concurrent_queries == 0,
+                "positive",
+            ),
+            (Setting::QueryMemory, self.query_memory_bytes == 0, "positive"),
+            (Setting::QueryTimeout, self.query_timeout.is_zero(), "positive"),
+            (Setting::MaxMessageBytes, self.max_message_bytes < 1024, "at least 1024"),
+            (Setting::MaxIngestRows, self.max_ingest_rows == 0, "positive"),
         ];
-        match zero.iter().find(|(_, bad)| *bad) {
-            Some((flag, _)) => Err(Error::invalid(format!(
-                "{flag} must be positive (--max-message-bytes at least 1024)"
-            ))),
+        match too_small.iter().find(|(_, bad, _)| *bad) {
+            Some((setting, _, expected)) => Err(Error::invalid(format!("{setting} must be {expected}"))),
             None => Ok(()),
         }
     }
@@ -138,9 +140,9 @@ pub fn check_listen_address(address: SocketAddr, options: &ServeOptions) -> Resu
     if address.ip().is_loopback() {
         return Ok(());
     }
-    let missing: Vec<&str> = [
-        (!options.tokens.required()).then_some("bearer tokens (--token-file or TABSSL_TOKEN)"),
-        options.tls.is_none().then_some("TLS (--tls-cert and --tls-key)"),
+    let missing: Vec<String> = [
+        (!options.tokens.required()).then(|| format!("bearer tokens ({})", Setting::Tokens)),
+        options.tls.is_none().then(|| format!("TLS ({})", Setting::Tls)),
     ]
     .into_iter()
     .flatten()
@@ -149,7 +151,7 @@ pub fn check_listen_address(address: SocketAddr, options: &ServeOptions) -> Resu
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "--listen {address}: listening beyond loopback needs {}",
+            "listening on {address}, beyond loopback, needs {}",
             missing.join(" and ")
         )))
     }
@@ -198,6 +200,9 @@ mod tests {
         }
         .check()
         .expect_err("zero");
-        assert!(error.to_string().contains("--max-concurrent-queries"), "{error}");
+        assert!(
+            error.to_string().contains("max_concurrent_queries must be positive"),
+            "{error}"
+        );
     }
 }

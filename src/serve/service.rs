@@ -40,6 +40,7 @@ use super::guard::{Admission, CallLog, input_error, status_of};
 use super::prepared::{Prepared, number_placeholders, parameter_schema};
 use super::session::{ClientSession, IngestMode, Sessions};
 use super::{ServeOptions, catalog, exchange, listener};
+use crate::setting::Setting;
 
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
 type DoGetStream = <TabsslFlightSql as FlightService>::DoGetStream;
@@ -194,7 +195,8 @@ impl TabsslFlightSql {
             rows += batch.num_rows();
             if rows > max_rows {
                 return Err(Status::resource_exhausted(format!(
-                    "{what}: more than {max_rows} rows (--max-ingest-rows)"
+                    "{what}: more than {max_rows} rows ({})",
+                    Setting::MaxIngestRows
                 )));
             }
             batches.push(batch);
@@ -209,11 +211,12 @@ impl TabsslFlightSql {
 
 /// The answer to updates (`executemany` included): clients query and ingest.
 fn updates_unsupported() -> Status {
-    Status::unimplemented(
+    Status::unimplemented(format!(
         "updates are not supported: clients of tabssl serve run queries (several parameter rows bound to one \
          query run it once per row) and ingest into session tables (CommandStatementIngest); DDL and DML are \
-         the operator's (--sql-file)",
-    )
+         the operator's ({})",
+        Setting::SetupSql
+    ))
 }
 
 /// Refuses anything but one query: DDL, DML, `COPY`, `SET` and the like are the
@@ -234,10 +237,11 @@ fn check_client_sql(sql: &str) -> Result<(), Status> {
             if allowed {
                 Ok(())
             } else {
-                Err(Status::permission_denied(
+                Err(Status::permission_denied(format!(
                     "clients of tabssl serve run queries (SELECT, WITH, VALUES, EXPLAIN) over the server's tables and \
-                     their own ingested tables; DDL, DML, COPY and SET are the operator's (--sql-file)",
-                ))
+                     their own ingested tables; DDL, DML, COPY and SET are the operator's ({})",
+                    Setting::SetupSql
+                )))
             }
         }
         n => Err(Status::invalid_argument(format!("expected one SQL statement, got {n}"))),

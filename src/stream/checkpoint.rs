@@ -20,6 +20,7 @@ use std::path::Path;
 use arrow::datatypes::{Field, Schema};
 use serde::{Deserialize, Serialize};
 
+use crate::setting::Setting;
 use crate::{Error, Result};
 
 /// The key of the checkpoint in a part's Parquet key-value metadata.
@@ -215,8 +216,9 @@ impl SourceCheck {
         let changed = |what: String| {
             Error::Invalid(format!(
                 "the source file {} {what} since the last committed part: the stream cannot continue where it \
-                 stopped. Restore the file, or give --start-over to read the input again from its start",
-                path.display()
+                 stopped. Restore the file, or start over ({}) to read the input again from its start",
+                path.display(),
+                Setting::StartOver
             ))
         };
         let length = match std::fs::metadata(path) {

@@ -14,6 +14,7 @@ use arrow::ipc::MessageHeader;
 
 use super::policy::Position;
 use super::source::{Output, SourceItem, SourceOptions};
+use crate::setting::Setting;
 
 /// Reads one Arrow IPC stream (a segment of the input) into schema and batch items.
 ///
@@ -49,8 +50,9 @@ pub(super) fn read_ipc<R: BufRead>(
                 }
                 out.stats.add_read(rows);
                 let error = format!(
-                    "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than \
-                     --max-record-bytes ({limit}) allows; raise --max-record-bytes or send smaller batches"
+                    "an Arrow IPC record batch of {rows} rows declares a {length}-byte message, more than {} \
+                     ({limit}) allows; raise it or send smaller batches",
+                    Setting::MaxRecordBytes
                 );
                 let rejected = SourceItem::Rejected {
                     record: Vec::new(),
@@ -164,8 +166,9 @@ fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFram
     }
     if metadata_length > limit {
         return Err(crate::Error::InvalidData(format!(
-            "an Arrow IPC message header declares {metadata_length} bytes, more than --max-record-bytes \
-             ({limit}) allows; raise --max-record-bytes if the stream is genuine"
+            "an Arrow IPC message header declares {metadata_length} bytes, more than {} ({limit}) allows; \
+             raise it if the stream is genuine",
+            Setting::MaxRecordBytes
         )));
     }
     let mut metadata = vec![0u8; metadata_length];
@@ -181,9 +184,10 @@ fn next_ipc_frame(reader: &mut impl Read, limit: usize) -> crate::Result<IpcFram
             .filter(|_| header.header_type() == MessageHeader::RecordBatch)
         else {
             return Err(crate::Error::InvalidData(format!(
-                "an Arrow IPC {:?} message declares a {body_length}-byte body, more than --max-record-bytes \
-                 ({limit}) allows; raise --max-record-bytes",
-                header.header_type()
+                "an Arrow IPC {:?} message declares a {body_length}-byte body, more than {} ({limit}) allows; \
+                 raise it",
+                header.header_type(),
+                Setting::MaxRecordBytes
             )));
         };
         let rows = u64::try_from(batch.length()).unwrap_or(0);
@@ -287,7 +291,7 @@ mod tests {
         let mut garbage = vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
         garbage.extend_from_slice(&[0u8; 64]);
         let found = frames(&garbage, 1 << 20);
-        assert!(found[0].contains("more than --max-record-bytes"), "{found:?}");
+        assert!(found[0].contains("more than max_record_bytes"), "{found:?}");
         assert!(frames(&[], 10).is_empty(), "an empty input is an empty stream");
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
+use crate::setting::Setting;
 use crate::{Error, Result};
 
 /// The hidden file that records the dead-letter file's length when a stream started
@@ -56,8 +57,9 @@ impl PartDirectory {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Invalid(format!(
                     "another tabssl stream is writing to {}: one stream per output directory (stop the other \
-                     one, or give this one its own --output)",
-                    path.display()
+                     one, or give this one its own {})",
+                    path.display(),
+                    Setting::Output
                 )));
             }
             Err(std::fs::TryLockError::Error(e)) => {

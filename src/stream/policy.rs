@@ -6,7 +6,9 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::setting::Setting;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -45,30 +47,6 @@ pub enum ErrorPolicy {
     Skip,
     /// Append the record with its position and the error to a file, and go on.
     DeadLetter(PathBuf),
-}
-
-impl ErrorPolicy {
-    /// Parses `fail`, `skip` or `dead-letter` (which needs `file`).
-    ///
-    /// # Errors
-    /// For other names, or `dead-letter` without a file.
-    pub fn parse(name: &str, file: Option<&Path>) -> crate::Result<Self> {
-        match (name, file) {
-            ("fail", None) => Ok(Self::Fail),
-            ("skip", None) => Ok(Self::Skip),
-            ("dead-letter", Some(path)) => Ok(Self::DeadLetter(path.to_path_buf())),
-            ("dead-letter", None) => Err(crate::Error::invalid(
-                "--on-error dead-letter needs a file: --on-error dead-letter FILE",
-            )),
-            ("fail" | "skip", Some(path)) => Err(crate::Error::Invalid(format!(
-                "--on-error {name} takes no file (got {}); only dead-letter writes one",
-                path.display()
-            ))),
-            (other, _) => Err(crate::Error::Invalid(format!(
-                "--on-error {other:?}: expected fail, skip or dead-letter FILE"
-            ))),
-        }
-    }
 }
 
 /// Running counts of a stream, shared between its threads.
@@ -160,8 +138,10 @@ impl RejectHandler {
                 if let Some(resume_at) = resume_at {
                     if length < resume_at {
                         return Err(DataFusionError::Execution(format!(
-                            "the dead-letter file {} has {length} bytes, but the last committed part counts                              {resume_at}: it was truncated or replaced since. Restore it, or give --start-over",
-                            path.display()
+                            "the dead-letter file {} has {length} bytes, but the last committed part counts \
+                             {resume_at}: it was truncated or replaced since. Restore it, or start over ({})",
+                            path.display(),
+                            Setting::StartOver
                         )));
                     }
                     file.set_len(resume_at).map_err(error)?;
@@ -199,7 +179,8 @@ impl RejectHandler {
         self.stats.add_rejected(rows);
         if self.policy == ErrorPolicy::Fail {
             return Err(DataFusionError::Execution(format!(
-                "bad record at {position}: {error} (use --on-error skip or dead-letter FILE to go on)"
+                "bad record at {position}: {error} (use {} to go on)",
+                Setting::OnError
             )));
         }
         match &mut self.dead_letter {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::InputFormat;
 use super::source::Chunk;
+use crate::setting::Setting;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -221,8 +222,9 @@ fn infer_ndjson<'a>(records: impl Iterator<Item = &'a [u8]>) -> Result<Schema> {
         if mixed {
             log::warn!(
                 "field {:?} holds both strings and numbers or booleans in the first records: it is read as \
-                 text (Utf8), numbers included; pass --schema to give it another type",
-                field.name()
+                 text (Utf8), numbers included; give the schema explicitly ({}) to read it as another type",
+                field.name(),
+                Setting::Schema
             );
         }
     }
@@ -258,9 +260,10 @@ fn infer_csv<'a>(
     }
     if text.is_empty() {
         return Err(DataFusionError::Plan(format!(
-            "the CSV header has {expected} fields but none of the first {} records has: pass --schema FILE \
+            "the CSV header has {expected} fields but none of the first {} records has: give the schema explicitly ({}) \
              or check the delimiter",
-            counted.len()
+            counted.len(),
+            Setting::Schema
         )));
     }
     let mut format = arrow::csv::reader::Format::default().with_header(false);
@@ -341,11 +344,11 @@ impl<'de> Deserialize<'de> for KeyOrder {
 }
 
 fn no_records() -> DataFusionError {
-    DataFusionError::Plan(
+    DataFusionError::Plan(format!(
         "no record to infer the schema from: the input ended (or shut down) before its first valid record; \
-         pass --schema FILE"
-            .into(),
-    )
+         give the schema explicitly ({})",
+        Setting::Schema
+    ))
 }
 
 #[cfg(test)]
@@ -443,7 +446,10 @@ mod tests {
         );
 
         let error = infer_schema(InputFormat::Ndjson, None, &[&chunk("garbage")], None).expect_err("nothing valid");
-        assert!(error.to_string().contains("pass --schema FILE"));
+        assert!(
+            error.to_string().contains("give the schema explicitly (schema)"),
+            "{error}"
+        );
 
         // Arrays, scalars and a string among numbers: the objects decide, the field is text.
         let mixed = chunk("[1, 2]\n7\n{\"id\": 1, \"v\": 2}\n{\"id\": 2, \"v\": \"n/a\"}\n{\"id\": 3, \"v\": 4}");

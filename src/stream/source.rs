@@ -27,6 +27,7 @@ use super::InputFormat;
 use super::checkpoint::SourcePosition;
 use super::follow::{FollowOptions, FollowReader, next_file};
 use super::policy::{Position, StreamStats};
+use crate::setting::Setting;
 
 /// Chunks the channel between the reader and the batcher holds.
 pub const CHANNEL_CHUNKS: usize = 4;
@@ -491,8 +492,8 @@ fn read_lines<R: BufRead>(
                 &mut chunk,
                 REJECTED_HEAD_BYTES,
                 format!(
-                    "the record is {length} bytes, more than --max-record-bytes ({}) allows; raise \
-                     --max-record-bytes to accept it",
+                    "the record is {length} bytes, more than {} ({}) allows; raise it to accept the record",
+                    Setting::MaxRecordBytes,
                     options.max_record_bytes
                 ),
             ),
@@ -518,8 +519,9 @@ fn read_lines<R: BufRead>(
                     &mut chunk,
                     usize::MAX,
                     format!(
-                        "the record nests arrays and objects deeper than --max-json-depth ({}) allows; raise \
-                         --max-json-depth to accept it",
+                        "the record nests arrays and objects deeper than {} ({}) allows; raise it to accept the \
+                         record",
+                        Setting::MaxJsonDepth,
                         options.max_json_depth
                     ),
                 )

@@ -13,6 +13,7 @@ use super::table::FeatureTable;
 use crate::Error;
 use crate::Method;
 use crate::rng::TrainRng;
+use crate::setting::Setting;
 
 /// Everything that defines a pretraining run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,9 +117,15 @@ impl PretrainConfig {
             if a.checked_mul(b).is_none_or(|n| n > self.max_tensor_elements) {
                 return Err(Error::Invalid(format!(
                     "{what} would hold {a} × {b} values, more than the limit of {} values per tensor \
-                     (--hidden {}, --dim {}, --batch-size {}, {rows} rows of {inputs} encoded inputs); use \
-                     smaller sizes or raise --max-tensor-elements",
-                    self.max_tensor_elements, self.hidden, self.dim, self.batch_size
+                     ({} {}, {} {}, {} {}, {rows} rows of {inputs} encoded inputs); use smaller sizes or raise {}",
+                    self.max_tensor_elements,
+                    Setting::Hidden,
+                    self.hidden,
+                    Setting::Dim,
+                    self.dim,
+                    Setting::BatchSize,
+                    self.batch_size,
+                    Setting::MaxTensorElements
                 )));
             }
         }

@@ -453,7 +453,10 @@ fn bad_arguments_and_queries_that_cannot_stream_are_refused_before_reading() {
         "--start-over applies to Parquet output",
     );
     // Empty input and no schema: nothing to infer from.
-    refused(&["--sql", "SELECT * FROM input"], "pass --schema FILE");
+    refused(
+        &["--sql", "SELECT * FROM input"],
+        "give the schema explicitly (--schema FILE)",
+    );
 }
 
 /// Writes a schema file into `dir`; returns its path.

@@ -150,7 +150,7 @@ fn ndjson_nested_thirty_thousand_levels_deep_is_a_rejected_record() {
     assert!(!status.success());
     assert_eq!(ids(&stdout), [1]);
     assert!(
-        stderr.contains("line 2") && stderr.contains("raise --max-json-depth"),
+        stderr.contains("line 2") && stderr.contains("deeper than --max-json-depth"),
         "{stderr}"
     );
     // The limit cannot be raised past what the decoder's stack holds.
@@ -256,7 +256,7 @@ fn an_ipc_batch_over_the_size_limit_goes_to_the_error_policy() {
     ];
     let (status, _, stderr) = run(&args, input);
     assert!(!status.success());
-    assert!(stderr.contains("raise --max-record-bytes"), "{stderr}");
+    assert!(stderr.contains("more than --max-record-bytes (600) allows"), "{stderr}");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::setting::Setting;
 use crate::{Error, Result};
 
 /// Which files SQL may read: every file (the operator's own SQL, the CLI), or only those
@@ -71,7 +72,10 @@ impl FileAccess {
                 .map(|r| r.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            _ => "none: this server gives clients no file access (start it with --data-root DIR)".to_string(),
+            _ => format!(
+                "none: this server gives clients no file access (give it data roots with {})",
+                Setting::DataRoot
+            ),
         };
         Error::invalid(format!(
             "file {path:?} is outside the data roots; clients may read files only under: {roots}"
@@ -129,7 +133,8 @@ mod tests {
         assert!(missing.to_string().contains("does not exist"), "{missing}");
 
         let none = FileAccess::Within(Vec::new()).resolve(&s(root.join("m.parquet")));
-        assert!(none.expect_err("no roots").to_string().contains("--data-root"));
+        let none = none.expect_err("no roots").to_string();
+        assert!(none.contains("give it data roots with file_access"), "{none}");
         assert!(
             FileAccess::within([root.join("m.parquet")]).is_err(),
             "a file is not a root"

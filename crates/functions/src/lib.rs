@@ -29,6 +29,7 @@ pub mod file_access;
 pub mod literal;
 pub mod options;
 pub mod rng;
+pub mod setting;
 pub mod sql_text;
 pub mod synthetic;
 

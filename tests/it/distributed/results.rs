@@ -171,7 +171,7 @@ async fn a_distributed_vime_export_writes_the_single_process_files_byte_for_byte
     .await
     .expect_err("the default key needs one process")
     .to_string();
-    assert!(error.contains("--key"), "{error}");
+    assert!(error.contains("row-key column (key)"), "{error}");
     assert!(!dir.path().join("nokey.parquet").exists());
 }
 

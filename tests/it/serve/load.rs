@@ -128,7 +128,7 @@ async fn each_limit_answers_with_its_documented_error() {
     let mut client = server.client().await;
     let error = try_query(&mut client, "SELECT 1").await.expect_err("busy");
     assert_eq!(code_of(&error), tonic::Code::ResourceExhausted, "{error}");
-    assert!(error.to_string().contains("--max-concurrent-queries 1"), "{error}");
+    assert!(error.to_string().contains("(max_concurrent_queries 1)"), "{error}");
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.service.running_queries() > 0 && Instant::now() < deadline {
@@ -153,7 +153,7 @@ async fn each_limit_answers_with_its_documented_error() {
     let (mut output, _release) = held_exchange(&server).await;
     let error = output.next().await.expect("an item").expect_err("deadline");
     assert_eq!(code_of(&error), tonic::Code::DeadlineExceeded, "{error}");
-    assert!(error.to_string().contains("--query-timeout"), "{error}");
+    assert!(error.to_string().contains("(query_timeout)"), "{error}");
     server.stop().await;
 
     // Memory per query, ingest rows, message size.
@@ -175,7 +175,7 @@ async fn each_limit_answers_with_its_documented_error() {
     .await
     .expect_err("memory");
     assert_eq!(code_of(&error), tonic::Code::ResourceExhausted, "{error}");
-    assert!(error.to_string().contains("--query-memory"), "{error}");
+    assert!(error.to_string().contains("limit is query_memory_bytes"), "{error}");
 
     let ingest = CommandStatementIngest {
         table_definition_options: Some(TableDefinitionOptions {
@@ -196,7 +196,7 @@ async fn each_limit_answers_with_its_documented_error() {
         .await
         .expect_err("rows");
     assert_eq!(code_of(&error), tonic::Code::ResourceExhausted, "{error}");
-    assert!(error.to_string().contains("--max-ingest-rows"), "{error}");
+    assert!(error.to_string().contains("(max_ingest_rows)"), "{error}");
 
     let big = super::harness::local("SELECT * FROM people").await;
     let error = client
@@ -204,7 +204,7 @@ async fn each_limit_answers_with_its_documented_error() {
         .await
         .expect_err("message size");
     assert_eq!(code_of(&error), tonic::Code::ResourceExhausted, "{error}");
-    assert!(error.to_string().contains("--max-message-bytes"), "{error}");
+    assert!(error.to_string().contains("limit is max_message_bytes"), "{error}");
     let mut flight = server.flight_client().await;
     let big = super::harness::local("SELECT * FROM people").await;
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
