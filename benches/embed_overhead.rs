@@ -25,7 +25,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
 use datafusion::prelude::SessionConfig;
 use ort::value::TensorRef;
-use tabssl::infer::udf::{InferenceKind, InferenceUdf};
+use tabssl::infer::{InferenceKind, InferenceUdf};
 use tabssl::{InferenceSettings, Provider, TabsslOptions};
 
 const ROWS: usize = 8192;
@@ -80,7 +80,7 @@ impl Fixture {
         let columns = feature_columns(&batch);
 
         // Direct ONNX Runtime on the same rows, same library, same thread count.
-        let runtime = tabssl::infer::runtime::runtime(Provider::Cpu).expect("ONNX Runtime");
+        let runtime = tabssl::infer::runtime(Provider::Cpu).expect("ONNX Runtime");
         let (mut builder, _) = runtime.session_builder(Provider::Cpu, 0, 1).expect("builder");
         let session = builder
             .commit_from_file(models_dir().join("mlp_packed.onnx"))

@@ -30,7 +30,7 @@
 //! ```
 
 #[cfg(feature = "cli")]
-pub mod cli;
+mod cli;
 #[cfg(feature = "distributed")]
 pub mod distributed;
 pub mod eval;
@@ -65,6 +65,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 
+#[cfg(feature = "cli")]
+pub use cli::run_command_line;
 pub use error::{Error, ErrorKind, Result};
 pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};
@@ -115,7 +117,7 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Resul
 /// builder already holds (call it after `with_default_features`; a later
 /// `with_scalar_functions` would replace them), the table functions are added, and
 /// `options` become the session's `tabssl.*` settings. Its physical optimizer gains the
-/// rule that runs `embed`/`predict` on every partition ([`infer::spread`]).
+/// rule that runs `embed`/`predict` on every partition (`infer::spread`).
 ///
 /// ```
 /// use datafusion::execution::session_state::SessionStateBuilder;
@@ -152,7 +154,7 @@ pub fn with_tabssl(mut builder: SessionStateBuilder, options: TabsslOptions) -> 
 
 /// Registers every tabssl function on `ctx`, installs `options` as the session's
 /// `tabssl.*` settings and adds the rule that runs `embed`/`predict` on every partition
-/// ([`infer::spread`]) when the session lacks it: the same session as [`with_tabssl`]
+/// (`infer::spread`) when the session lacks it: the same session as [`with_tabssl`]
 /// builds, with the tables, functions and settings `ctx` already had.
 pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
     let settings = {

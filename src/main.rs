@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(
@@ -11,6 +9,5 @@ async fn main() -> ExitCode {
     )
     .init();
     tabssl::setup::install();
-    tabssl::setting::set_spelling(tabssl::setting::Spelling::CommandLine);
-    tabssl::cli::run(tabssl::cli::Cli::parse()).await
+    tabssl::run_command_line().await
 }

@@ -186,7 +186,7 @@ impl TableFunctionImpl for SessionTableFunction {
         let options = options_in_config(session)
             .map_err(DataFusionError::Plan)?
             .unwrap_or_else(|| self.options.clone());
-        tabssl::infer::models_table::models_table(&InferenceSettings::from_config(&with_options(session, &options)))
+        tabssl::infer::models_table(&InferenceSettings::from_config(&with_options(session, &options)))
     }
 }
 

@@ -12,9 +12,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tabssl::corrupt::marginal::DEFAULT_CAPACITY;
-use tabssl::export::output::{ExportCompression, ExportFormat, Outputs};
-use tabssl::export::{ExportOptions, marginal_path};
-use tabssl::infer::model::load_model;
+use tabssl::export::{ExportCompression, ExportFormat, ExportOptions, Outputs, marginal_path};
+use tabssl::infer::load_model;
 use tabssl::train::{PretrainConfig, PretrainJob, VocabularyLimits, run_pretrain};
 use tabssl::{InferenceSettings, Method, TabsslOptions};
 
@@ -269,7 +268,7 @@ pub fn pretrain<'py>(
             ..PretrainConfig::new(method)
         },
     };
-    tabssl::train::export::manifest_path(&job.output).py_err()?;
+    tabssl::train::manifest_path(&job.output).py_err()?;
     let ctx = session(TabsslOptions::default());
     register_source(py, &ctx, source, null_regex.as_deref())?;
     let report = py

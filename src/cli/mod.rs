@@ -21,14 +21,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use output::OutputFormat;
+use output::OutputFormat;
 
 use crate::options::{Provider, TabsslOptions};
+use crate::setting::{Spelling, set_spelling};
 
 /// Self-supervised learning for tabular data, inside SQL.
 #[derive(Debug, Parser)]
 #[command(name = "tabssl", version, about)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -193,8 +194,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs the command line and returns the process exit code. Errors go to stderr.
-pub async fn run(cli: Cli) -> ExitCode {
+/// The `tabssl` command line on this process's arguments: parses them (help and usage
+/// errors print and exit the way clap does), makes messages name settings by their flags,
+/// runs the command and returns the exit code. Errors go to stderr.
+pub async fn run_command_line() -> ExitCode {
+    let cli = Cli::parse();
+    set_spelling(Spelling::CommandLine);
+    run(cli).await
+}
+
+/// Runs one parsed command line and returns the process exit code.
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Sql(args) => match maybe_distributed(args.common.base_context(), args.workers.as_deref()).await {
             Ok(ctx) => sql::run(&ctx.enable_url_table(), &args.commands, &args.files, args.common.format).await,

@@ -102,7 +102,7 @@ impl Cluster {
     ///
     /// # Errors
     /// [`crate::Error::Invalid`] naming the first worker that cannot be reached in
-    /// [`CONNECT_TIMEOUT`], does not answer, or runs another version.
+    /// `CONNECT_TIMEOUT`, does not answer, or runs another version.
     pub async fn check(&self, channels: &WorkerChannels) -> crate::Result<()> {
         let checks = self.workers.iter().map(|url| async move {
             let info = tokio::time::timeout(CONNECT_TIMEOUT * 2, async {

@@ -26,7 +26,7 @@ pub enum Classifier {
     /// Gradient-boosted trees on the representation's tree view.
     Gbdt,
     /// Gradient-boosted trees on the raw columns blended with the logistic and MLP models
-    /// on every embedding ([`super::stack`]); built from those fits, not fitted itself.
+    /// on every embedding (`super::stack`); built from those fits, not fitted itself.
     Stack,
 }
 

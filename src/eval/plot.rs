@@ -28,9 +28,10 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-/// Renders the chart as PNG bytes, `width` x `height` pixels (e.g. 900 x 560).
-#[must_use]
-pub fn render_png(chart: &Chart, width: u32, height: u32) -> Vec<u8> {
+/// Renders the chart as PNG bytes, `width` x `height` pixels (e.g. 900 x 560): one panel
+/// of [`render_panels_png`].
+#[cfg(test)]
+fn render_png(chart: &Chart, width: u32, height: u32) -> Vec<u8> {
     let mut cv = Canvas::new(width, height);
     let w = cv.w;
     draw_chart(&mut cv, chart, 0, w);

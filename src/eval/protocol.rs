@@ -170,12 +170,10 @@ pub struct Cell {
     /// Test accuracy per seed.
     pub accuracy: Vec<f64>,
     /// Validation AUC per seed (`None` when the validation rows hold one class): what
-    /// [`choices`] picks by. A stack's is optimistic: its share was chosen on these rows.
-    ///
-    /// [`choices`]: super::choice::choices
+    /// the per-budget choice picks by. A stack's is optimistic: its share was chosen on these rows.
     #[serde(default)]
     pub validation_auc: Vec<Option<f64>>,
-    /// Stack only: the embedding models' share of the blend per seed ([`super::stack`]).
+    /// Stack only: the embedding models' share of the blend per seed (`super::stack`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stack_shares: Vec<f64>,
 }

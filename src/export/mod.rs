@@ -2,13 +2,13 @@
 //!
 //! [`export`] reads a registered table and writes, for every feature column, the original,
 //! the corrupted value (`<col>_tilde`), the corruption mask (`<col>_mask`) and VIME's label
-//! (`<col>_changed`), K views per row, atomically to Parquet or Arrow IPC ([`output`]: which
+//! (`<col>_changed`), K views per row, atomically to Parquet or Arrow IPC (`output`: which
 //! derived columns, format, compression). The SQL it runs is the recipe of
-//! `sql/adult_vime_export.sql` ([`recipe`]); [`export_script`] returns it.
+//! `sql/adult_vime_export.sql` (`recipe`); [`export_script`] returns it.
 //!
 //! Determinism: the export query runs in one partition, so rows keep the input's order and
 //! the default row key (the row's position in the input) is stable; the writer cuts the
-//! output into fixed-size row groups and pages ([`writer`]), so the same input, options and
+//! output into fixed-size row groups and pages (`writer`), so the same input, options and
 //! version give a byte-identical file whatever the batch size.
 //!
 //! ```no_run
@@ -23,10 +23,12 @@
 //! # }
 //! ```
 
-pub mod ordered_projection;
-pub mod output;
-pub mod recipe;
-pub mod writer;
+pub(crate) mod ordered_projection;
+pub(crate) mod output;
+pub(crate) mod recipe;
+pub(crate) mod writer;
+
+pub use output::{ExportCompression, ExportFormat, Outputs};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +45,6 @@ use crate::io::AtomicFile;
 use crate::setting::Setting;
 use crate::sql_text::string_literal;
 use crate::{Error, Method, Result};
-use output::{ExportCompression, ExportFormat, Outputs};
 use recipe::Recipe;
 use writer::WriteSettings;
 

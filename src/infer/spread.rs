@@ -97,7 +97,7 @@ fn calls_inference(expr: &Arc<dyn PhysicalExpr>) -> bool {
     found
 }
 
-/// Adds [`SpreadInference`] to a session under construction, right after
+/// Adds `SpreadInference` to a session under construction, right after
 /// `EnsureRequirements` in its physical optimizer rules (the defaults when it has none).
 /// Idempotent.
 #[must_use]
@@ -114,7 +114,7 @@ pub fn with_spread_inference(mut builder: SessionStateBuilder) -> SessionStateBu
     builder
 }
 
-/// Removes [`SpreadInference`] from a session under construction (plans that are cut into
+/// Removes `SpreadInference` from a session under construction (plans that are cut into
 /// distributed stages keep DataFusion's own partitioning).
 #[must_use]
 pub fn without_spread_inference(mut builder: SessionStateBuilder) -> SessionStateBuilder {

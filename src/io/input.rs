@@ -7,7 +7,6 @@ use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
 
 use crate::sql_text::string_literal;
-use crate::stream::schema::duplicate_name;
 
 /// Registers `input` as table `table`: a .csv, .parquet or .json/.ndjson file or
 /// directory (CSV and JSON also compressed: `.csv.gz`, `.bz2`, `.xz`, `.zst`), or
@@ -154,4 +153,14 @@ fn csv_header(path: &Path, compression: Option<&str>) -> crate::Result<Vec<Strin
         .infer_schema(line.as_slice(), Some(0))
         .map_err(|e| crate::Error::Invalid(format!("{}: bad CSV header: {e}", path.display())))?;
     Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// "names column "x" twice (columns 2 and 5)" when a name repeats.
+pub(crate) fn duplicate_name(names: &[String]) -> Option<String> {
+    names.iter().enumerate().find_map(|(second, name)| {
+        names[..second]
+            .iter()
+            .position(|n| n == name)
+            .map(|first| format!("names column {name:?} twice (columns {} and {})", first + 1, second + 1))
+    })
 }

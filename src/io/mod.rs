@@ -1,10 +1,13 @@
-//! Files tabssl reads and writes: input files registered as tables ([`input`]), written
-//! files that appear whole under their final name or not at all ([`atomic`]), and the
+//! Files tabssl reads and writes: input files registered as tables (`input`), written
+//! files that appear whole under their final name or not at all (`atomic`), and the
 //! directories untrusted SQL may read from ([`FileAccess`]).
 
-pub mod atomic;
-pub mod input;
+pub(crate) mod atomic;
+pub(crate) mod input;
 
-pub use atomic::{AtomicFile, sync_directory, write_atomically};
+#[cfg(feature = "setup")]
+pub(crate) use atomic::sync_directory;
+pub(crate) use atomic::{AtomicFile, write_atomically};
+pub(crate) use input::duplicate_name;
 pub use input::register_input;
 pub use tabssl_functions::file_access::FileAccess;

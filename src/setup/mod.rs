@@ -3,12 +3,12 @@
 //! never searches or downloads; see [`crate::infer::runtime`].
 //!
 //! [`install`] makes the runtime find the pinned ONNX Runtime build in tabssl's cache or an
-//! installed Python package, else fetch it once with pip ([`onnxruntime`]), and, for the CUDA
-//! provider, find or fetch the CUDA and cuDNN libraries ([`cuda_libraries`]). Fetching is
+//! installed Python package, else fetch it once with pip (`onnxruntime`), and, for the CUDA
+//! provider, find or fetch the CUDA and cuDNN libraries (`cuda_libraries`). Fetching is
 //! off with `TABSSL_ORT_FETCH=0`.
 
-pub mod cuda_libraries;
-pub mod onnxruntime;
+pub(crate) mod cuda_libraries;
+pub(crate) mod onnxruntime;
 mod wheels;
 
 use std::path::PathBuf;

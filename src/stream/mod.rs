@@ -1,41 +1,51 @@
 //! Streaming: the same SQL over input that never ends, batch by batch, in bounded memory.
 //!
+//! [`run_stream`] runs a whole [`StreamJob`] (source, query, sink, exactly once into
+//! Parquet parts across restarts; `tabssl stream` is this job), and [`execute_stream`]
+//! runs a query over a stream of batches the caller provides.
+//!
 //! The pieces, in the order data flows through them:
-//! - [`source`]: a reader thread turns stdin, a growing file or a directory of files into
+//! - `source`: a reader thread turns stdin, a growing file or a directory of files into
 //!   records (NDJSON lines, CSV rows) or Arrow IPC batches, each tagged with where it came
 //!   from (`stdin line 17, byte 1234`);
-//! - [`batcher`]: a micro-batcher cuts records into batches of at most N rows, emitting
-//!   early when T milliseconds have passed since a batch's first record; [`decode`] turns
+//! - `batcher`: a micro-batcher cuts records into batches of at most N rows, emitting
+//!   early when T milliseconds have passed since a batch's first record; `decode` turns
 //!   them into `RecordBatch`es on several threads, taken back in input order, and the error
-//!   policy ([`policy`]) gets the records that do not fit the schema ([`schema`]);
-//! - [`query`]: the batches become the unbounded table `input` of a DataFusion plan; this
-//!   is also the library entry point ([`query::execute_stream`]). A query that treats each
-//!   row on its own runs batch by batch on every core instead, outputs in input order
-//!   ([`per_batch`]);
-//! - [`sink`]: the plan's output goes to stdout (NDJSON, CSV, Arrow IPC, flushed per batch)
-//!   or to rotating Parquet parts in a locked directory ([`parts`]), each published whole
-//!   and carrying the [`checkpoint`] a restart continues from: exactly once across crashes.
+//!   policy (`policy`) gets the records that do not fit the schema (`schema`);
+//! - `query`: the batches become the unbounded table `input` of a DataFusion plan. A query
+//!   that treats each row on its own runs batch by batch on every core instead, outputs in
+//!   input order (`per_batch`);
+//! - `sink`: the plan's output goes to stdout (NDJSON, CSV, Arrow IPC, flushed per batch)
+//!   or to rotating Parquet parts in a locked directory (`parts`), each published whole
+//!   and carrying the `checkpoint` a restart continues from: exactly once across crashes.
 //!
 //! Every hand-over between them is a bounded channel, so a slow consumer stops the reader
-//! and, through the pipe, the producer: memory does not grow with the input. [`shutdown`]
+//! and, through the pipe, the producer: memory does not grow with the input. `shutdown`
 //! turns SIGINT/SIGTERM into an orderly end of input; a second signal exits at once.
 
-pub mod batcher;
-pub mod checkpoint;
-pub mod decode;
-pub mod flat_json;
-pub mod follow;
-pub mod ipc;
-pub mod parts;
-pub mod per_batch;
-pub mod policy;
-pub mod query;
-pub mod schema;
-pub mod shutdown;
-pub mod sink;
-pub mod source;
+pub(crate) mod batcher;
+pub(crate) mod checkpoint;
+pub(crate) mod decode;
+pub(crate) mod flat_json;
+pub(crate) mod follow;
+pub(crate) mod ipc;
+pub(crate) mod job;
+pub(crate) mod parts;
+pub(crate) mod per_batch;
+pub(crate) mod policy;
+pub(crate) mod query;
+pub(crate) mod schema;
+pub(crate) mod shutdown;
+pub(crate) mod sink;
+pub(crate) mod source;
 
+pub use job::{MAX_JSON_DEPTH, StreamFailure, StreamJob, StreamOutput, StreamReport, run_stream};
+pub use policy::ErrorPolicy;
 pub use query::{PreparedStream, execute_stream, prepare_stream, streaming_context, streaming_session};
+pub use schema::load_schema;
+pub use shutdown::Shutdown;
+pub use sink::Rotation;
+pub use source::SourceSpec;
 
 /// The message of a caught panic.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

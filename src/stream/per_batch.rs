@@ -20,7 +20,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::{Stream, StreamExt};
@@ -61,7 +61,11 @@ pub fn is_row_local(plan: &LogicalPlan) -> bool {
 /// automatic model thread and session counts are split between the batches (a streaming
 /// session's single partition would give each batch every core and one shared model
 /// session). Set before planning: a plan keeps the functions it was planned with.
-pub fn per_batch_session(mut builder: SessionStateBuilder, in_flight: usize) -> SessionStateBuilder {
+#[cfg(feature = "serve")]
+pub fn per_batch_session(
+    mut builder: datafusion::execution::session_state::SessionStateBuilder,
+    in_flight: usize,
+) -> datafusion::execution::session_state::SessionStateBuilder {
     let mut config = builder.config().take().unwrap_or_default();
     if let Some(options) = config.options_mut().extensions.get_mut::<TabsslOptions>() {
         split_threads(options, in_flight);

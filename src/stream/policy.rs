@@ -55,7 +55,6 @@ pub struct StreamStats {
     records_read: AtomicU64,
     records_rejected: AtomicU64,
     rows_passed: AtomicU64,
-    batches_in: AtomicU64,
     input_done: AtomicBool,
 }
 
@@ -75,11 +74,6 @@ impl StreamStats {
         self.rows_passed.load(Ordering::SeqCst)
     }
 
-    /// Micro-batches handed to the query.
-    pub fn batches_in(&self) -> u64 {
-        self.batches_in.load(Ordering::SeqCst)
-    }
-
     /// Whether the batcher handled the whole input (its end, or a shutdown) rather than
     /// stopping early because the query ended or a record failed the stream.
     pub fn input_done(&self) -> bool {
@@ -97,7 +91,6 @@ impl StreamStats {
 
     pub(crate) fn add_passed(&self, rows: usize) {
         self.rows_passed.fetch_add(rows as u64, Ordering::SeqCst);
-        self.batches_in.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn set_input_done(&self) {

@@ -132,7 +132,7 @@ pub async fn prepare_stream(ctx: &SessionContext, schema: SchemaRef, sql: &str) 
 
 impl PreparedStream {
     /// Whether the query treats each row on its own, so it can run batch by batch
-    /// ([`super::per_batch`]).
+    /// (`super::per_batch`).
     pub fn is_row_local(&self) -> bool {
         super::per_batch::is_row_local(&self.plan)
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::InputFormat;
 use super::source::Chunk;
+use crate::io::duplicate_name;
 use crate::setting::Setting;
 
 #[derive(Deserialize)]
@@ -308,16 +309,6 @@ fn most_common(values: impl Iterator<Item = usize>) -> usize {
             |best, &(value, count)| if count > best.1 { (value, count) } else { best },
         )
         .0
-}
-
-/// "names column "x" twice (columns 2 and 5)" when a name repeats.
-pub fn duplicate_name(names: &[String]) -> Option<String> {
-    names.iter().enumerate().find_map(|(second, name)| {
-        names[..second]
-            .iter()
-            .position(|n| n == name)
-            .map(|first| format!("names column {name:?} twice (columns {} and {})", first + 1, second + 1))
-    })
 }
 
 /// The keys of a JSON object, in the order they are written.

@@ -615,7 +615,7 @@ fn csv_header_names(line: &[u8]) -> crate::Result<Vec<String>> {
     let format = arrow::csv::reader::Format::default().with_header(true);
     let (schema, _) = format.infer_schema(line, Some(0))?;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    match super::schema::duplicate_name(&names) {
+    match crate::io::duplicate_name(&names) {
         Some(message) => Err(crate::Error::InvalidData(format!("it {message}"))),
         None => Ok(names),
     }

@@ -6,8 +6,7 @@ use std::process::Command;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use tabssl::train::export::{manifest, write_model};
-use tabssl::train::{FeatureLayer, FeatureTable, Method, PretrainConfig, Pretrained, pretrain};
+use tabssl::train::{FeatureLayer, FeatureTable, Method, PretrainConfig, Pretrained, manifest, pretrain, write_model};
 
 use crate::common::{self, assert_close, context, output_row, register_adult, run};
 
@@ -374,7 +373,7 @@ async fn shipped_encoders_embed_every_adult_row_null_cells_included() {
             manifest["training"]["downstream"]["metrics"].is_object(),
             "{name}: downstream metrics recorded"
         );
-        let inputs = tabssl::eval::dataset::model_inputs(&models, name).expect("inputs");
+        let inputs = tabssl::eval::model_inputs(&models, name).expect("inputs");
         let sql = format!("SELECT embed('{name}', {}) AS e FROM adult", quoted(&inputs));
         let batches = run(&ctx, &sql).await;
         let mut rows = 0;

@@ -722,6 +722,83 @@ async fn library_api_runs_sql_over_a_record_batch_stream() {
     assert!(error.to_string().contains("unbounded table `input`"), "{error}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_api_runs_a_stream_job_exactly_once_into_parquet_parts() {
+    use tabssl::stream::{Rotation, SourceSpec, StreamJob, StreamOutput, run_stream};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).expect("input directory");
+    for file in 0..3 {
+        let lines: String = (0..1000)
+            .map(|i| format!("{{\"id\": {}, \"x\": {i}.5}}\n", file * 1000 + i))
+            .collect();
+        std::fs::write(input.join(format!("{file:04}.ndjson")), lines).expect("ndjson");
+    }
+    let out = dir.path().join("out");
+    let job = || {
+        let mut job = StreamJob::new(
+            "SELECT id, corrupt_mask(x, 0.3, 7, id) AS xm FROM input",
+            SourceSpec::Directory(input.clone()),
+            StreamOutput::Parts {
+                dir: out.clone(),
+                rotation: Rotation { rows: 700, after: None },
+            },
+        );
+        job.follow = false;
+        job.batch_rows = 256;
+        job
+    };
+    let report = run_stream(job()).await.expect("runs");
+    assert_eq!(
+        (report.records_read, report.rows_written, report.records_unaccounted),
+        (3000, 3000, 0),
+        "{report}"
+    );
+    assert!(report.files.len() >= 5, "parts of at most 700 rows: {report}");
+    assert!(matches!(&report.restart, Some(Ok(_))), "{report}");
+    let ctx = datafusion::prelude::SessionContext::new();
+    let parts = out.to_str().expect("utf-8");
+    ctx.register_parquet("parts", parts, datafusion::prelude::ParquetReadOptions::default())
+        .await
+        .expect("parts");
+    let sql = "SELECT count(*) AS n, count(DISTINCT id) AS ids, min(id) AS lo, max(id) AS hi, \
+               count(*) FILTER (WHERE xm) AS masked FROM parts";
+    let row = common::run(&ctx, sql).await;
+    let value = |column: usize| row[0].column(column).as_primitive::<Int64Type>().value(0);
+    assert_eq!((value(0), value(1), value(2), value(3)), (3000, 3000, 0, 2999));
+    let masked = value(4) as f64 / 3000.0;
+    assert!(
+        (masked - 0.3).abs() < 0.05,
+        "corrupt_mask marks about 30% of the cells: {masked}"
+    );
+
+    // A second run continues where the first stopped: nothing is read or written twice.
+    let again = run_stream(job()).await.expect("resumes");
+    assert_eq!((again.records_read, again.rows_written), (0, 0), "{again}");
+    assert!(again.resumed_at.is_some(), "{again}");
+
+    // A changed query is refused before anything is read, naming the setting the
+    // library's way.
+    let mut changed = job();
+    changed.sql = "SELECT id FROM input".to_string();
+    let failure = run_stream(changed).await.expect_err("a changed query");
+    assert!(failure.report.is_none());
+    assert!(
+        failure.error.to_string().contains("Start over (start_over)"),
+        "{}",
+        failure.error
+    );
+    let mut bad = job();
+    bad.batch_rows = 0;
+    let failure = run_stream(bad).await.expect_err("zero rows per batch");
+    assert!(
+        failure.error.to_string().contains("batch_rows must be at least 1"),
+        "{}",
+        failure.error
+    );
+}
+
 #[test]
 fn arrow_ipc_on_stdin_to_csv_on_stdout() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -55,6 +55,14 @@ pub enum Setting {
     BatchSize,
     /// The largest tensor training may build.
     MaxTensorElements,
+    /// The most rows of a stream's micro-batch.
+    BatchRows,
+    /// The rows of one Parquet part a stream writes.
+    RotateRows,
+    /// The columns left out of an evaluation's raw features.
+    Exclude,
+    /// An evaluation's raw feature columns.
+    Columns,
 }
 
 impl Setting {
@@ -66,7 +74,7 @@ impl Setting {
             Self::MaxJsonDepth => "max_json_depth",
             Self::Schema => "schema",
             Self::OnError => "ErrorPolicy::Skip or ErrorPolicy::DeadLetter",
-            Self::StartOver => "a stream without a start position",
+            Self::StartOver => "start_over",
             Self::Output => "output",
             Self::DataRoot => "file_access (FileAccess::within)",
             Self::MaxConcurrentQueries => "max_concurrent_queries",
@@ -83,6 +91,10 @@ impl Setting {
             Self::Dim => "dim",
             Self::BatchSize => "batch_size",
             Self::MaxTensorElements => "max_tensor_elements",
+            Self::BatchRows => "batch_rows",
+            Self::RotateRows => "rotation.rows",
+            Self::Exclude => "exclude",
+            Self::Columns => "columns",
         }
     }
 
@@ -111,6 +123,10 @@ impl Setting {
             Self::Dim => "--dim",
             Self::BatchSize => "--batch-size",
             Self::MaxTensorElements => "--max-tensor-elements",
+            Self::BatchRows => "--batch-rows",
+            Self::RotateRows => "--rotate-rows",
+            Self::Exclude => "--exclude",
+            Self::Columns => "--columns",
         }
     }
 

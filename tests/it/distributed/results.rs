@@ -4,8 +4,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Float32Type;
 use tabssl::distributed::{Cluster, distributed_context};
 use tabssl::export::{ExportOptions, export, marginal_path};
-use tabssl::infer::model::content_hash;
-use tabssl::infer::registry::ModelRegistry;
+use tabssl::infer::{ModelRegistry, content_hash};
 use tabssl::io::FileAccess;
 
 use super::harness::{
