@@ -1,6 +1,6 @@
 //! tabssl: self-supervised learning for tabular data, inside SQL.
 //!
-//! tabssl adds SQL functions to an Apache DataFusion [`SessionContext`]:
+//! tabssl adds SQL functions to an Apache DataFusion [`SessionContext`](datafusion::prelude::SessionContext):
 //! - `embed(model, col, ...)` runs an ONNX encoder from the model registry through ONNX
 //!   Runtime and returns `FixedSizeList<Float32, D>`;
 //! - `predict(model, col, ...)` does the same for one-value heads and returns `Float32`;
@@ -36,182 +36,33 @@ pub mod distributed;
 pub mod eval;
 pub mod export;
 pub mod expr_fn;
-pub mod infer;
 pub mod io;
 mod method;
 pub mod onnx;
 mod parallel_parquet;
 #[cfg(feature = "serve")]
 pub mod serve;
-#[cfg(feature = "setup")]
-pub mod setup;
 pub mod stream;
 pub mod train;
 
 // The corruptions, the synthetic table, the options and the errors live in the
-// `tabssl-functions` crate, which needs DataFusion only. Its SQL-text and literal helpers
+// `tabssl-functions` crate, which needs DataFusion only. Its SQL-text helpers
 // are internals of both crates, not part of tabssl's API.
+use tabssl_functions::sql_text;
 pub use tabssl_functions::{corrupt, error, options, rng, setting, synthetic};
-use tabssl_functions::{literal, sql_text};
-
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use datafusion::catalog::TableFunctionImpl;
-use datafusion::config::ConfigOptions;
-use datafusion::execution::FunctionRegistry;
-use datafusion::execution::context::SessionContext;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
-use datafusion::prelude::SessionConfig;
 
 #[cfg(feature = "cli")]
 pub use cli::run_command_line;
 pub use error::{Error, ErrorKind, Result};
 pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};
-
-/// Every tabssl scalar function: `embed`, `predict` and the `corrupt_*` functions. The
-/// inference functions start with the default `tabssl.*` settings; a session applies its
-/// own when they are registered in it (and on every `SET tabssl...`).
-pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    let settings = InferenceSettings::from_config(&ConfigOptions::default());
-    let mut functions = vec![
-        Arc::new(infer::udf::embed_udf(settings.clone())),
-        Arc::new(infer::udf::predict_udf(settings)),
-    ];
-    functions.extend(corrupt::scalar_functions());
-    functions
-}
-
-/// Every tabssl aggregate function: `marginal_sample`.
-pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    vec![corrupt::marginal_sample_udaf()]
-}
-
-/// Every tabssl table function, by name: `tabssl_models`, `tabssl_synthetic`.
-pub fn table_functions() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
-    vec![
-        ("tabssl_models", Arc::new(infer::models_table::ModelsTableFunction)),
-        ("tabssl_synthetic", Arc::new(synthetic::SyntheticTableFunction)),
-    ]
-}
-
-/// Registers the scalar and aggregate functions on any function registry: a
-/// `SessionState`, a `SessionContext`, a distributed worker's state. Table functions need
-/// a session: see [`register_all`] and [`with_tabssl`].
-///
-/// # Errors
-/// When the registry refuses a function.
-pub fn register(registry: &mut dyn FunctionRegistry) -> datafusion::error::Result<()> {
-    for function in scalar_functions() {
-        registry.register_udf(function)?;
-    }
-    for function in aggregate_functions() {
-        registry.register_udaf(function)?;
-    }
-    Ok(())
-}
-
-/// Adds tabssl to a session under construction: its functions are appended to those the
-/// builder already holds (call it after `with_default_features`; a later
-/// `with_scalar_functions` would replace them), the table functions are added, and
-/// `options` become the session's `tabssl.*` settings. Its physical optimizer gains the
-/// rule that runs `embed`/`predict` on every partition (`infer::spread`).
-///
-/// ```
-/// use datafusion::execution::session_state::SessionStateBuilder;
-/// use datafusion::prelude::SessionContext;
-///
-/// let state = tabssl::with_tabssl(SessionStateBuilder::new().with_default_features(), tabssl::TabsslOptions::default())
-///     .build();
-/// let ctx = SessionContext::new_with_state(state);
-/// assert!(ctx.state().scalar_functions().contains_key("embed"));
-/// assert!(ctx.state().scalar_functions().contains_key("abs"), "the defaults stay");
-/// ```
-#[must_use]
-pub fn with_tabssl(mut builder: SessionStateBuilder, options: TabsslOptions) -> SessionStateBuilder {
-    builder
-        .scalar_functions()
-        .get_or_insert_with(Vec::new)
-        .extend(scalar_functions());
-    builder
-        .aggregate_functions()
-        .get_or_insert_with(Vec::new)
-        .extend(aggregate_functions());
-    let tables = builder.table_functions().get_or_insert_with(HashMap::new);
-    for (name, function) in table_functions() {
-        let function = datafusion::catalog::TableFunction::new(name.to_string(), function);
-        tables.insert(name.to_string(), Arc::new(function));
-    }
-    let config = builder
-        .config()
-        .take()
-        .unwrap_or_default()
-        .with_option_extension(options);
-    infer::spread::with_spread_inference(builder.with_config(config))
-}
-
-/// Registers every tabssl function on `ctx`, installs `options` as the session's
-/// `tabssl.*` settings and adds the rule that runs `embed`/`predict` on every partition
-/// (`infer::spread`) when the session lacks it: the same session as [`with_tabssl`]
-/// builds, with the tables, functions and settings `ctx` already had.
-pub fn register_all(ctx: &SessionContext, options: TabsslOptions) {
-    let settings = {
-        let state = ctx.state_ref();
-        let mut state = state.write();
-        state.config_mut().options_mut().extensions.insert(options);
-        if !state
-            .physical_optimizers()
-            .iter()
-            .any(|rule| rule.name() == infer::spread::RULE_NAME)
-        {
-            // A live session's rule list cannot be edited in place: rebuild the state from itself.
-            let builder = SessionStateBuilder::new_from_existing(state.clone());
-            *state = infer::spread::with_spread_inference(builder).build();
-        }
-        InferenceSettings::from_config(state.config().options())
-    };
-    ctx.register_udf(infer::udf::embed_udf(settings.clone()));
-    ctx.register_udf(infer::udf::predict_udf(settings));
-    for function in corrupt::scalar_functions() {
-        ctx.register_udf(function.as_ref().clone());
-    }
-    for function in aggregate_functions() {
-        ctx.register_udaf(function.as_ref().clone());
-    }
-    for (name, function) in table_functions() {
-        ctx.register_udtf(name, function);
-    }
-}
-
-/// A new context with the information schema enabled and tabssl registered.
-pub fn new_context(options: TabsslOptions) -> SessionContext {
-    new_context_with_config(SessionConfig::new(), options)
-}
-
-/// Like [`new_context`], starting from `config` (batch size, partitions, ...).
-pub fn new_context_with_config(config: SessionConfig, options: TabsslOptions) -> SessionContext {
-    let builder = SessionStateBuilder::new()
-        .with_config(config.with_information_schema(true))
-        .with_default_features();
-    let ctx = SessionContext::new_with_state(infer::spread::with_spread_inference(builder).build());
-    register_all(&ctx, options);
-    ctx
-}
-
-/// Runs SQL statements one after the other on `ctx`, discarding any rows (set-up SQL:
-/// `CREATE EXTERNAL TABLE`, `CREATE VIEW`, `SET`, `COPY`).
-///
-/// # Errors
-/// The first statement that fails to plan or run.
-pub async fn run_statements(
-    ctx: &SessionContext,
-    statements: impl IntoIterator<Item = datafusion::sql::parser::Statement>,
-) -> datafusion::error::Result<()> {
-    for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        ctx.execute_logical_plan(plan).await?.collect().await?;
-    }
-    Ok(())
-}
+/// Embedded inference and the registration of every function: the `tabssl-infer` crate.
+pub use tabssl_infer as infer;
+/// Finding or fetching ONNX Runtime and the CUDA libraries (what the command line and the
+/// Python package install).
+#[cfg(feature = "setup")]
+pub use tabssl_infer::setup;
+pub use tabssl_infer::{
+    aggregate_functions, new_context, new_context_with_config, register, register_all, run_statements,
+    scalar_functions, table_functions, with_tabssl,
+};

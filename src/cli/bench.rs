@@ -13,7 +13,7 @@ use clap::Args;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::infer::model::load_model;
+use crate::infer::load_model;
 use crate::options::{InferenceSettings, Provider, TabsslOptions};
 use crate::sql_text::{ident, string_literal};
 use crate::synthetic::synthetic_table;

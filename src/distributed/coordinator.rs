@@ -272,7 +272,7 @@ impl WorkerChannel for NamedWorker {
 /// When the distributed settings cannot be applied (none expected).
 pub fn distributed_state(state: SessionState, cluster: &Cluster, channels: WorkerChannels) -> Result<SessionState> {
     let tabssl = TabsslOptions::of(state.config().options());
-    let builder = crate::infer::spread::without_spread_inference(SessionStateBuilder::new_from_existing(state))
+    let builder = crate::infer::without_spread_inference(SessionStateBuilder::new_from_existing(state))
         .with_distributed_worker_resolver(StaticWorkers(cluster.workers.clone()))
         .with_distributed_channel_resolver(channels)
         .with_distributed_option_extension(tabssl)

@@ -24,7 +24,7 @@ use datafusion_distributed::{
 use tonic::transport::server::TcpIncoming;
 
 use super::codec::TabsslCodec;
-use crate::infer::udf::{InferenceKind, InferenceUdf};
+use crate::infer::{InferenceKind, InferenceUdf};
 use crate::io::FileAccess;
 use crate::options::{InferenceSettings, TabsslOptions};
 

@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use super::matrix::Matrix;
 use super::protocol::{Kind, Representation};
 use crate::Error;
-use crate::infer::manifest::Manifest;
+use crate::infer::Manifest;
 use crate::sql_text::{ident, string_literal};
 use crate::train::table::Column;
 use crate::train::{FeatureTable, Preprocessor, VocabularyLimits};

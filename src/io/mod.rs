@@ -2,12 +2,9 @@
 //! files that appear whole under their final name or not at all (`atomic`), and the
 //! directories untrusted SQL may read from ([`FileAccess`]).
 
-pub(crate) mod atomic;
 pub(crate) mod input;
 
-#[cfg(feature = "setup")]
-pub(crate) use atomic::sync_directory;
-pub(crate) use atomic::{AtomicFile, write_atomically};
 pub(crate) use input::duplicate_name;
 pub use input::register_input;
+pub(crate) use tabssl_functions::atomic::{AtomicFile, write_atomically};
 pub use tabssl_functions::file_access::FileAccess;

@@ -163,24 +163,7 @@ async fn two_exports_in_one_session_leave_its_catalog_as_it_was() {
 /// inference, training, evaluation, serving or the command line.
 #[test]
 fn the_functions_crate_depends_on_datafusion_and_nothing_heavier() {
-    let output = std::process::Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "tabssl-functions",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ])
-        .args(["--format", "{p}"])
-        .current_dir(crate::common::repo())
-        .output()
-        .expect("cargo tree runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let tree = String::from_utf8(output.stdout).expect("utf-8");
-    let crates: std::collections::BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let crates = normal_dependencies("tabssl-functions", &[]);
     assert!(crates.contains("datafusion"), "{crates:?}");
     for heavy in [
         "ort",
@@ -197,4 +180,35 @@ fn the_functions_crate_depends_on_datafusion_and_nothing_heavier() {
             "tabssl-functions depends on {heavy}: {crates:?}"
         );
     }
+}
+
+/// The inference crate adds ONNX Runtime to the functions crate, and the pip fetch only
+/// with its `setup` feature: no training, evaluation, server or command line.
+#[test]
+fn the_inference_crate_depends_on_onnx_runtime_and_nothing_heavier() {
+    let crates = normal_dependencies("tabssl-infer", &["--no-default-features"]);
+    assert!(
+        crates.contains("ort") && crates.contains("tabssl-functions"),
+        "{crates:?}"
+    );
+    for heavy in ["candle-core", "forust-ml", "tonic", "clap", "pyo3", "zip"] {
+        assert!(!crates.contains(heavy), "tabssl-infer depends on {heavy}: {crates:?}");
+    }
+}
+
+/// The names of the packages `package` builds on (normal dependencies, any depth).
+fn normal_dependencies(package: &str, options: &[&str]) -> std::collections::BTreeSet<String> {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(options)
+        .args(["--format", "{p}"])
+        .current_dir(crate::common::repo())
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).expect("utf-8");
+    tree.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod atomic;
 pub mod corrupt;
 pub mod error;
 pub mod file_access;

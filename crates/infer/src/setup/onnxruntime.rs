@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::wheels;
-use crate::infer::runtime::{Flavor, ORT_VERSION, library_in};
+use crate::runtime::{Flavor, ORT_VERSION, library_in};
 
 /// Oldest ONNX Runtime minor version the bindings accept.
 const MIN_MINOR: u32 = 31;

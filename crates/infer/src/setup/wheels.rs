@@ -50,7 +50,7 @@ pub(super) fn fetch_into_cache(
     let result = download_and_unpack(requirements, &staging, wanted)
         .and_then(|()| sync_tree(&staging).map_err(|e| Error::Invalid(format!("syncing {}: {e}", staging.display()))))
         .and_then(|()| match std::fs::rename(&staging, cache) {
-            Ok(()) => crate::io::sync_directory(parent)
+            Ok(()) => tabssl_functions::atomic::sync_directory(parent)
                 .map_err(|e| Error::Invalid(format!("syncing {}: {e}", parent.display()))),
             // Another process finished first: use its copy.
             Err(_) if complete(cache) => Ok(()),
@@ -154,7 +154,7 @@ fn sync_tree(directory: &Path) -> std::io::Result<()> {
             std::fs::File::open(&path)?.sync_all()?;
         }
     }
-    crate::io::sync_directory(directory)
+    tabssl_functions::atomic::sync_directory(directory)
 }
 
 #[cfg(test)]

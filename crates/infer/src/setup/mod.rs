@@ -1,6 +1,6 @@
 //! Setting up the machine for the front ends: the command line and the Python package call
 //! [`install`], so that `embed` and `predict` work with no step by hand. The library itself
-//! never searches or downloads; see [`crate::infer::runtime`].
+//! never searches or downloads; see [`crate::runtime`].
 //!
 //! [`install`] makes the runtime find the pinned ONNX Runtime build in tabssl's cache or an
 //! installed Python package, else fetch it once with pip (`onnxruntime`), and, for the CUDA
@@ -14,7 +14,7 @@ mod wheels;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::infer::runtime::{Flavor, RuntimeLocator, set_locator};
+use crate::runtime::{Flavor, RuntimeLocator, set_locator};
 
 /// Installs [`MachineLocator`] as the runtime's locator.
 pub fn install() {

@@ -225,7 +225,7 @@ fn nvidia_device_visible() -> bool {
 #[cfg(feature = "setup")]
 const LOCATOR_HINT: &str = "call tabssl::setup::install() first to find or fetch it";
 #[cfg(not(feature = "setup"))]
-const LOCATOR_HINT: &str = "install a locator with tabssl::infer::runtime::set_locator";
+const LOCATOR_HINT: &str = "install a locator with tabssl::infer::set_locator";
 
 /// The library at `ORT_DYLIB_PATH`, else the one the locator finds.
 fn locate_library(flavor: Flavor, locator: Option<&dyn RuntimeLocator>) -> Result<PathBuf> {

@@ -575,13 +575,15 @@ fn output_of(outputs: &[Outlet], manifest: Option<&Manifest>) -> crate::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infer::manifest::{InputSpec, OutputSpec};
+    use crate::manifest::{InputSpec, OutputSpec};
     use ort::value::{Shape, SymbolicDimensions};
 
     fn tensor(name: &str, ty: TensorElementType, dims: &[i64]) -> Outlet {
-        // Building an outlet calls into ONNX Runtime, so it must be loaded first.
+        // Building an outlet calls into ONNX Runtime, so it must be loaded first (without
+        // `setup`, from ORT_DYLIB_PATH).
+        #[cfg(feature = "setup")]
         crate::setup::install();
-        crate::infer::runtime::runtime(crate::Provider::Cpu).expect("ONNX Runtime loads");
+        crate::runtime::runtime(crate::options::Provider::Cpu).expect("ONNX Runtime loads");
         Outlet::new(
             name,
             ValueType::Tensor {

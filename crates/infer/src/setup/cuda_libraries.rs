@@ -278,7 +278,7 @@ pub fn missing_message(missing: &[&str], dirs: &[SearchDir], fetch_failure: Opti
         missing.join(", "),
         origins.join(", "),
         packages.join(" "),
-        crate::infer::runtime::ORT_VERSION
+        crate::runtime::ORT_VERSION
     )
 }
 
