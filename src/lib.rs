@@ -37,13 +37,10 @@ pub mod eval;
 pub mod export;
 pub mod expr_fn;
 pub mod io;
-mod method;
-pub mod onnx;
 mod parallel_parquet;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod stream;
-pub mod train;
 
 // The corruptions, the synthetic table, the options and the errors live in the
 // `tabssl-functions` crate, which needs DataFusion only. Its SQL-text helpers
@@ -54,8 +51,8 @@ pub use tabssl_functions::{corrupt, error, options, rng, setting, synthetic};
 #[cfg(feature = "cli")]
 pub use cli::run_command_line;
 pub use error::{Error, ErrorKind, Result};
-pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};
+pub use tabssl_functions::Method;
 /// Embedded inference and the registration of every function: the `tabssl-infer` crate.
 pub use tabssl_infer as infer;
 /// Finding or fetching ONNX Runtime and the CUDA libraries (what the command line and the
@@ -66,3 +63,7 @@ pub use tabssl_infer::{
     aggregate_functions, new_context, new_context_with_config, register, register_all, run_statements,
     scalar_functions, table_functions, with_tabssl,
 };
+/// Pretraining encoders and exporting them to ONNX: the `tabssl-train` crate.
+pub use tabssl_train as train;
+/// Writing ONNX graphs (the pretrained encoders'): part of the `tabssl-train` crate.
+pub use tabssl_train::onnx;

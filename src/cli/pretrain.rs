@@ -11,9 +11,9 @@ use super::choices::{FeatureLayerChoice, MethodChoice};
 use super::command_line;
 use crate::io::register_input;
 use crate::options::TabsslOptions;
-use crate::train::export::manifest_path;
-use crate::train::job::{PretrainJob, run_pretrain};
+use crate::train::manifest_path;
 use crate::train::{EpochStats, FeatureLayer, Method, PretrainConfig, VocabularyLimits};
+use crate::train::{PretrainJob, run_pretrain};
 
 /// Arguments of `tabssl pretrain`.
 #[derive(Debug, Args)]

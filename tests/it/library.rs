@@ -196,6 +196,21 @@ fn the_inference_crate_depends_on_onnx_runtime_and_nothing_heavier() {
     }
 }
 
+/// The training crate adds candle to the inference crate: no evaluation, server or command
+/// line.
+#[test]
+fn the_training_crate_depends_on_candle_and_nothing_heavier() {
+    let crates = normal_dependencies("tabssl-train", &[]);
+    assert!(
+        crates.contains("candle-core") && crates.contains("tabssl-infer"),
+        "{crates:?}"
+    );
+    // (candle-core itself reads zip archives, so zip is no sign of the set-up code here.)
+    for heavy in ["forust-ml", "tonic", "clap", "pyo3"] {
+        assert!(!crates.contains(heavy), "tabssl-train depends on {heavy}: {crates:?}");
+    }
+}
+
 /// The names of the packages `package` builds on (normal dependencies, any depth).
 fn normal_dependencies(package: &str, options: &[&str]) -> std::collections::BTreeSet<String> {
     let output = std::process::Command::new(env!("CARGO"))

@@ -28,6 +28,7 @@ pub mod corrupt;
 pub mod error;
 pub mod file_access;
 pub mod literal;
+pub mod method;
 pub mod options;
 pub mod rng;
 pub mod setting;
@@ -35,4 +36,5 @@ pub mod sql_text;
 pub mod synthetic;
 
 pub use error::{Error, ErrorKind, Result};
+pub use method::Method;
 pub use options::{InferenceSettings, Provider, TabsslOptions};

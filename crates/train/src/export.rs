@@ -13,9 +13,9 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::infer::manifest::{InputSpec, Manifest, NULL_STRING, NullPolicy, OutputSpec};
-use crate::io::AtomicFile;
 use crate::onnx::graph::ML_DOMAIN;
 use crate::onnx::{Attribute, Dim, ElemType, GraphBuilder};
+use tabssl_functions::atomic::AtomicFile;
 
 use super::preprocess::{CategoricalEncoding, FeatureEncoding, NumericEncoding};
 use super::trainer::Pretrained;

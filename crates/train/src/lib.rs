@@ -1,4 +1,7 @@
-//! Self-supervised pretraining of tabular encoders in Rust, exported to ONNX.
+//! tabssl's training crate: self-supervised pretraining of tabular encoders in Rust,
+//! exported to ONNX, and the ONNX writer ([`onnx`]) it uses. It needs candle, DataFusion
+//! (the rows come from a query), the functions crate and the inference crate's manifest
+//! format: no evaluation, server or command line.
 //!
 //! A [`FeatureTable`] (any query result) is encoded by a [`Preprocessor`] fitted on the
 //! training rows, an MLP encoder is trained on a pretext task ([`Method`]: VIME, SCARF or a
@@ -11,15 +14,20 @@
 
 pub(crate) mod export;
 pub(crate) mod job;
-pub(crate) mod network;
-pub(crate) mod objective;
+pub mod network;
+pub mod objective;
+pub mod onnx;
 pub(crate) mod preprocess;
-pub(crate) mod table;
+pub mod table;
 pub(crate) mod trainer;
 
-pub use crate::Method;
 pub use export::{manifest, manifest_path, write_model};
 pub use job::{PretrainJob, PretrainReport, run_pretrain};
 pub use preprocess::{Preprocessor, VocabularyLimits};
 pub use table::FeatureTable;
+pub use tabssl_functions::Method;
 pub use trainer::{EpochStats, FeatureLayer, PretrainConfig, Pretrained, pretrain};
+
+// What the modules share from the crates below, under the paths they use.
+use tabssl_functions::{Error, Result, options, rng, setting};
+use tabssl_infer as infer;

@@ -1,7 +1,7 @@
 //! Writing ONNX models: the protobuf encoding (`proto`) and a graph builder (`graph`).
 //!
 //! tabssl exports the encoders it trains itself, preprocessing included, so it writes
-//! ONNX without Python. Reading and running models stays with ONNX Runtime ([`crate::infer`]).
+//! ONNX without Python. Reading and running models stays with ONNX Runtime (`tabssl_infer`).
 //! Hand-written on purpose: the Rust ONNX crates either read models only or pull in a
 //! protobuf code generator and a build step for the few messages written here.
 
