@@ -282,7 +282,9 @@ pub fn distributed_state(state: SessionState, cluster: &Cluster, channels: Worke
         .with_distributed_scale_up_leaf_node_handler(split_synthetic_scan)
         .with_distributed_file_scan_config_bytes_per_partition(DEFAULT_BYTES_PER_PARTITION)?
         .with_distributed_planner();
-    Ok(builder.build())
+    let mut state = builder.build();
+    crate::export::install_plan_ordering(&mut state, Arc::new(super::ordered::ClusterOrdering));
+    Ok(state)
 }
 
 /// A session over `ctx`'s tables, functions and options whose queries run on `cluster`,

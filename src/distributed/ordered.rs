@@ -115,6 +115,21 @@ pub fn split_synthetic_scan(event: ScaleUpLeafNodeEvent) -> Option<Result<ScaleU
     )
 }
 
+/// How an export keeps the input's order on a cluster ([`crate::export::PlanOrdering`]):
+/// [`ordered_session`] and [`keep_partition_order`].
+#[derive(Debug)]
+pub struct ClusterOrdering;
+
+impl crate::export::PlanOrdering for ClusterOrdering {
+    fn ordered_session(&self, ctx: &SessionContext) -> Result<SessionContext> {
+        ordered_session(ctx)
+    }
+
+    fn keep_partition_order(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        keep_partition_order(plan)
+    }
+}
+
 /// A session like `ctx` for queries whose output order matters: one partition per task,
 /// and up to one task per core of every worker (taking the coordinator's core count for
 /// the workers').

@@ -24,10 +24,12 @@
 //! ```
 
 pub(crate) mod ordered_projection;
+pub(crate) mod ordering;
 pub(crate) mod output;
 pub(crate) mod recipe;
 pub(crate) mod writer;
 
+pub use ordering::{PlanOrdering, install_plan_ordering};
 pub use output::{ExportCompression, ExportFormat, Outputs};
 
 use std::path::{Path, PathBuf};
@@ -204,7 +206,9 @@ pub async fn export(
     progress: Option<Progress>,
 ) -> Result<ExportSummary> {
     options.check()?;
-    let distributed = is_distributed(ctx);
+    // A session with its own ordering runs its plans elsewhere (on a cluster).
+    let ordering = ordering::plan_ordering(ctx.state_ref().read().config());
+    let distributed = ordering.is_some();
     if distributed && options.key.is_none() {
         return Err(Error::Invalid(format!(
             "a distributed export needs a row-key column ({}): the default key, the row's position in the \
@@ -260,8 +264,8 @@ pub async fn export(
     let first_pass_seconds = started.elapsed().as_secs_f64();
     // One partition: the input order is kept, so the default row key is stable. A cluster
     // runs a task per core of every worker and reads them back in input order.
-    let df = pass_two_session(ctx, distributed)?.sql(&export_sql).await?;
-    let stream = execute_in_order(df).await?;
+    let df = pass_two_session(ctx, ordering.as_deref())?.sql(&export_sql).await?;
+    let stream = execute_in_order(df, ordering.as_deref()).await?;
     let settings = WriteSettings {
         format: options.format,
         compression: options.codec(),
@@ -313,38 +317,23 @@ pub async fn export_script(
     Ok(text)
 }
 
-/// True when `ctx` plans its queries for a cluster ([`crate::distributed`]).
-fn is_distributed(ctx: &SessionContext) -> bool {
-    #[cfg(feature = "distributed")]
-    {
-        crate::distributed::is_distributed(ctx.state_ref().read().config().options())
-    }
-    #[cfg(not(feature = "distributed"))]
-    {
-        let _ = ctx;
-        false
+/// The session of the second pass: one partition, or the session's own ordering (on a
+/// cluster, one partition per task).
+fn pass_two_session(ctx: &SessionContext, ordering: Option<&dyn PlanOrdering>) -> Result<SessionContext> {
+    match ordering {
+        Some(ordering) => Ok(ordering.ordered_session(ctx)?),
+        None => Ok(with_partitions(ctx, 1)),
     }
 }
 
-/// The session of the second pass: one partition, or on a cluster one partition per task.
-fn pass_two_session(ctx: &SessionContext, distributed: bool) -> Result<SessionContext> {
-    #[cfg(feature = "distributed")]
-    if distributed {
-        return Ok(crate::distributed::ordered::ordered_session(ctx)?);
-    }
-    let _ = distributed;
-    Ok(with_partitions(ctx, 1))
-}
-
-/// Runs `df` as one stream in the order of its partitions (on a cluster, the input's
-/// order: see [`crate::distributed::ordered`]; in one process, the corruption runs on
-/// every core: see [`ordered_projection`]).
-async fn execute_in_order(df: DataFrame) -> Result<SendableRecordBatchStream> {
+/// Runs `df` as one stream in the order of its partitions (with the session's ordering,
+/// the input's order; in one process, the corruption runs on every core: see
+/// [`ordered_projection`]).
+async fn execute_in_order(df: DataFrame, ordering: Option<&dyn PlanOrdering>) -> Result<SendableRecordBatchStream> {
     let task_ctx = Arc::new(df.task_ctx());
-    #[cfg(feature = "distributed")]
-    if crate::distributed::is_distributed(task_ctx.session_config().options()) {
+    if let Some(ordering) = ordering {
         let plan = df.create_physical_plan().await?;
-        let plan = crate::distributed::ordered::keep_partition_order(plan)?;
+        let plan = ordering.keep_partition_order(plan)?;
         return Ok(datafusion::physical_plan::execute_stream(plan, task_ctx)?);
     }
     let plan = df.create_physical_plan().await?;
