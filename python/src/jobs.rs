@@ -215,7 +215,7 @@ pub fn export<'py>(
 /// Trains an encoder and writes `output` (ONNX) with its manifest; returns the run's
 /// report.
 #[pyfunction]
-#[pyo3(signature = (source, output, method="vime", *, columns=None, exclude=None, sql=None, p=None, alpha=2.0, temperature=1.0, hidden=128, dim=16, epochs=20, batch_size=256, lr=1e-3, seed=0, validation=0.1, max_vocab=64, min_count=5, null_regex=None, description=None))]
+#[pyo3(signature = (source, output, method="vime", *, columns=None, exclude=None, sql=None, p=None, alpha=2.0, temperature=1.0, hidden=128, dim=16, epochs=20, batch_size=256, lr=1e-3, seed=0, validation=0.1, max_vocab=64, min_count=5, max_tensor_elements=None, null_regex=None, description=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn pretrain<'py>(
     py: Python<'py>,
@@ -237,10 +237,12 @@ pub fn pretrain<'py>(
     validation: f64,
     max_vocab: usize,
     min_count: usize,
+    max_tensor_elements: Option<usize>,
     null_regex: Option<String>,
     description: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let method = method.parse::<Method>().py_err()?;
+    let defaults = PretrainConfig::new(method);
     let source_label = match source.extract::<PathBuf>() {
         Ok(path) => path.to_string_lossy().into_owned(),
         Err(_) => format!("a Python {}", source.get_type().name()?),
@@ -265,7 +267,8 @@ pub fn pretrain<'py>(
             seed,
             validation_fraction: validation,
             vocabulary: VocabularyLimits { max_vocab, min_count },
-            ..PretrainConfig::new(method)
+            max_tensor_elements: max_tensor_elements.unwrap_or(defaults.max_tensor_elements),
+            ..defaults
         },
     };
     tabssl::train::manifest_path(&job.output).py_err()?;

@@ -218,7 +218,7 @@ def pretrain(source: Any, output: str | os.PathLike[str], method: str = "vime", 
     columns). ``options`` are those of ``tabssl pretrain``: ``columns``, ``exclude``,
     ``sql``, ``p``, ``alpha``, ``temperature``, ``hidden``, ``dim``, ``epochs``,
     ``batch_size``, ``lr``, ``seed``, ``validation``, ``max_vocab``, ``min_count``,
-    ``null_regex``, ``description``. The model is ready for :func:`embed` from the
+    ``max_tensor_elements``, ``null_regex``, ``description``. The model is ready for :func:`embed` from the
     directory it was written to. Returns the run's report.
     """
     return _native.pretrain(_source(source), os.fspath(output), method, **options)

@@ -64,6 +64,10 @@ def test_export_pretrain_embed_round_trip(tmp) -> None:
     )
     assert report["best_epoch"] in (1, 2) and report["rows"] == 3000
     assert (models / "mine.json").exists()
+    # The tensor-size limit is a keyword too, and its message names it the Python way.
+    with pytest.raises(tabssl.PlanError, match="raise max_tensor_elements"):
+        tabssl.pretrain(tmp / "train.parquet", models / "small.onnx", "scarf", epochs=1, max_tensor_elements=1000)
+    assert not (models / "small.onnx").exists()
     listed = tabssl.models(models)
     assert listed.column("name").to_pylist() == ["mine"]
     # The new model embeds data from Python, in both APIs.
