@@ -78,8 +78,8 @@ CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relati
                "native-country"]
 DEPTHS = [3, 6]
 LEARNING_RATE, MAX_ROUNDS, PATIENCE = 0.1, 1000, 10
-VALIDATION_SHARE = 0.2  # src/eval/protocol.rs VALIDATION_SHARE
-EPS = 1e-7  # probability clip of the validation log-loss (src/eval/metrics.rs log_loss)
+VALIDATION_SHARE = 0.2  # crates/eval/src/protocol.rs VALIDATION_SHARE
+EPS = 1e-7  # probability clip of the validation log-loss (crates/eval/src/metrics.rs log_loss)
 VARIANTS = ["hgb-ordinal", "hgb-native"]
 # Two-sided 95% critical values of Student's t, df 1..30; beyond 30 the df-30 value
 # (slightly conservative: 1.96 is the limit).
@@ -138,7 +138,7 @@ def paired(ours, reference):
 
 
 def validation_rows(labelled):
-    """Validation share of a labelled sample (src/eval/protocol.rs labelled_sample)."""
+    """Validation share of a labelled sample (crates/eval/src/protocol.rs labelled_sample)."""
     if labelled < 2:
         return 0
     # Rust's f64::round rounds halves away from zero; Python's round() to even.
@@ -285,7 +285,7 @@ def load_split(pd, np, path):
 def tree_view(np, train, table):
     """float64 matrix of `table` (columns in file order): numbers as float32 values, each
     category as its rank among the training split's sorted categories, NaN for missing or a
-    category the training split lacks (src/eval/dataset.rs tree_view)."""
+    category the training split lacks (crates/eval/src/dataset.rs tree_view)."""
     out = np.full((len(table), len(table.columns)), np.nan)
     for j, column in enumerate(table.columns):
         if column in NUMERIC:

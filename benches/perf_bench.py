@@ -385,7 +385,7 @@ def part_export(args, mods, summary):
     if len(settings["codecs"]) != 1 or settings["codecs"][0] not in CODECS:
         sys.exit(f"export: codecs {settings['codecs']}; pass the COPY's compression in --copy-options")
     options = {"format.compression": CODECS[settings["codecs"][0]],
-               # the export's ROW_GROUP_ROWS and WRITE_BATCH_ROWS (src/export/writer.rs)
+               # the export's ROW_GROUP_ROWS and WRITE_BATCH_ROWS (crates/export/src/writer.rs)
                "format.max_row_group_size": str(settings["row_group_rows"] if settings["row_groups"] > 1 else 128 * 1024),
                "format.write_batch_size": "8192"}
     options.update({f"format.statistics_enabled::{c}": "none" for c in settings["no_stats"]})

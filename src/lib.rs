@@ -29,29 +29,40 @@
 //! # }
 //! ```
 
-#[cfg(feature = "cli")]
-mod cli;
+// tabssl is a workspace of crates with dependencies pointing down (docs/building.md, "The
+// crates");
+// this crate re-exports them under one name.
+
+/// Scale-out on datafusion-distributed workers: the `tabssl-distributed` crate.
 #[cfg(feature = "distributed")]
-pub mod distributed;
-pub mod eval;
-pub mod export;
+pub use tabssl_distributed as distributed;
+/// Evaluating pretrained encoders on few labels: the `tabssl-eval` crate.
+pub use tabssl_eval as eval;
+/// Pretraining sets in one call (`tabssl export`): the `tabssl-export` crate.
+pub use tabssl_export as export;
 pub mod expr_fn;
-pub mod io;
-mod parallel_parquet;
+/// The Arrow Flight SQL server: the `tabssl-serve` crate.
 #[cfg(feature = "serve")]
-pub mod serve;
-pub mod stream;
+pub use tabssl_serve as serve;
+/// SQL over unbounded streams: the `tabssl-stream` crate.
+pub use tabssl_stream as stream;
+
+/// Files tabssl reads: input files registered as tables, and the directories untrusted SQL
+/// may read from.
+pub mod io {
+    pub use tabssl_functions::file_access::FileAccess;
+    pub use tabssl_functions::input::register_input;
+}
 
 // The corruptions, the synthetic table, the options and the errors live in the
-// `tabssl-functions` crate, which needs DataFusion only. Its SQL-text helpers
-// are internals of both crates, not part of tabssl's API.
-use tabssl_functions::sql_text;
+// `tabssl-functions` crate, which needs DataFusion only.
 pub use tabssl_functions::{corrupt, error, options, rng, setting, synthetic};
 
-#[cfg(feature = "cli")]
-pub use cli::run_command_line;
 pub use error::{Error, ErrorKind, Result};
 pub use options::{InferenceSettings, Provider, TabsslOptions};
+/// The command line (`tabssl --help`), as the `tabssl` binary runs it.
+#[cfg(feature = "cli")]
+pub use tabssl_cli::run_command_line;
 pub use tabssl_functions::Method;
 /// Embedded inference and the registration of every function: the `tabssl-infer` crate.
 pub use tabssl_infer as infer;

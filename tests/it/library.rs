@@ -211,6 +211,56 @@ fn the_training_crate_depends_on_candle_and_nothing_heavier() {
     }
 }
 
+/// Each job crate builds on what it runs and nothing beside it: the export, the stream,
+/// the evaluation, the server and the cluster do not pull in each other's heavy
+/// dependencies, and the Python module none of the server's, the cluster's or the command
+/// line's.
+#[test]
+fn each_job_crate_depends_on_what_it_runs_and_nothing_beside_it() {
+    let cases: [(&str, &[&str], &[&str]); 6] = [
+        (
+            "tabssl-export",
+            &["tabssl-functions"],
+            &["ort", "candle-core", "forust-ml", "tonic", "clap", "pyo3"],
+        ),
+        (
+            "tabssl-stream",
+            &["tabssl-infer", "signal-hook"],
+            &["candle-core", "forust-ml", "tonic", "clap", "pyo3"],
+        ),
+        (
+            "tabssl-eval",
+            &["forust-ml", "tabssl-train"],
+            &["tonic", "arrow-flight", "datafusion-distributed", "clap", "pyo3"],
+        ),
+        (
+            "tabssl-serve",
+            &["arrow-flight", "tabssl-stream"],
+            &["candle-core", "forust-ml", "datafusion-distributed", "clap", "pyo3"],
+        ),
+        (
+            "tabssl-distributed",
+            &["datafusion-distributed", "tabssl-export"],
+            // (datafusion-distributed itself talks Arrow Flight.)
+            &["candle-core", "forust-ml", "tabssl-serve", "clap", "pyo3"],
+        ),
+        (
+            "tabssl-python",
+            &["pyo3", "tabssl"],
+            &["tabssl-cli", "clap", "tonic", "arrow-flight", "datafusion-distributed"],
+        ),
+    ];
+    for (package, needed, absent) in cases {
+        let crates = normal_dependencies(package, &[]);
+        for name in needed {
+            assert!(crates.contains(*name), "{package} lacks {name}: {crates:?}");
+        }
+        for name in absent {
+            assert!(!crates.contains(*name), "{package} depends on {name}: {crates:?}");
+        }
+    }
+}
+
 /// The names of the packages `package` builds on (normal dependencies, any depth).
 fn normal_dependencies(package: &str, options: &[&str]) -> std::collections::BTreeSet<String> {
     let output = std::process::Command::new(env!("CARGO"))

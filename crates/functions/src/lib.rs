@@ -27,6 +27,7 @@ pub mod atomic;
 pub mod corrupt;
 pub mod error;
 pub mod file_access;
+pub mod input;
 pub mod literal;
 pub mod method;
 pub mod options;
