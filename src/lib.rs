@@ -30,8 +30,7 @@
 //! ```
 
 // tabssl is a workspace of crates with dependencies pointing down (docs/building.md, "The
-// crates");
-// this crate re-exports them under one name.
+// crates"); this crate re-exports them under one name.
 
 /// Scale-out on datafusion-distributed workers: the `tabssl-distributed` crate.
 #[cfg(feature = "distributed")]
