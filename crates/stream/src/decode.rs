@@ -60,8 +60,9 @@ pub struct Decoded {
 /// `stop_at_first_bad` (the `fail` policy, which ends the stream at the first bad record),
 /// only the records before the first bad one are decoded into the batch.
 pub fn decode_job(decoder: &mut RecordDecoder, chunks: &[Chunk], rows: usize, stop_at_first_bad: bool) -> Decoded {
+    let records = chunks.iter().flat_map(|c| (0..c.records.len()).map(|i| c.record(i)));
     let all = chunks.iter().map(|c| c.data.as_slice());
-    if let Ok(batch) = decoder.decode(all, rows) {
+    if let Ok(batch) = decoder.decode(records, all, rows) {
         return Decoded {
             batch: Some(batch),
             ..Decoded::default()
@@ -73,7 +74,7 @@ pub fn decode_job(decoder: &mut RecordDecoder, chunks: &[Chunk], rows: usize, st
     'records: for chunk in chunks {
         for i in 0..chunk.records.len() {
             let record = chunk.record(i);
-            match decoder.decode(std::iter::once(record), 1) {
+            match decoder.decode(std::iter::once(record), std::iter::once(record), 1) {
                 Ok(_) => good.push(record),
                 Err(e) => {
                     bad.push(BadRecord {
@@ -90,7 +91,7 @@ pub fn decode_job(decoder: &mut RecordDecoder, chunks: &[Chunk], rows: usize, st
         }
     }
     let expected = good.len();
-    match decoder.decode(good.into_iter(), expected) {
+    match decoder.decode(good.iter().copied(), good.iter().copied(), expected) {
         Ok(batch) => Decoded {
             batch: Some(batch),
             bad,
@@ -259,18 +260,21 @@ impl RecordDecoder {
         })
     }
 
-    /// Decodes the records in `parts` (at most `max_rows`), which hold `expected` records,
-    /// into one batch of exactly that many rows.
+    /// Decodes `records` (at most `max_rows`, each one newline-terminated line), which
+    /// must be exactly `expected`, into one batch of that many rows. `parts` holds the same
+    /// bytes in as few slices as possible, for arrow's decoders, which take bytes in any
+    /// pieces and pay per call.
     ///
     /// # Errors
     /// The decoder's error, or a row count other than `expected` (a record that is
     /// incomplete, or a line holding two). The decoder is then dropped, never reused.
     pub fn decode<'a>(
         &mut self,
-        parts: impl Iterator<Item = &'a [u8]> + Clone,
+        records: impl Iterator<Item = &'a [u8]>,
+        parts: impl Iterator<Item = &'a [u8]>,
         expected: usize,
     ) -> Result<RecordBatch> {
-        if let Some(batch) = self.flat.as_ref().and_then(|flat| flat.decode(parts.clone(), expected)) {
+        if let Some(batch) = self.flat.as_ref().and_then(|flat| flat.decode(records, expected)) {
             return Ok(batch);
         }
         let mut decoder = match self.reusable.take() {
@@ -377,7 +381,7 @@ mod tests {
             let texts: Vec<Vec<u8>> = records.iter().map(|r| text(r, csv)).collect();
             let mut good = Vec::new();
             for (record, bytes) in records.iter().zip(&texts) {
-                let decoded = decoder.decode(std::iter::once(bytes.as_slice()), 1);
+                let decoded = decoder.decode(std::iter::once(bytes.as_slice()), std::iter::once(bytes.as_slice()), 1);
                 if matches!(record, Record::Good(_)) {
                     prop_assert!(decoded.is_ok(), "a good record failed after the ones before it: {decoded:?}");
                 }
@@ -386,7 +390,7 @@ mod tests {
                 }
             }
             let expected = good.len();
-            let batch = decoder.decode(good.into_iter(), expected).expect("records that decode alone decode together");
+            let batch = decoder.decode(good.iter().copied(), good.iter().copied(), expected).expect("records that decode alone decode together");
             prop_assert_eq!(batch.num_rows(), expected);
         }
     }

@@ -12,15 +12,57 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullBufferBuilder, RecordBatch, StringArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, SchemaRef};
 
 /// A column being built.
 enum Column {
     Int64(Int64Builder),
     Float64(Float64Builder),
-    Utf8(StringBuilder),
+    Utf8(Strings),
     Boolean(BooleanBuilder),
+}
+
+/// A string column built from raw bytes: values are copied as they stand in the record
+/// and validated as UTF-8 once per column when the batch is finished, not once per value.
+struct Strings {
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+    nulls: NullBufferBuilder,
+}
+
+impl Strings {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            values: Vec::with_capacity(bytes),
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    /// Appends a value; `None` past the 2 GiB that 32-bit offsets reach.
+    fn append(&mut self, value: &[u8]) -> Option<()> {
+        self.values.extend_from_slice(value);
+        self.offsets.push(i32::try_from(self.values.len()).ok()?);
+        self.nulls.append_non_null();
+        Some(())
+    }
+
+    fn append_null(&mut self) {
+        self.offsets.push(*self.offsets.last().unwrap_or(&0));
+        self.nulls.append_null();
+    }
+
+    /// The column; `None` when a value is not UTF-8 (arrow-json then words the error).
+    fn finish(mut self) -> Option<StringArray> {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        StringArray::try_new(offsets, Buffer::from_vec(self.values), self.nulls.finish()).ok()
+    }
 }
 
 /// A decoder of flat NDJSON records for one schema.
@@ -51,9 +93,9 @@ impl FlatJson {
         })
     }
 
-    /// Decodes the newline-terminated records in `parts`, which must be exactly `expected`;
-    /// `None` when any record is outside the fast path.
-    pub fn decode<'a>(&self, parts: impl Iterator<Item = &'a [u8]>, expected: usize) -> Option<RecordBatch> {
+    /// Decodes `records`, each one newline-terminated line, which must be exactly
+    /// `expected`; `None` when any record is outside the fast path.
+    pub fn decode<'a>(&self, records: impl Iterator<Item = &'a [u8]>, expected: usize) -> Option<RecordBatch> {
         let mut columns: Vec<Column> = self
             .schema
             .fields()
@@ -62,61 +104,48 @@ impl FlatJson {
                 DataType::Int64 => Column::Int64(Int64Builder::with_capacity(expected)),
                 DataType::Float64 => Column::Float64(Float64Builder::with_capacity(expected)),
                 DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(expected)),
-                _ => Column::Utf8(StringBuilder::with_capacity(expected, expected * 8)),
+                _ => Column::Utf8(Strings::with_capacity(expected, expected * 16)),
             })
             .collect();
         // `seen[i] == rows + 1`: field `i` was in the current record.
         let mut seen = vec![0usize; self.names.len()];
         let mut rows = 0;
-        for part in parts {
-            // Validated once: strings and numbers are then slices of it, cut at ASCII bytes.
-            let part = std::str::from_utf8(part).ok()?;
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', part.as_bytes()).map(|at| at + 1).chain(
-                // A part that does not end in a newline still ends its last record.
-                (!part.ends_with('\n') && !part.is_empty()).then_some(part.len()),
-            ) {
-                let line = &part[start..end];
-                start = end;
-                if rows == expected {
-                    return None;
-                }
-                let stamp = rows + 1;
-                // Repeated keys are refused, so a record with as many fields as the schema has them all.
-                if self.record(line, &mut columns, &mut seen, stamp)? < self.names.len() {
-                    for (i, seen) in seen.iter().enumerate() {
-                        if *seen != stamp {
-                            if !self.nullable[i] {
-                                return None;
-                            }
-                            append_null(&mut columns[i]);
+        for line in records {
+            if rows == expected {
+                return None;
+            }
+            let stamp = rows + 1;
+            // Repeated keys are refused, so a record with as many fields as the schema has them all.
+            if self.record(line, &mut columns, &mut seen, stamp)? < self.names.len() {
+                for (i, seen) in seen.iter().enumerate() {
+                    if *seen != stamp {
+                        if !self.nullable[i] {
+                            return None;
                         }
+                        append_null(&mut columns[i]);
                     }
                 }
-                rows += 1;
             }
+            rows += 1;
         }
         if rows != expected {
             return None;
         }
-        let arrays: Vec<ArrayRef> = columns
-            .into_iter()
-            .map(|column| -> ArrayRef {
-                match column {
-                    Column::Int64(mut b) => Arc::new(b.finish()),
-                    Column::Float64(mut b) => Arc::new(b.finish()),
-                    Column::Utf8(mut b) => Arc::new(b.finish()),
-                    Column::Boolean(mut b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+        for column in columns {
+            arrays.push(match column {
+                Column::Int64(mut b) => Arc::new(b.finish()),
+                Column::Float64(mut b) => Arc::new(b.finish()),
+                Column::Utf8(strings) => Arc::new(strings.finish()?),
+                Column::Boolean(mut b) => Arc::new(b.finish()),
+            });
+        }
         RecordBatch::try_new(Arc::clone(&self.schema), arrays).ok()
     }
 
     /// Decodes one record into the columns, stamping the fields it holds with `stamp`;
     /// returns how many of the schema's fields it holds.
-    fn record(&self, text: &str, columns: &mut [Column], seen: &mut [usize], stamp: usize) -> Option<usize> {
-        let line = text.as_bytes();
+    fn record(&self, line: &[u8], columns: &mut [Column], seen: &mut [usize], stamp: usize) -> Option<usize> {
         let mut at = skip_space(line, 0);
         if line.get(at) != Some(&b'{') {
             return None;
@@ -136,13 +165,18 @@ impl FlatJson {
                         Some(next_field)
                     }
                     _ => {
-                        let (key, after) = plain_string(text, at)?;
+                        let (key, after) = plain_string(line, at)?;
                         at = skip_space(line, after);
                         if line.get(at) != Some(&b':') {
                             return None;
                         }
                         at += 1;
-                        self.names.iter().position(|name| name.as_slice() == key.as_bytes())
+                        // A name matches only a key of the same (valid) bytes; another key must
+                        // still be UTF-8, as arrow-json requires.
+                        match self.names.iter().position(|name| name.as_slice() == key) {
+                            None if !utf8(key) => return None,
+                            field => field,
+                        }
                     }
                 };
                 at = skip_space(line, at);
@@ -153,9 +187,9 @@ impl FlatJson {
                         }
                         next_field = i + 1;
                         found += 1;
-                        value(text, at, &mut columns[i], self.nullable[i])?
+                        value(line, at, &mut columns[i], self.nullable[i])?
                     }
-                    None => skip_scalar(text, at)?,
+                    None => skip_scalar(line, at)?,
                 };
                 at = skip_space(line, at);
                 match line.get(at) {
@@ -176,14 +210,13 @@ fn append_null(column: &mut Column) {
     match column {
         Column::Int64(b) => b.append_null(),
         Column::Float64(b) => b.append_null(),
-        Column::Utf8(b) => b.append_null(),
+        Column::Utf8(strings) => strings.append_null(),
         Column::Boolean(b) => b.append_null(),
     }
 }
 
 /// Decodes the value at `at` into `column`; returns the position after it.
-fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<usize> {
-    let line = text.as_bytes();
+fn value(line: &[u8], at: usize, column: &mut Column, nullable: bool) -> Option<usize> {
     if line.get(at) == Some(&b'n') && line[at..].starts_with(b"null") {
         if !nullable {
             return None;
@@ -199,7 +232,7 @@ fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<u
         }
         Column::Float64(b) => {
             let end = number_end(line, at)?;
-            let number: f64 = text[at..end].parse().ok()?;
+            let number: f64 = std::str::from_utf8(&line[at..end]).ok()?.parse().ok()?;
             if !number.is_finite() {
                 return None;
             }
@@ -207,8 +240,8 @@ fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<u
             Some(end)
         }
         Column::Utf8(b) => {
-            let (string, end) = plain_string(text, at)?;
-            b.append_value(string);
+            let (string, end) = plain_string(line, at)?;
+            b.append(string)?;
             Some(end)
         }
         Column::Boolean(b) => {
@@ -226,10 +259,9 @@ fn value(text: &str, at: usize, column: &mut Column, nullable: bool) -> Option<u
 }
 
 /// Skips a scalar value of a field the schema does not have.
-fn skip_scalar(text: &str, at: usize) -> Option<usize> {
-    let line = text.as_bytes();
+fn skip_scalar(line: &[u8], at: usize) -> Option<usize> {
     match line.get(at)? {
-        b'"' => plain_string(text, at).map(|(_, end)| end),
+        b'"' => plain_string(line, at).and_then(|(string, end)| utf8(string).then_some(end)),
         b't' if line[at..].starts_with(b"true") => Some(at + 4),
         b'f' if line[at..].starts_with(b"false") => Some(at + 5),
         b'n' if line[at..].starts_with(b"null") => Some(at + 4),
@@ -273,10 +305,10 @@ fn number_end(line: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
-/// The string at `at` and the position after its closing quote; `None` for anything but a
-/// string without escapes or control characters.
-fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
-    let line = text.as_bytes();
+/// The bytes of the string at `at` and the position after its closing quote; `None` for
+/// anything but a string without escapes or control characters. The bytes are not checked
+/// for UTF-8: callers do, once per column or with [`utf8`].
+fn plain_string(line: &[u8], at: usize) -> Option<(&[u8], usize)> {
     if line.get(at) != Some(&b'"') {
         return None;
     }
@@ -284,8 +316,12 @@ fn plain_string(text: &str, at: usize) -> Option<(&str, usize)> {
     if line[end] != b'"' {
         return None;
     }
-    // Cut at ASCII quotes: always on character boundaries.
-    Some((text.get(at + 1..end)?, end + 1))
+    Some((&line[at + 1..end], end + 1))
+}
+
+/// Whether a string's bytes are UTF-8 (ASCII, the common case, checked first).
+fn utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 /// The position of the first quote, backslash or control character at or after `from`.
@@ -427,14 +463,19 @@ mod tests {
         decoder.flush().ok()?.filter(|batch| batch.num_rows() == expected)
     }
 
+    /// The records of a text, as the reader hands them over: one line each.
+    fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+        text.split_inclusive(|&c| c == b'\n')
+    }
+
     #[test]
     fn decodes_flat_records_and_gives_up_on_the_rest() {
         let flat = FlatJson::for_schema(&schema()).expect("supported");
         let text = b"{\"id\": 1, \"x\": 2.5, \"s\": \"a\", \"b\": true}\n{\"s\":\"\",\"id\":-7,\"extra\":[1]}\n";
         // An array in an unknown field is past the fast path.
-        assert!(flat.decode(std::iter::once(&text[..]), 2).is_none());
+        assert!(flat.decode(lines(text), 2).is_none());
         let text = b"{\"id\": 1, \"x\": 2.5, \"s\": \"a\", \"b\": true}\n{\"s\":\"\",\"id\":-7,\"extra\":3e2}\n";
-        let batch = flat.decode(std::iter::once(&text[..]), 2).expect("decodes");
+        let batch = flat.decode(lines(text), 2).expect("decodes");
         assert_eq!(Some(batch), arrow_json(&schema(), text, 2));
         for refused in [
             &b"{\"id\": 1, \"s\": \"a\\\"b\"}\n"[..],
@@ -452,6 +493,25 @@ mod tests {
                 String::from_utf8_lossy(refused)
             );
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_left_to_arrow_json_which_refuses_them() {
+        let flat = FlatJson::for_schema(&schema()).expect("supported");
+        for record in [
+            &b"{\"id\": 1, \"a_long_string_name\": \"caf\xc3\"}\n"[..],
+            b"{\"id\": 1, \"extra\": \"\xff\"}\n",
+            b"{\"id\": 1, \"\xe9\": 2}\n",
+        ] {
+            let shown = String::from_utf8_lossy(record);
+            assert!(flat.decode(std::iter::once(record), 1).is_none(), "{shown}");
+            assert!(arrow_json(&schema(), record, 1).is_none(), "{shown}");
+        }
+        let record = "{\"id\": 1, \"a_long_string_name\": \"café\", \"é\": \"ü\"}\n".as_bytes();
+        let batch = flat
+            .decode(std::iter::once(record), 1)
+            .expect("UTF-8 beyond ASCII decodes");
+        assert_eq!(Some(batch), arrow_json(&schema(), record, 1));
     }
 
     fn token() -> impl Strategy<Value = String> {
@@ -545,7 +605,7 @@ mod tests {
             let schema = schema();
             let flat = FlatJson::for_schema(&schema).expect("supported");
             let text = records.concat();
-            let batch = flat.decode(std::iter::once(text.as_bytes()), records.len());
+            let batch = flat.decode(lines(text.as_bytes()), records.len());
             prop_assert!(batch.is_some(), "refused: {}", text);
             prop_assert_eq!(batch, arrow_json(&schema, text.as_bytes(), records.len()), "{}", text);
         }
@@ -557,7 +617,7 @@ mod tests {
             let schema = schema();
             let flat = FlatJson::for_schema(&schema).expect("supported");
             let text = records.concat();
-            if let Some(batch) = flat.decode(std::iter::once(text.as_bytes()), records.len()) {
+            if let Some(batch) = flat.decode(lines(text.as_bytes()), records.len()) {
                 prop_assert_eq!(Some(batch), arrow_json(&schema, text.as_bytes(), records.len()), "{}", text);
             }
         }
