@@ -35,7 +35,12 @@ Reference side, per (budget, seed), on the same rows:
            clipped to [1e-7, 1 - 1e-7]); 3 on a tie, as in tabssl.
   variants hgb-ordinal: the codes as numbers (forust's input exactly);
            hgb-native:  categorical_features = the 8 categorical columns (sklearn's
-           native categorical splits on the same codes).
+           native categorical splits on the same codes);
+           default-ordinal, default-native: what a practitioner's two lines give, the same
+           two inputs with HistGradientBoostingClassifier(random_state=seed) at every
+           other default (100 rounds, 31 leaves, min_samples_leaf 20; early stopping on
+           an internal 10% only from 10,000 rows) fitted on all the labelled rows, fit
+           and validation together, with no choice made on validation.
   threads  --threads OpenMP threads for sklearn (default 1: forust runs with
            set_parallel(false)).
 
@@ -80,7 +85,7 @@ DEPTHS = [3, 6]
 LEARNING_RATE, MAX_ROUNDS, PATIENCE = 0.1, 1000, 10
 VALIDATION_SHARE = 0.2  # crates/eval/src/protocol.rs VALIDATION_SHARE
 EPS = 1e-7  # probability clip of the validation log-loss (crates/eval/src/metrics.rs log_loss)
-VARIANTS = ["hgb-ordinal", "hgb-native"]
+VARIANTS = ["hgb-ordinal", "hgb-native", "default-ordinal", "default-native"]
 # Two-sided 95% critical values of Student's t, df 1..30; beyond 30 the df-30 value
 # (slightly conservative: 1.96 is the limit).
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -325,6 +330,16 @@ def fit_reference(np, HistGradientBoostingClassifier, roc_auc_score, variant, ca
                   fit, validation, seed):
     """One (budget, seed) of one variant: returns (test AUC, depth, rounds)."""
     fit, validation = np.asarray(fit, dtype=np.int64), np.asarray(validation, dtype=np.int64)
+    native = variant.endswith("native")
+    if variant.startswith("default"):
+        labelled = np.concatenate([fit, validation])
+        x_all, y_all = X[labelled], y[labelled]
+        if y_all.all() or not y_all.any():
+            return roc_auc_score(y_test, np.full(len(y_test), float(y_all[0]))), None, 0
+        model = HistGradientBoostingClassifier(categorical_features=categorical if native else None,
+                                               random_state=seed)
+        model.fit(x_all, y_all)
+        return roc_auc_score(y_test, model.decision_function(X_test)), "default", model.n_iter_
     x_fit, y_fit, x_val, y_val = X[fit], y[fit], X[validation], y[validation]
     if y_fit.all() or not y_fit.any():
         # One class only: the constant, as tabssl does (sklearn refuses to fit).
@@ -334,7 +349,7 @@ def fit_reference(np, HistGradientBoostingClassifier, roc_auc_score, variant, ca
         model = HistGradientBoostingClassifier(
             learning_rate=LEARNING_RATE, max_iter=MAX_ROUNDS, max_depth=depth, max_leaf_nodes=None,
             early_stopping=True, scoring="loss", n_iter_no_change=PATIENCE,
-            categorical_features=categorical if variant == "hgb-native" else None, random_state=seed)
+            categorical_features=categorical if native else None, random_state=seed)
         model.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
         loss, rounds = best_round(np, model, x_val, y_val)
         if best is None or loss < best[0]:
@@ -416,8 +431,8 @@ def main():
     critical = T95[min(df, len(T95)) - 1] if df >= 1 else None
     print(f"\nTest AUC, mean ± std over {args.seeds} seeds; Δ = paired mean difference {ours} − hgb "
           + (f"(t with {df} df, within noise when |t| < {critical})" if critical else "(no t with one seed)"))
-    header = f"{'budget':>6} {'rows':>6}  {ours:>17}  {'hgb-ordinal':>17}  {'hgb-native':>17}"
-    print(header + "   Δ ordinal / Δ native")
+    header = f"{'budget':>6} {'rows':>6}  {ours:>17}" + "".join(f"  {v:>17}" for v in VARIANTS)
+    print(header + "   " + " / ".join(f"Δ {v}" for v in VARIANTS))
     rows_md = []
     for budget in args.budgets:
         tabssl_auc = auc[budget]
@@ -441,7 +456,11 @@ def main():
             cells = results[variant][budget]
             depths = [c[1] for c in cells]
             rounds = [c[2] for c in cells]
-            print(f"  {variant:12} {budget:>5}: depth 3 x{depths.count(3)}, 6 x{depths.count(6)}"
+            if variant.startswith("default"):
+                print(f"  {variant:15} {budget:>5}: sklearn's defaults; rounds {sum(rounds) / len(rounds):.0f} "
+                      f"({min(rounds)}–{max(rounds)})")
+                continue
+            print(f"  {variant:15} {budget:>5}: depth 3 x{depths.count(3)}, 6 x{depths.count(6)}"
                   + (f", one class x{depths.count(None)}" if None in depths else "")
                   + f"; rounds {sum(rounds) / len(rounds):.0f} ({min(rounds)}–{max(rounds)})")
 
@@ -450,23 +469,24 @@ def main():
     print(f"  {ours:12} {tabssl_time:>9}   whole `tabssl evaluate` process"
           + (" (from the reused evaluation.md, rounded to 1 s)" if args.reuse and tabssl_seconds is not None else ""))
     for variant in VARIANTS:
-        print(f"  {variant:12} {seconds[variant]:7.1f} s   fits and predictions, {args.threads} thread(s)")
+        print(f"  {variant:15} {seconds[variant]:7.1f} s   fits and predictions, {args.threads} thread(s)")
     print(f"  {'data':12} {prepare_seconds:7.1f} s   sklearn side: reading both splits and building the tree view")
 
     # 5. Markdown for BENCHMARKS.md, the machine, the commands.
     model, commit = machine()
     python_command = shlex.join(sys.argv)
-    print(f"\n| budget | labelled rows | {ours} (forust-ml) | HGB ordinal | Δ ordinal | HGB native | Δ native |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"\n| budget | labelled rows | {ours} (forust-ml) | " + " | ".join(f"{v} | Δ" for v in VARIANTS) + " |")
+    print("|---|---:|---:|" + "---:|---:|" * len(VARIANTS))
     for md in rows_md:
         print("| " + " | ".join(md) + " |")
     print(f"\nTest AUC, mean ± std over {args.seeds} seeds on the same fit/validation rows; Δ: paired mean "
           f"difference tabssl − HGB"
           + (f", t with {df} df (noise when |t| < {critical})" if critical else "")
-          + f". HGB: scikit-learn {sklearn.__version__} HistGradientBoostingClassifier, lr 0.1, depth 3 or 6 and "
-          f"best round chosen on validation log-loss (patience 10), as tabssl. Seconds: tabssl {tabssl_time} "
-          f"(whole process), HGB ordinal {seconds['hgb-ordinal']:.1f} s, native {seconds['hgb-native']:.1f} s "
-          f"({args.threads} thread(s), fits and predictions).")
+          + f". hgb-*: scikit-learn {sklearn.__version__} HistGradientBoostingClassifier, lr 0.1, depth 3 or 6 and "
+          f"best round chosen on validation log-loss (patience 10), as tabssl; default-*: its defaults, fitted on "
+          f"fit and validation rows together. Seconds: tabssl {tabssl_time} (whole process), "
+          + ", ".join(f"{v} {seconds[v]:.1f} s" for v in VARIANTS)
+          + f" ({args.threads} thread(s), fits and predictions).")
     print(f"\nMachine: {cores()} cores, {model}; {datetime.date.today()}, commit {commit}, "
           f"numpy {np.__version__}, pandas {pd.__version__}, scikit-learn {sklearn.__version__}.")
     print(f"Command: python3 {python_command}")
