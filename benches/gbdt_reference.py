@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tabssl's gradient-boosted trees (`evaluate --classifiers gbdt`, forust-ml) against
+"""tabssl's gradient-boosted trees (`evaluate --classifiers gbdt`, hessboost) against
 scikit-learn's HistGradientBoostingClassifier on the same Adult few-label splits: the same
 fit and validation rows for every (budget, seed), the same input, the same protocol.
 
@@ -21,19 +21,23 @@ Reference side, per (budget, seed), on the same rows:
            distinct values of that column in the training split (Python `sorted()`, i.e.
            codepoint order, as Rust sorts strings), NaN for `?` or a value the training
            split lacks. Label: `class` is `>50K` after trimming spaces and trailing '.'.
-  model    HistGradientBoostingClassifier(learning_rate=0.1, max_iter=1000,
-           max_depth in {3, 6}, max_leaf_nodes=None (depth is the only size limit, as in
-           forust), early_stopping=True, scoring="loss", n_iter_no_change=10,
-           random_state=seed), fitted on the fit rows with `fit(X, y, X_val=, y_val=)`
-           (the validation rows stop the boosting). Other settings are sklearn's defaults
-           (min_samples_leaf=20, l2_regularization=0, max_bins=255); forust's are its own
-           (min_leaf_weight=1, l2=1, 256 bins).
-  rounds   as on the Rust side, the model predicts with its best round: the prefix of
-           trees with the lowest validation log-loss (staged predictions; sklearn alone
-           would keep the up to 10 rounds after it that it needed to stop).
-  depth    the depth whose best round has the lower validation log-loss (probabilities
-           clipped to [1e-7, 1 - 1e-7]); 3 on a tie, as in tabssl.
-  variants hgb-ordinal: the codes as numbers (forust's input exactly);
+  model    HistGradientBoostingClassifier(learning_rate=0.1, max_depth in {3, 6},
+           min_samples_leaf in {20, 4} (about what tabssl's least leaf hessian weights 5
+           and 1 mean where p is near 1/2), max_leaf_nodes=None (depth and leaf size are
+           the only limits, as in tabssl), random_state=seed; other settings sklearn's
+           (l2_regularization=0, max_bins=255), tabssl's its own (lambda 1, 255 bins).
+  choice   as in crates/eval/src/gbdt.rs: up to 5,000 labelled rows, stratified 5-fold
+           cross-validation over all labelled rows (fit and validation together; the
+           folds are drawn here, not tabssl's): each setting boosts on four folds with
+           the fifth stopping it (n_iter_no_change=20, up to 1000 rounds), the held-out
+           log-loss of every round (staged predictions, clipped to [1e-7, 1 - 1e-7]; a
+           fold that stopped keeps its last value) is averaged over the folds by their
+           rows, and the setting and round with the lowest mean win (earlier setting and
+           round on ties). Above 5,000 rows, the fit rows boost and the validation rows
+           stop and choose.
+  refit    the chosen setting boosted again on every labelled row for the chosen number
+           of rounds (early_stopping=False): its test AUC is scored.
+  variants hgb-ordinal: the codes as numbers;
            hgb-native:  categorical_features = the 8 categorical columns (sklearn's
            native categorical splits on the same codes);
            default-ordinal, default-native: what a practitioner's two lines give, the same
@@ -41,8 +45,8 @@ Reference side, per (budget, seed), on the same rows:
            other default (100 rounds, 31 leaves, min_samples_leaf 20; early stopping on
            an internal 10% only from 10,000 rows) fitted on all the labelled rows, fit
            and validation together, with no choice made on validation.
-  threads  --threads OpenMP threads for sklearn (default 1: forust runs with
-           set_parallel(false)).
+  threads  --threads OpenMP threads for sklearn (default 1: tabssl boosts each fit on one
+           thread).
 
 Output: per budget, mean ± std (n - 1) test AUC of each side, the paired mean difference
 tabssl − hgb per variant with its paired t statistic (seeds − 1 df) and whether it is within
@@ -82,7 +86,9 @@ NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "ho
 CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
                "native-country"]
 DEPTHS = [3, 6]
-LEARNING_RATE, MAX_ROUNDS, PATIENCE = 0.1, 1000, 10
+MIN_SAMPLES_LEAF = [20, 4]
+LEARNING_RATE, MAX_ROUNDS, PATIENCE = 0.1, 1000, 20
+CV_MAX_ROWS, CV_FOLDS = 5000, 5  # crates/eval/src/gbdt.rs
 VALIDATION_SHARE = 0.2  # crates/eval/src/protocol.rs VALIDATION_SHARE
 EPS = 1e-7  # probability clip of the validation log-loss (crates/eval/src/metrics.rs log_loss)
 VARIANTS = ["hgb-ordinal", "hgb-native", "default-ordinal", "default-native"]
@@ -306,56 +312,75 @@ def log_loss(np, p, y):
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
 
 
-def best_round(np, model, X, y):
-    """(log-loss, rounds) of the prefix of trees with the lowest log-loss on (X, y); the
-    first such prefix on ties."""
-    best = (math.inf, 0)
-    for rounds, raw in enumerate(model.staged_decision_function(X), start=1):
-        p = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
-        loss = log_loss(np, p, y)
-        if loss < best[0]:
-            best = (loss, rounds)
-    return best
+def held_out_losses(np, model, X, y):
+    """Log-loss of (X, y) after each round of `model`."""
+    return [log_loss(np, (1.0 / (1.0 + np.exp(-raw))).astype(np.float32), y)
+            for raw in model.staged_decision_function(X)]
 
 
-def stage(model, X, rounds):
-    """Raw scores of `X` after `rounds` trees."""
-    for done, raw in enumerate(model.staged_decision_function(X), start=1):
-        if done == rounds:
-            return raw
-    raise AssertionError(f"the model has fewer than {rounds} rounds")
+def stratified_folds(np, y, seed):
+    """CV_FOLDS held-out row sets over the labelled rows: a seeded shuffle of each class
+    dealt in turn (empty folds dropped)."""
+    order = np.random.RandomState(seed).permutation(len(y))
+    folds = [[] for _ in range(CV_FOLDS)]
+    dealt = 0
+    for cls in (True, False):
+        for row in order[y[order] == cls]:
+            folds[dealt % CV_FOLDS].append(row)
+            dealt += 1
+    return [np.array(sorted(f), dtype=np.int64) for f in folds if f]
 
 
 def fit_reference(np, HistGradientBoostingClassifier, roc_auc_score, variant, categorical, X, y, X_test, y_test,
                   fit, validation, seed):
-    """One (budget, seed) of one variant: returns (test AUC, depth, rounds)."""
+    """One (budget, seed) of one variant: returns (test AUC, (depth, min_samples_leaf) or
+    "default", rounds)."""
     fit, validation = np.asarray(fit, dtype=np.int64), np.asarray(validation, dtype=np.int64)
     native = variant.endswith("native")
+    labelled = np.concatenate([fit, validation])
+    x_all, y_all = X[labelled], y[labelled]
+    if y_all.all() or not y_all.any():
+        # One class only: the constant, as tabssl does (sklearn refuses to fit).
+        return roc_auc_score(y_test, np.full(len(y_test), float(y_all[0]))), None, 0
+    cat = categorical if native else None
     if variant.startswith("default"):
-        labelled = np.concatenate([fit, validation])
-        x_all, y_all = X[labelled], y[labelled]
-        if y_all.all() or not y_all.any():
-            return roc_auc_score(y_test, np.full(len(y_test), float(y_all[0]))), None, 0
-        model = HistGradientBoostingClassifier(categorical_features=categorical if native else None,
-                                               random_state=seed)
+        model = HistGradientBoostingClassifier(categorical_features=cat, random_state=seed)
         model.fit(x_all, y_all)
         return roc_auc_score(y_test, model.decision_function(X_test)), "default", model.n_iter_
-    x_fit, y_fit, x_val, y_val = X[fit], y[fit], X[validation], y[validation]
-    if y_fit.all() or not y_fit.any():
-        # One class only: the constant, as tabssl does (sklearn refuses to fit).
-        return roc_auc_score(y_test, np.full(len(y_test), float(y_fit[0]))), None, 0
+    if len(labelled) <= CV_MAX_ROWS:
+        positions = np.arange(len(labelled))
+        folds = [(np.setdiff1d(positions, held), held) for held in stratified_folds(np, y_all, seed)]
+    else:
+        folds = [(np.arange(len(fit)), np.arange(len(fit), len(labelled)))]
     best = None
     for depth in DEPTHS:
-        model = HistGradientBoostingClassifier(
-            learning_rate=LEARNING_RATE, max_iter=MAX_ROUNDS, max_depth=depth, max_leaf_nodes=None,
-            early_stopping=True, scoring="loss", n_iter_no_change=PATIENCE,
-            categorical_features=categorical if native else None, random_state=seed)
-        model.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
-        loss, rounds = best_round(np, model, x_val, y_val)
-        if best is None or loss < best[0]:
-            best = (loss, depth, rounds, model)
-    _, depth, rounds, model = best
-    return roc_auc_score(y_test, stage(model, X_test, rounds)), depth, rounds
+        for leaf in MIN_SAMPLES_LEAF:
+            curve, weight = [], 0
+            for boosting, held in folds:
+                xb, yb, xh, yh = x_all[boosting], y_all[boosting], x_all[held], y_all[held]
+                if yb.all() or not yb.any():
+                    losses = [log_loss(np, np.full(len(yh), float(yb[0]), dtype=np.float32), yh)]
+                else:
+                    model = HistGradientBoostingClassifier(
+                        learning_rate=LEARNING_RATE, max_iter=MAX_ROUNDS, max_depth=depth, max_leaf_nodes=None,
+                        min_samples_leaf=leaf, early_stopping=True, scoring="loss", n_iter_no_change=PATIENCE,
+                        categorical_features=cat, random_state=seed)
+                    model.fit(xb, yb, X_val=xh, y_val=yh)
+                    losses = held_out_losses(np, model, xh, yh)
+                if len(curve) < len(losses):
+                    curve += [curve[-1] if curve else 0.0] * (len(losses) - len(curve))
+                curve = [c + len(held) * (losses[i] if i < len(losses) else losses[-1]) for i, c in enumerate(curve)]
+                weight += len(held)
+            mean = [c / weight for c in curve]
+            rounds = int(np.argmin(mean)) + 1
+            if best is None or mean[rounds - 1] < best[0]:
+                best = (mean[rounds - 1], depth, leaf, rounds)
+    _, depth, leaf, rounds = best
+    model = HistGradientBoostingClassifier(
+        learning_rate=LEARNING_RATE, max_iter=rounds, max_depth=depth, max_leaf_nodes=None, min_samples_leaf=leaf,
+        early_stopping=False, categorical_features=cat, random_state=seed)
+    model.fit(x_all, y_all)
+    return roc_auc_score(y_test, model.decision_function(X_test)), (depth, leaf), rounds
 
 
 # ---------------------------------------------------------------- report
@@ -383,7 +408,7 @@ def main():
                         help="tabssl's output directory [target/bench/gbdt_reference]")
     parser.add_argument("--reuse", metavar="DIR",
                         help="run no tabssl: read DIR/evaluation.json and DIR/splits.json of an earlier run")
-    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads of sklearn [1, as forust]")
+    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads of sklearn [1, as tabssl's fits]")
     args = parser.parse_args()
     args.budgets = parse_budgets(args.budgets)
     if args.seeds < 1:
@@ -460,7 +485,9 @@ def main():
                 print(f"  {variant:15} {budget:>5}: sklearn's defaults; rounds {sum(rounds) / len(rounds):.0f} "
                       f"({min(rounds)}–{max(rounds)})")
                 continue
-            print(f"  {variant:15} {budget:>5}: depth 3 x{depths.count(3)}, 6 x{depths.count(6)}"
+            settings = sorted({d for d in depths if d is not None})
+            print(f"  {variant:15} {budget:>5}: (depth, min_samples_leaf) "
+                  + ", ".join(f"{d} x{depths.count(d)}" for d in settings)
                   + (f", one class x{depths.count(None)}" if None in depths else "")
                   + f"; rounds {sum(rounds) / len(rounds):.0f} ({min(rounds)}–{max(rounds)})")
 
@@ -475,16 +502,17 @@ def main():
     # 5. Markdown for BENCHMARKS.md, the machine, the commands.
     model, commit = machine()
     python_command = shlex.join(sys.argv)
-    print(f"\n| budget | labelled rows | {ours} (forust-ml) | " + " | ".join(f"{v} | Δ" for v in VARIANTS) + " |")
+    print(f"\n| budget | labelled rows | {ours} (hessboost) | " + " | ".join(f"{v} | Δ" for v in VARIANTS) + " |")
     print("|---|---:|---:|" + "---:|---:|" * len(VARIANTS))
     for md in rows_md:
         print("| " + " | ".join(md) + " |")
     print(f"\nTest AUC, mean ± std over {args.seeds} seeds on the same fit/validation rows; Δ: paired mean "
           f"difference tabssl − HGB"
           + (f", t with {df} df (noise when |t| < {critical})" if critical else "")
-          + f". hgb-*: scikit-learn {sklearn.__version__} HistGradientBoostingClassifier, lr 0.1, depth 3 or 6 and "
-          f"best round chosen on validation log-loss (patience 10), as tabssl; default-*: its defaults, fitted on "
-          f"fit and validation rows together. Seconds: tabssl {tabssl_time} (whole process), "
+          + f". hgb-*: scikit-learn {sklearn.__version__} HistGradientBoostingClassifier, lr 0.1, depth 3 or 6, "
+          f"min_samples_leaf 20 or 4 and rounds chosen as tabssl chooses them (5-fold cross-validation up to "
+          f"{CV_MAX_ROWS:,} labelled rows, else the validation rows), then refitted on every labelled row; "
+          f"default-*: its defaults, fitted on every labelled row. Seconds: tabssl {tabssl_time} (whole process), "
           + ", ".join(f"{v} {seconds[v]:.1f} s" for v in VARIANTS)
           + f" ({args.threads} thread(s), fits and predictions).")
     print(f"\nMachine: {cores()} cores, {model}; {datetime.date.today()}, commit {commit}, "

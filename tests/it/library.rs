@@ -169,7 +169,7 @@ fn the_functions_crate_depends_on_datafusion_and_nothing_heavier() {
         "ort",
         "ort-sys",
         "candle-core",
-        "forust-ml",
+        "hessboost",
         "tonic",
         "clap",
         "pyo3",
@@ -191,7 +191,7 @@ fn the_inference_crate_depends_on_onnx_runtime_and_nothing_heavier() {
         crates.contains("ort") && crates.contains("tabssl-functions"),
         "{crates:?}"
     );
-    for heavy in ["candle-core", "forust-ml", "tonic", "clap", "pyo3", "zip"] {
+    for heavy in ["candle-core", "hessboost", "tonic", "clap", "pyo3", "zip"] {
         assert!(!crates.contains(heavy), "tabssl-infer depends on {heavy}: {crates:?}");
     }
 }
@@ -206,7 +206,7 @@ fn the_training_crate_depends_on_candle_and_nothing_heavier() {
         "{crates:?}"
     );
     // (candle-core itself reads zip archives, so zip is no sign of the set-up code here.)
-    for heavy in ["forust-ml", "tonic", "clap", "pyo3"] {
+    for heavy in ["hessboost", "tonic", "clap", "pyo3"] {
         assert!(!crates.contains(heavy), "tabssl-train depends on {heavy}: {crates:?}");
     }
 }
@@ -221,28 +221,28 @@ fn each_job_crate_depends_on_what_it_runs_and_nothing_beside_it() {
         (
             "tabssl-export",
             &["tabssl-functions"],
-            &["ort", "candle-core", "forust-ml", "tonic", "clap", "pyo3"],
+            &["ort", "candle-core", "hessboost", "tonic", "clap", "pyo3"],
         ),
         (
             "tabssl-stream",
             &["tabssl-infer", "signal-hook"],
-            &["candle-core", "forust-ml", "tonic", "clap", "pyo3"],
+            &["candle-core", "hessboost", "tonic", "clap", "pyo3"],
         ),
         (
             "tabssl-eval",
-            &["forust-ml", "tabssl-train"],
+            &["hessboost", "tabssl-train"],
             &["tonic", "arrow-flight", "datafusion-distributed", "clap", "pyo3"],
         ),
         (
             "tabssl-serve",
             &["arrow-flight", "tabssl-stream"],
-            &["candle-core", "forust-ml", "datafusion-distributed", "clap", "pyo3"],
+            &["candle-core", "hessboost", "datafusion-distributed", "clap", "pyo3"],
         ),
         (
             "tabssl-distributed",
             &["datafusion-distributed", "tabssl-export"],
             // (datafusion-distributed itself talks Arrow Flight.)
-            &["candle-core", "forust-ml", "tabssl-serve", "clap", "pyo3"],
+            &["candle-core", "hessboost", "tabssl-serve", "clap", "pyo3"],
         ),
         (
             "tabssl-python",

@@ -144,6 +144,7 @@ pub fn representations(train: &Split, test: &Split) -> tabssl_functions::Result<
     .with_tree_view(
         tree_view(&train.features, &train.features)?,
         tree_view(&train.features, &test.features)?,
+        categorical_columns(&train.features),
     );
     let mut out = vec![raw.clone()];
     let mut combined = Vec::new();
@@ -159,6 +160,14 @@ pub fn representations(train: &Split, test: &Split) -> tabssl_functions::Result<
     }
     out.extend(combined);
     Ok(out)
+}
+
+/// The columns of `table` that hold categories.
+#[must_use]
+pub fn categorical_columns(table: &FeatureTable) -> Vec<usize> {
+    (0..table.columns.len())
+        .filter(|&col| matches!(table.columns[col], Column::Categorical { .. }))
+        .collect()
 }
 
 /// Raw features as trees read them: numbers as they are, each category as its rank in

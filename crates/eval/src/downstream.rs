@@ -1,9 +1,8 @@
 //! The downstream classifiers of the few-label protocol: logistic regression and a small
 //! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights, and
 //! gradient-boosted trees ([`super::gbdt`]); the stack of [`super::stack`] blends their
-//! predictions. The penalty strength (tree depth) and the
-//! stopping step (round) are chosen on a validation split (log-loss), never on the test
-//! rows.
+//! predictions. The penalty strength and the stopping step are chosen on a validation split
+//! (log-loss), never on the test rows; the trees choose theirs as [`super::gbdt`] says.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -111,21 +110,23 @@ pub struct Predictions {
     pub test: Vec<f32>,
 }
 
-/// Trains `classifier` on `train`, picks the L2 strength (tree depth) and stopping step
+/// Trains `classifier` on `train`, picks the L2 strength (tree settings) and stopping step
 /// by log-loss on `validation`, and returns the chosen model's positive-class
-/// probabilities of the validation and `test` rows.
+/// probabilities of the validation and `test` rows. `categorical` lists the columns of
+/// category codes (read by the trees only).
 ///
 /// # Errors
-/// candle or forust-ml errors.
+/// candle or hessboost errors.
 pub fn fit_predict(
     classifier: Classifier,
     train: &Labelled<'_>,
     validation: &Labelled<'_>,
     test: &Matrix,
+    categorical: &[usize],
     seed: u64,
 ) -> tabssl_functions::Result<Predictions> {
     let network = match classifier {
-        Classifier::Gbdt => return super::gbdt::fit_predict(train, validation, test, seed),
+        Classifier::Gbdt => return super::gbdt::fit_predict(train, validation, test, categorical, seed),
         Classifier::Stack => {
             return Err(Error::Invalid(
                 "the stack is built from the predictions of other fits (see eval::stack), it is not fitted".into(),
@@ -246,6 +247,7 @@ mod tests {
                 y: &y[300..400],
             },
             &test_x,
+            &[],
             0,
         )
         .expect("fits");

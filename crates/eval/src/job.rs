@@ -131,14 +131,20 @@ pub async fn run_evaluation(
     let _ = writeln!(
         report,
         "Raw features: {}. Models: {}. Each budget's labelled rows are split 80/20 into fit and \
-         validation (penalty or tree depth, and stopping step, chosen on validation log-loss); the test split \
-         is only scored.\n",
+         validation (penalty and stopping step chosen on validation log-loss); the test split is only scored.\n\n\
+         Reference: `raw · gbdt`, gradient-boosted trees on the raw columns (hessboost, native categorical \
+         splits; depth, least leaf weight and rounds chosen by stratified {}-fold cross-validation over every \
+         labelled row up to {} rows, else on the validation rows; then boosted again on every labelled row). \
+         Against scikit-learn's HistGradientBoostingClassifier on the same rows, at its defaults and under this \
+         protocol, with and without native categoricals: `python3 benches/gbdt_reference.py` (BENCHMARKS.md).\n",
         columns.join(", "),
         if job.models.is_empty() {
             "none".to_string()
         } else {
             job.models.join(", ")
-        }
+        },
+        super::gbdt::CV_FOLDS,
+        super::gbdt::CV_MAX_ROWS
     );
     report.push_str(&super::choice::markdown(&choices(&cells), config.seeds));
     report.push_str(&markdown(&cells, config.seeds));

@@ -36,6 +36,20 @@ impl Matrix {
         }
     }
 
+    /// `self`'s rows, then `other`'s (same number of columns).
+    #[must_use]
+    pub fn vconcat(&self, other: &Self) -> Self {
+        assert_eq!(self.cols, other.cols, "vconcat needs equal column counts");
+        let mut data = Vec::with_capacity(self.data.len() + other.data.len());
+        data.extend_from_slice(&self.data);
+        data.extend_from_slice(&other.data);
+        Self {
+            data,
+            rows: self.rows + other.rows,
+            cols: self.cols,
+        }
+    }
+
     /// `[self | other]`, side by side (same number of rows).
     #[must_use]
     pub fn hconcat(&self, other: &Self) -> Self {

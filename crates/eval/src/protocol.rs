@@ -40,6 +40,8 @@ pub struct Representation {
     pub tree_train: Matrix,
     /// Test-split rows, tree view.
     pub tree_test: Matrix,
+    /// Columns of the tree view that hold category codes (split natively).
+    pub tree_categorical: Vec<usize>,
 }
 
 /// What a representation is made of.
@@ -70,16 +72,18 @@ impl Representation {
             test,
             tree_train,
             tree_test,
+            tree_categorical: Vec::new(),
         }
     }
 
     /// The same representation with another tree view (raw features: categorical codes
-    /// instead of one-hot columns).
+    /// instead of one-hot columns), `categorical` listing its columns of codes.
     #[must_use]
-    pub fn with_tree_view(self, tree_train: Matrix, tree_test: Matrix) -> Self {
+    pub fn with_tree_view(self, tree_train: Matrix, tree_test: Matrix, categorical: Vec<usize>) -> Self {
         Self {
             tree_train,
             tree_test,
+            tree_categorical: categorical,
             ..self
         }
     }
@@ -94,6 +98,12 @@ impl Representation {
             test: self.test.hconcat(&other.test),
             tree_train: self.tree_train.hconcat(&other.tree_train),
             tree_test: self.tree_test.hconcat(&other.tree_test),
+            tree_categorical: self
+                .tree_categorical
+                .iter()
+                .copied()
+                .chain(other.tree_categorical.iter().map(|c| c + self.tree_train.cols))
+                .collect(),
         }
     }
 
@@ -444,6 +454,7 @@ impl Fit<'_> {
                 y: &self.sample.y_validation,
             },
             test_rows,
+            &self.representation.tree_categorical,
             self.sample.seed,
         )?;
         Outcome::score(p, self.sample, test_labels)
