@@ -2,7 +2,10 @@
 //! MLP, trained with Adam on binary cross-entropy plus an L2 penalty on the weights, and
 //! gradient-boosted trees ([`super::gbdt`]); the stack of [`super::stack`] blends their
 //! predictions. The penalty strength and the stopping step are chosen on a validation split
-//! (log-loss), never on the test rows; the trees choose theirs as [`super::gbdt`] says.
+//! (log-loss), never on the test rows; the trees choose theirs as [`super::gbdt`] says. Every
+//! model is then trained again on all the labelled rows (fit and validation) with what was
+//! chosen, and that model predicts the test rows; the validation rows' predictions come from
+//! the model that did not see them.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -111,8 +114,9 @@ pub struct Predictions {
 }
 
 /// Trains `classifier` on `train`, picks the L2 strength (tree settings) and stopping step
-/// by log-loss on `validation`, and returns the chosen model's positive-class
-/// probabilities of the validation and `test` rows. `categorical` lists the columns of
+/// by log-loss on `validation`, and returns positive-class probabilities: the chosen
+/// model's for the validation rows, and for the `test` rows those of the same choice
+/// trained again on `train` and `validation` together. `categorical` lists the columns of
 /// category codes (read by the trees only).
 ///
 /// # Errors
@@ -135,29 +139,66 @@ pub fn fit_predict(
         Classifier::Logistic => Network::Logistic,
         Classifier::Mlp => Network::Mlp,
     };
-    let mut best: Option<(f64, Mlp)> = None;
+    let mut best: Option<(f64, f64, Mlp, usize)> = None;
     for &penalty in network.penalties() {
-        let (loss, model) = fit_one(network, train, validation, penalty, seed)?;
-        if best.as_ref().is_none_or(|(b, _)| loss < *b) {
-            best = Some((loss, model));
+        let (loss, model, step) = fit_one(network, train, validation, penalty, seed)?;
+        if best.as_ref().is_none_or(|(b, ..)| loss < *b) {
+            best = Some((loss, penalty, model, step));
         }
     }
-    let (_, model) = best.ok_or_else(|| Error::Invalid("no penalty to try".into()))?;
+    let (_, penalty, model, step) = best.ok_or_else(|| Error::Invalid("no penalty to try".into()))?;
+    // The chosen penalty and step, trained again on every labelled row: its test
+    // predictions are scored; the validation rows' come from the model that did not see them.
+    let x_all = train.x.vconcat(validation.x);
+    let y_all: Vec<bool> = train.y.iter().chain(validation.y).copied().collect();
+    let refit = train_steps(
+        network,
+        &Labelled { x: &x_all, y: &y_all },
+        penalty,
+        seed,
+        step,
+        |_, _| Ok(()),
+    )?;
     Ok(Predictions {
         validation: probabilities(&model, validation.x)?,
-        test: probabilities(&model, test)?,
+        test: probabilities(&refit, test)?,
     })
 }
 
+/// Trains with `penalty` on `train`, checking the log-loss on `validation` every
+/// [`CHECK_EVERY`] steps; returns the best check's loss, its weights and its step.
 fn fit_one(
     network: Network,
     train: &Labelled<'_>,
     validation: &Labelled<'_>,
     penalty: f64,
     seed: u64,
-) -> tabssl_functions::Result<(f64, Mlp)> {
+) -> tabssl_functions::Result<(f64, Mlp, usize)> {
+    let mut best: Option<(f64, Mlp, usize)> = None;
+    train_steps(network, train, penalty, seed, network.steps(), |step, model| {
+        if step % CHECK_EVERY == 0 {
+            let current = validation_loss(model, validation)?;
+            if best.as_ref().is_none_or(|(b, ..)| current < *b) {
+                best = Some((current, model.snapshot()?, step));
+            }
+        }
+        Ok(())
+    })?;
+    best.ok_or_else(|| Error::Invalid("no validation checkpoint".into()))
+}
+
+/// `steps` optimiser steps of `network` with `penalty` on `rows` (mini-batches of
+/// [`BATCH`] rows in a seeded order); `after` sees the model after each step.
+fn train_steps(
+    network: Network,
+    rows: &Labelled<'_>,
+    penalty: f64,
+    seed: u64,
+    steps: usize,
+    mut after: impl FnMut(usize, &Mlp) -> tabssl_functions::Result<()>,
+) -> tabssl_functions::Result<Mlp> {
     let mut rng = TrainRng::new(seed, "downstream");
-    let model = Mlp::new(&mut rng, &network.widths(train.x.cols))?;
+    let model = Mlp::new(&mut rng, &network.widths(rows.x.cols))?;
     if network == Network::Logistic {
         // The convex problem needs no random start: from zero, early steps move along the
         // gradient of the data, not of the initialisation.
@@ -174,21 +215,20 @@ fn fit_one(
             ..ParamsAdamW::default()
         },
     )?;
-    let n = train.x.rows;
+    let n = rows.x.rows;
     let batch = BATCH.min(n);
     let mut order = rng.permutation(n);
     let mut cursor = 0;
-    let mut best: Option<(f64, Mlp)> = None;
-    for step in 1..=network.steps() {
+    for step in 1..=steps {
         if cursor + batch > n {
             order = rng.permutation(n);
             cursor = 0;
         }
-        let rows = &order[cursor..cursor + batch];
+        let chosen = &order[cursor..cursor + batch];
         cursor += batch;
-        let x = train.x.select(rows);
-        let y: Vec<f32> = rows.iter().map(|&r| if train.y[r] { 1.0 } else { 0.0 }).collect();
-        let x = Tensor::from_vec(x.data, (batch, train.x.cols), &Device::Cpu)?;
+        let x = rows.x.select(chosen);
+        let y: Vec<f32> = chosen.iter().map(|&r| if rows.y[r] { 1.0 } else { 0.0 }).collect();
+        let x = Tensor::from_vec(x.data, (batch, rows.x.cols), &Device::Cpu)?;
         let y = Tensor::from_vec(y, (batch, 1), &Device::Cpu)?;
         let logits = model.forward(&x)?;
         let mut loss = bce_with_logits(&logits, &y)?;
@@ -196,14 +236,9 @@ fn fit_one(
             loss = (loss + (layer.weight.as_tensor().sqr()?.sum_all()? * penalty)?)?;
         }
         optimizer.backward_step(&loss)?;
-        if step % CHECK_EVERY == 0 {
-            let current = validation_loss(&model, validation)?;
-            if best.as_ref().is_none_or(|(b, _)| current < *b) {
-                best = Some((current, model.snapshot()?));
-            }
-        }
+        after(step, &model)?;
     }
-    best.ok_or_else(|| Error::Invalid("no validation checkpoint".into()))
+    Ok(model)
 }
 
 /// Mean log-loss on validation rows.

@@ -131,7 +131,8 @@ pub async fn run_evaluation(
     let _ = writeln!(
         report,
         "Raw features: {}. Models: {}. Each budget's labelled rows are split 80/20 into fit and \
-         validation (penalty and stopping step chosen on validation log-loss); the test split is only scored.\n\n\
+         validation (penalty and stopping step chosen on validation log-loss), then every model is trained again \
+         on all the labelled rows with what was chosen; the test split is only scored.\n\n\
          Reference: `raw · gbdt`, gradient-boosted trees on the raw columns (hessboost, native categorical \
          splits; depth, least leaf weight and rounds chosen by stratified {}-fold cross-validation over every \
          labelled row up to {} rows, else on the validation rows; then boosted again on every labelled row). \
