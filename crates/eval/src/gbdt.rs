@@ -83,33 +83,25 @@ pub fn fit_predict(
         });
     }
     let types = feature_types(x.cols, categorical)?;
-    let labelled = Rows {
-        x: &x,
-        y: &y,
-        types: &types,
-    };
-    let folds = if y.len() <= CV_MAX_ROWS {
+    let held_out_rows = if y.len() <= CV_MAX_ROWS {
         stratified_folds(&y, CV_FOLDS, seed)
     } else {
         // The protocol's split: fit rows boost, validation rows choose.
         vec![(train.x.rows..y.len()).collect()]
     };
-    let chosen = choose(&labelled, &folds, seed)?;
+    let folds = held_out_rows
+        .into_iter()
+        .map(|held| Fold::new(&x, &y, &types, held))
+        .collect::<tabssl_functions::Result<Vec<_>>>()?;
+    let chosen = choose(&folds, seed)?;
     // Out-of-sample predictions for the validation rows, from the chosen setting's folds.
     let mut held_out = vec![f32::NAN; y.len()];
     for (fold, model) in folds.iter().zip(&chosen.models) {
-        let Some(model) = model else {
-            // A fold whose boosting rows hold one class predicts that class.
-            let rest = complement(fold, y.len());
-            let p = if y[rest[0]] { 1.0 } else { 0.0 };
-            for &row in fold {
-                held_out[row] = p;
-            }
-            continue;
+        let predicted = match model {
+            FoldModel::Boosted(model) => probabilities(model, &fold.held_data, chosen.rounds)?,
+            FoldModel::Constant(p) => vec![*p; fold.held.len()],
         };
-        let rows = x.select(fold);
-        let rounds = chosen.rounds.min(model.num_boost_rounds());
-        for (&row, p) in fold.iter().zip(probabilities(model, &rows, &types, rounds)?) {
+        for (&row, p) in fold.held.iter().zip(predicted) {
             held_out[row] = p;
         }
     }
@@ -119,33 +111,71 @@ pub fn fit_predict(
             "a validation row got no out-of-sample prediction".into(),
         ));
     }
-    let refit = boost(&labelled, chosen.setting, chosen.rounds, seed)?;
+    let refit = boost(&matrix(&x, Some(&y), &types)?, chosen.setting, chosen.rounds, seed)?;
     Ok(Predictions {
         validation: validation_p,
-        test: probabilities(&refit, test, &types, chosen.rounds)?,
+        test: probabilities(&refit, &matrix(test, None, &types)?, chosen.rounds)?,
     })
 }
 
-/// Labelled rows and how to read their columns.
-struct Rows<'a> {
-    x: &'a Matrix,
-    y: &'a [bool],
-    types: &'a [FeatureType],
+/// One fold of the labelled rows, prepared once for every setting: the rows it holds out
+/// and what boosts without them.
+struct Fold {
+    /// Row numbers held out.
+    held: Vec<usize>,
+    /// Their labels.
+    held_y: Vec<bool>,
+    /// Them, as hessboost reads them.
+    held_data: DMatrix,
+    /// The other rows.
+    boosting: Boosting,
 }
 
-/// The chosen setting, its round count, and its model of each fold (`None`: the fold's
-/// boosting rows held one class).
+/// What boosts in a fold.
+enum Boosting {
+    /// Rows of both classes.
+    Rows(Box<DMatrix>),
+    /// Rows of one class only: boosting would start from an infinite log-odds, the class
+    /// itself (as a probability) is the best constant.
+    OneClass(f32),
+}
+
+impl Fold {
+    fn new(x: &Matrix, y: &[bool], types: &[FeatureType], held: Vec<usize>) -> tabssl_functions::Result<Self> {
+        let rest = complement(&held, y.len());
+        let rest_y: Vec<bool> = rest.iter().map(|&i| y[i]).collect();
+        let boosting = match (rest_y.iter().any(|&y| y), rest_y.iter().all(|&y| y)) {
+            (true, false) => Boosting::Rows(Box::new(matrix(&x.select(&rest), Some(&rest_y), types)?)),
+            (_, all) => Boosting::OneClass(if all { 1.0 } else { 0.0 }),
+        };
+        let held_y: Vec<bool> = held.iter().map(|&i| y[i]).collect();
+        Ok(Self {
+            held_data: matrix(&x.select(&held), Some(&held_y), types)?,
+            held,
+            held_y,
+            boosting,
+        })
+    }
+}
+
+/// A fold's model of one setting.
+enum FoldModel {
+    Boosted(Box<BoostedModel>),
+    Constant(f32),
+}
+
+/// The chosen setting, its round count, and its model of each fold.
 struct Choice {
     setting: Setting,
     rounds: usize,
-    models: Vec<Option<BoostedModel>>,
+    models: Vec<FoldModel>,
 }
 
 /// Boosts every setting on every fold (each fold's rows held out, the others boosting)
 /// and picks the setting and round with the lowest held-out log-loss, averaged over the
 /// folds by their rows. Ties go to the earlier setting (shallower, heavier leaves first
 /// within a depth) and the earlier round.
-fn choose(labelled: &Rows<'_>, folds: &[Vec<usize>], seed: u64) -> tabssl_functions::Result<Choice> {
+fn choose(folds: &[Fold], seed: u64) -> tabssl_functions::Result<Choice> {
     let mut best: Option<(f64, Choice)> = None;
     for depth in DEPTHS {
         for min_child_weight in MIN_CHILD_WEIGHTS.iter().rev().copied() {
@@ -157,20 +187,18 @@ fn choose(labelled: &Rows<'_>, folds: &[Vec<usize>], seed: u64) -> tabssl_functi
             let mut weight = 0.0;
             let mut models = Vec::with_capacity(folds.len());
             for fold in folds {
-                let rest = complement(fold, labelled.y.len());
-                let boosting = labelled.subset(&rest);
-                let held = labelled.subset(fold);
                 #[allow(clippy::cast_precision_loss)]
-                let rows = fold.len() as f64;
-                let one_class = boosting.y.iter().all(|&y| y) || !boosting.y.iter().any(|&y| y);
-                let losses = if one_class {
-                    let p = if boosting.y[0] { 1.0 } else { 0.0 };
-                    models.push(None);
-                    vec![super::metrics::log_loss(&vec![p; fold.len()], &held.y)]
-                } else {
-                    let (model, losses) = boost_watched(&boosting.rows(), &held.rows(), setting, seed)?;
-                    models.push(Some(model));
-                    losses
+                let rows = fold.held.len() as f64;
+                let losses = match &fold.boosting {
+                    Boosting::OneClass(p) => {
+                        models.push(FoldModel::Constant(*p));
+                        vec![super::metrics::log_loss(&vec![*p; fold.held.len()], &fold.held_y)]
+                    }
+                    Boosting::Rows(data) => {
+                        let (model, losses) = boost_watched(data, &fold.held_data, setting, seed)?;
+                        models.push(FoldModel::Boosted(Box::new(model)));
+                        losses
+                    }
                 };
                 add_curve(&mut curve, &losses, rows);
                 weight += rows;
@@ -219,49 +247,19 @@ fn add_curve(curve: &mut Vec<f64>, losses: &[f64], weight: f64) {
     }
 }
 
-impl<'a> Rows<'a> {
-    /// The rows at `indices`.
-    fn subset(&self, indices: &[usize]) -> Subset<'a> {
-        Subset {
-            x: self.x.select(indices),
-            y: indices.iter().map(|&i| self.y[i]).collect(),
-            types: self.types,
-        }
-    }
-}
-
-/// Some labelled rows, copied.
-struct Subset<'a> {
-    x: Matrix,
-    y: Vec<bool>,
-    types: &'a [FeatureType],
-}
-
-impl Subset<'_> {
-    fn rows(&self) -> Rows<'_> {
-        Rows {
-            x: &self.x,
-            y: &self.y,
-            types: self.types,
-        }
-    }
-}
-
-/// Boosts `rows` with `setting`, watching `held` (early stopping after [`PATIENCE`]
+/// Boosts `train` with `setting`, watching `held` (early stopping after [`PATIENCE`]
 /// rounds without improvement); returns the model and the held-out log-loss of each
 /// round.
 fn boost_watched(
-    rows: &Rows<'_>,
-    held: &Rows<'_>,
+    train: &DMatrix,
+    held: &DMatrix,
     setting: Setting,
     seed: u64,
 ) -> tabssl_functions::Result<(BoostedModel, Vec<f64>)> {
-    let train = matrix(rows)?;
-    let watched = matrix(held)?;
     let params = params(setting, seed)?;
     let patience = NonZeroUsize::new(PATIENCE).ok_or_else(|| Error::Internal("patience 0".into()))?;
-    let result = Trainer::new(&params, &train, MAX_ROUNDS)
-        .eval(&watched, "held_out")
+    let result = Trainer::new(&params, train, MAX_ROUNDS)
+        .eval(held, "held_out")
         .early_stopping_rounds(patience)
         .train()
         .map_err(boosting_failed)?;
@@ -277,11 +275,10 @@ fn boost_watched(
     Ok((result.model, losses))
 }
 
-/// Boosts `rows` with `setting` for exactly `rounds` rounds.
-fn boost(rows: &Rows<'_>, setting: Setting, rounds: usize, seed: u64) -> tabssl_functions::Result<BoostedModel> {
-    let train = matrix(rows)?;
+/// Boosts `train` with `setting` for exactly `rounds` rounds.
+fn boost(train: &DMatrix, setting: Setting, rounds: usize, seed: u64) -> tabssl_functions::Result<BoostedModel> {
     let params = params(setting, seed)?;
-    Ok(Trainer::new(&params, &train, rounds.max(1))
+    Ok(Trainer::new(&params, train, rounds.max(1))
         .train()
         .map_err(boosting_failed)?
         .model)
@@ -303,27 +300,24 @@ fn params(setting: Setting, seed: u64) -> tabssl_functions::Result<TrainingParam
         .map_err(boosting_failed)
 }
 
-/// Labelled rows as hessboost reads them.
-fn matrix(rows: &Rows<'_>) -> tabssl_functions::Result<DMatrix> {
-    let labels: Vec<f32> = rows.y.iter().map(|&y| if y { 1.0 } else { 0.0 }).collect();
-    DMatrix::from_dense(&rows.x.data, rows.x.rows, rows.x.cols)
-        .and_then(|m| m.with_labels(&labels))
-        .and_then(|m| m.with_feature_types(rows.types))
-        .map_err(boosting_failed)
+/// Rows as hessboost reads them, with their labels when they have them.
+fn matrix(x: &Matrix, y: Option<&[bool]>, types: &[FeatureType]) -> tabssl_functions::Result<DMatrix> {
+    let data = DMatrix::from_dense(&x.data, x.rows, x.cols).and_then(|m| m.with_feature_types(types));
+    match y {
+        Some(y) => {
+            let labels: Vec<f32> = y.iter().map(|&y| if y { 1.0 } else { 0.0 }).collect();
+            data.and_then(|m| m.with_labels(&labels))
+        }
+        None => data,
+    }
+    .map_err(boosting_failed)
 }
 
-/// Positive-class probabilities of `x` from the first `rounds` rounds of `model`.
-fn probabilities(
-    model: &BoostedModel,
-    x: &Matrix,
-    types: &[FeatureType],
-    rounds: usize,
-) -> tabssl_functions::Result<Vec<f32>> {
-    let data = DMatrix::from_dense(&x.data, x.rows, x.cols)
-        .and_then(|m| m.with_feature_types(types))
-        .map_err(boosting_failed)?;
+/// Positive-class probabilities of `data` from the first `rounds` rounds of `model` (all
+/// of them when it has fewer: a fold that stopped early).
+fn probabilities(model: &BoostedModel, data: &DMatrix, rounds: usize) -> tabssl_functions::Result<Vec<f32>> {
     let predictions = model
-        .predict(&data, Iterations::from(..rounds.min(model.num_boost_rounds())))
+        .predict(data, Iterations::from(..rounds.min(model.num_boost_rounds())))
         .map_err(boosting_failed)?;
     Ok(predictions.as_slice().to_vec())
 }
