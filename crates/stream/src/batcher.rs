@@ -53,6 +53,9 @@ pub struct BatcherConfig {
     /// NDJSON: numbers and booleans in string fields are kept as their text (for inferred
     /// schemas, where a field seen with both becomes a string); otherwise they are errors.
     pub json_coerce_primitives: bool,
+    /// NDJSON: a record nested deeper than this many arrays and objects is rejected before
+    /// it reaches arrow-json's decoder.
+    pub max_json_depth: usize,
     /// Threads decoding micro-batches at once (`--decode-threads`).
     pub decode_threads: NonZeroUsize,
 }

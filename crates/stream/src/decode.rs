@@ -25,6 +25,7 @@ use super::batcher::BatcherConfig;
 use super::flat_json::FlatJson;
 use super::policy::Position;
 use super::source::Chunk;
+use tabssl_functions::setting::Setting;
 
 /// Stack of a decoding thread: decoders recurse over nested values, up to
 /// `--max-json-depth` levels.
@@ -270,12 +271,27 @@ impl RecordDecoder {
     /// incomplete, or a line holding two). The decoder is then dropped, never reused.
     pub fn decode<'a>(
         &mut self,
-        records: impl Iterator<Item = &'a [u8]>,
+        records: impl Iterator<Item = &'a [u8]> + Clone,
         parts: impl Iterator<Item = &'a [u8]>,
         expected: usize,
     ) -> Result<RecordBatch> {
-        if let Some(batch) = self.flat.as_ref().and_then(|flat| flat.decode(records, expected)) {
+        if let Some(batch) = self
+            .flat
+            .as_ref()
+            .and_then(|flat| flat.decode(records.clone(), expected))
+        {
             return Ok(batch);
+        }
+        // The flat path takes no nested value; arrow-json's decoder recurses over them.
+        if self.config.format == InputFormat::Ndjson {
+            let limit = self.config.max_json_depth;
+            if records.into_iter().any(|r| json_nesting_exceeds(r, limit)) {
+                return Err(DataFusionError::Execution(format!(
+                    "the record nests arrays and objects deeper than {} ({limit}) allows; raise it to accept \
+                     the record",
+                    Setting::MaxJsonDepth,
+                )));
+            }
         }
         let mut decoder = match self.reusable.take() {
             Some(decoder) => decoder,
@@ -306,6 +322,38 @@ impl RecordDecoder {
             ))),
         }
     }
+}
+
+/// Whether a JSON text nests arrays and objects deeper than `limit`. Counting the opening
+/// brackets first makes the common case (a flat record) one vectorised scan.
+pub fn json_nesting_exceeds(record: &[u8], limit: usize) -> bool {
+    if memchr::memchr2_iter(b'{', b'[', record).count() <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in record {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Hands every byte of `parts` to `decode`, which returns how many it took.
@@ -346,6 +394,7 @@ mod tests {
             max_delay: Duration::from_secs(1),
             csv_null_regex: None,
             json_coerce_primitives: false,
+            max_json_depth: 8,
             decode_threads: NonZeroUsize::MIN,
         })
     }
@@ -370,6 +419,17 @@ mod tests {
         };
         bytes.push(b'\n');
         bytes
+    }
+
+    #[test]
+    fn json_nesting_is_measured_outside_strings() {
+        assert!(!json_nesting_exceeds(br#"{"a": [1, 2], "b": {"c": 3}}"#, 2));
+        assert!(json_nesting_exceeds(br#"{"a": [1, {"b": [2]}]}"#, 3));
+        let brackets_in_text = br#"{"text": "[[[[{{{{\"[[[["}"#;
+        assert!(!json_nesting_exceeds(brackets_in_text, 1));
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(30_000), "]".repeat(30_000));
+        assert!(json_nesting_exceeds(deep.as_bytes(), 64));
+        assert!(!json_nesting_exceeds(deep.as_bytes(), 30_001));
     }
 
     proptest! {

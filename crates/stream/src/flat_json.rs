@@ -45,9 +45,23 @@ impl Strings {
         }
     }
 
-    /// Appends a value; `None` past the 2 GiB that 32-bit offsets reach.
-    fn append(&mut self, value: &[u8]) -> Option<()> {
-        self.values.extend_from_slice(value);
+    /// Appends the value `line[start..end]`; `None` past the 2 GiB that 32-bit offsets
+    /// reach. A short value is copied as one fixed 16-byte block, then the bytes past it
+    /// are cut off again: cheaper than a copy of variable length, for the short values most
+    /// text columns hold.
+    fn append(&mut self, line: &[u8], start: usize, end: usize) -> Option<()> {
+        let length = end - start;
+        match line
+            .get(start..start + 16)
+            .and_then(|block| <&[u8; 16]>::try_from(block).ok())
+        {
+            Some(block) if length <= 16 => {
+                let kept = self.values.len() + length;
+                self.values.extend_from_slice(block);
+                self.values.truncate(kept);
+            }
+            _ => self.values.extend_from_slice(&line[start..end]),
+        }
         self.offsets.push(i32::try_from(self.values.len()).ok()?);
         self.nulls.append_non_null();
         Some(())
@@ -241,7 +255,7 @@ fn value(line: &[u8], at: usize, column: &mut Column, nullable: bool) -> Option<
         }
         Column::Utf8(b) => {
             let (string, end) = plain_string(line, at)?;
-            b.append(string)?;
+            b.append(line, at + 1, at + 1 + string.len())?;
             Some(end)
         }
         Column::Boolean(b) => {
@@ -351,12 +365,15 @@ fn string_stop(line: &[u8], mut from: usize) -> Option<usize> {
 /// fraction, an exponent, a leading zero) and for values outside Int64.
 fn integer(line: &[u8], at: usize) -> Option<(i64, usize)> {
     let negative = line.get(at) == Some(&b'-');
-    let mut end = at + usize::from(negative);
-    let first = end;
-    // Accumulated negatively, so that i64::MIN fits.
-    let mut value: i64 = 0;
-    while let Some(digit) = line.get(end).filter(|c| c.is_ascii_digit()) {
-        value = value.checked_mul(10)?.checked_sub(i64::from(*digit - b'0'))?;
+    let first = at + usize::from(negative);
+    let mut end = first;
+    // Nineteen digits always fit in a u64; the sign and the range are checked once after.
+    let mut magnitude: u64 = 0;
+    while let Some(digit) = line.get(end).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        if end - first == 19 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(digit);
         end += 1;
     }
     let digits = end - first;
@@ -367,7 +384,11 @@ fn integer(line: &[u8], at: usize) -> Option<(i64, usize)> {
     if !matches!(line.get(end), Some(b',' | b'}' | b' ' | b'\t' | b'\r' | b'\n')) {
         return None;
     }
-    let value = if negative { value } else { value.checked_neg()? };
+    let value = if negative {
+        0i64.checked_sub_unsigned(magnitude)?
+    } else {
+        i64::try_from(magnitude).ok()?
+    };
     Some((value, end))
 }
 
@@ -466,6 +487,27 @@ mod tests {
     /// The records of a text, as the reader hands them over: one line each.
     fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         text.split_inclusive(|&c| c == b'\n')
+    }
+
+    #[test]
+    fn integers_are_exact_to_the_ends_of_int64_and_refused_past_them() {
+        let line = |text: &str| format!("{text},");
+        for (text, expected) in [
+            ("0", Some(0)),
+            ("-0", Some(0)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("18446744073709551616", None),
+            ("1234567890123456789012", None),
+            ("007", None),
+            ("-", None),
+            ("12a", None),
+        ] {
+            let text = line(text);
+            assert_eq!(integer(text.as_bytes(), 0).map(|(v, _)| v), expected, "{text}");
+        }
     }
 
     #[test]

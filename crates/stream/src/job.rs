@@ -339,7 +339,6 @@ async fn start(job: StreamJob) -> Result<Option<Running>> {
             csv_header: job.csv_header,
             csv_multiline: job.csv_multiline,
             max_record_bytes: job.max_record_bytes,
-            max_json_depth: job.max_json_depth,
             follow: FollowOptions {
                 follow: job.follow,
                 poll: job.poll.max(Duration::from_millis(1)),
@@ -399,6 +398,7 @@ async fn start(job: StreamJob) -> Result<Option<Running>> {
         max_delay: batch_delay,
         csv_null_regex: null_regex,
         json_coerce_primitives: inferred,
+        max_json_depth: job.max_json_depth,
         decode_threads: job.decode_threads,
     };
     let inputs = batcher::spawn(source, head, config, rejects, Arc::clone(&stats), shutdown.clone())

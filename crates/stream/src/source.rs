@@ -33,7 +33,9 @@ use tabssl_functions::setting::Setting;
 pub const CHANNEL_CHUNKS: usize = 4;
 /// Most records per chunk.
 const CHUNK_RECORDS: usize = 1024;
-/// Bytes reserved for a new chunk (one read of the 64 KiB input buffer).
+/// Bytes read from the input at a time.
+const READ_BUFFER_BYTES: usize = 1 << 16;
+/// Bytes reserved for a new chunk.
 const CHUNK_START_BYTES: usize = 1 << 16;
 /// Most bytes per chunk (a record larger than this travels alone).
 const CHUNK_BYTES: usize = 1 << 20;
@@ -86,9 +88,6 @@ pub struct SourceOptions {
     /// A record longer than this, or an Arrow IPC message declaring a larger part, is
     /// rejected (and skipped to its end) instead of read into memory.
     pub max_record_bytes: usize,
-    /// NDJSON only: a record nested deeper than this many arrays and objects is rejected
-    /// before it reaches a decoder.
-    pub max_json_depth: usize,
     /// Following files and directories, and shutdown.
     pub follow: FollowOptions,
     /// Where to start reading a file or directory (a restart's position); `None`: at the
@@ -250,7 +249,16 @@ fn extension(format: InputFormat) -> &'static [&'static str] {
 /// carries a message for [`SourceItem::Failed`]; a closed channel ends quietly.
 fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> tabssl_functions::Result<()> {
     match spec {
-        SourceSpec::Stdin => read_segment(io::stdin().lock(), "stdin".into(), None, 0, 1, options, out),
+        // Standard input's own buffer is 8 KiB: a larger one saves most of the reads.
+        SourceSpec::Stdin => read_segment(
+            BufReader::with_capacity(READ_BUFFER_BYTES, io::stdin().lock()),
+            "stdin".into(),
+            None,
+            0,
+            1,
+            options,
+            out,
+        ),
         SourceSpec::File(path) => {
             let (offset, line) = options
                 .start
@@ -260,7 +268,7 @@ fn read_all(spec: &SourceSpec, options: &SourceOptions, out: &Output) -> tabssl_
                 .map_err(|e| tabssl_functions::Error::io(path, e))?;
             let name: Arc<str> = path.display().to_string().into();
             read_segment(
-                BufReader::with_capacity(1 << 16, reader),
+                BufReader::with_capacity(READ_BUFFER_BYTES, reader),
                 Arc::clone(&name),
                 Some(name),
                 offset,
@@ -310,7 +318,7 @@ fn read_directory(directory: &Path, options: &SourceOptions, out: &Output) -> ta
             .map_err(|e| tabssl_functions::Error::io(&path, e))?;
         let name: Arc<str> = path.display().to_string().into();
         read_segment(
-            BufReader::with_capacity(1 << 16, reader),
+            BufReader::with_capacity(READ_BUFFER_BYTES, reader),
             Arc::clone(&name),
             Some(name),
             offset,
@@ -515,18 +523,6 @@ fn read_lines<R: BufRead>(
                     position: position(),
                 })
             }
-            Split::Record { .. } if !csv && json_nesting_exceeds(&chunk.data[start..], options.max_json_depth) => {
-                reject(
-                    &mut chunk,
-                    usize::MAX,
-                    format!(
-                        "the record nests arrays and objects deeper than {} ({}) allows; raise it to accept the \
-                         record",
-                        Setting::MaxJsonDepth,
-                        options.max_json_depth
-                    ),
-                )
-            }
             Split::Record { .. } => {
                 out.stats.add_read(1);
                 chunk.records.push(RecordMeta {
@@ -558,38 +554,6 @@ fn read_lines<R: BufRead>(
     }
     send_chunk(&mut chunk, out);
     Ok(())
-}
-
-/// Whether a JSON text nests arrays and objects deeper than `limit`. Counting the opening
-/// brackets first makes the common case (a flat record) one vectorised scan.
-pub fn json_nesting_exceeds(record: &[u8], limit: usize) -> bool {
-    if memchr::memchr2_iter(b'{', b'[', record).count() <= limit {
-        return false;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in record {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 /// Sends the chunk's records, if any, and starts an empty one. `false` when the batcher
@@ -706,17 +670,6 @@ mod tests {
             csv_header_names(b"id,\"education-num\",\"a,b\"\n").expect("header"),
             vec!["id", "education-num", "a,b"]
         );
-    }
-
-    #[test]
-    fn json_nesting_is_measured_outside_strings() {
-        assert!(!json_nesting_exceeds(br#"{"a": [1, 2], "b": {"c": 3}}"#, 2));
-        assert!(json_nesting_exceeds(br#"{"a": [1, {"b": [2]}]}"#, 3));
-        let brackets_in_text = br#"{"text": "[[[[{{{{\"[[[["}"#;
-        assert!(!json_nesting_exceeds(brackets_in_text, 1));
-        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(30_000), "]".repeat(30_000));
-        assert!(json_nesting_exceeds(deep.as_bytes(), 64));
-        assert!(!json_nesting_exceeds(deep.as_bytes(), 30_001));
     }
 
     proptest::proptest! {
