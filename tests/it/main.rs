@@ -12,6 +12,7 @@ mod distributed;
 mod embed;
 mod export;
 mod library;
+mod model_rollout;
 mod pretrain;
 mod serve;
 mod serve_python;

@@ -92,6 +92,7 @@ impl Manifest {
             path: origin.to_path_buf(),
             message: format!("manifest is not valid: {message}"),
         };
+        serde_json::from_str::<UniqueKeys>(text).map_err(|e| invalid(e.to_string()))?;
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         check_shape(&value).map_err(|e| invalid(e.to_string()))?;
         serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
@@ -102,8 +103,82 @@ impl Manifest {
     /// # Errors
     /// [`Error::Io`] when unreadable, [`Error::InvalidModel`] when malformed.
     pub fn read(path: &Path, model: &str) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&text, model, path)
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse_bytes(&bytes, model, path)
+    }
+
+    /// Parses a manifest file's bytes; `path` names the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`] when the bytes are not UTF-8 or the manifest is malformed.
+    pub fn parse_bytes(bytes: &[u8], model: &str, path: &Path) -> Result<Self> {
+        let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidModel {
+            model: model.to_string(),
+            path: path.to_path_buf(),
+            message: format!("manifest is not valid: it is not UTF-8 text ({e})"),
+        })?;
+        Self::parse(text, model, path)
+    }
+}
+
+/// Any JSON value whose objects repeat no key. serde_json keeps the last of repeated keys
+/// without a word, so `{"output": {"width": 8}, "output": {"width": 16}}` would quietly
+/// mean something its author may not have meant.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<UniqueKeys>()?;
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{key}\" appears twice in one object; keep one"
+                )));
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -158,6 +233,26 @@ mod tests {
             manifest.inputs.map(|i| i[0].columns.clone()),
             Some(Some(vec!["a".into(), "b".into()]))
         );
+    }
+
+    #[test]
+    fn a_key_repeated_in_any_object_is_refused_by_name() {
+        for (text, key) in [
+            (r#"{"output": {"width": 8}, "output": {"width": 16}}"#, "output"),
+            (r#"{"output": {"width": 8, "width": 16}}"#, "width"),
+            (r#"{"training": {"runs": [{"seed": 1, "seed": 2}]}}"#, "seed"),
+        ] {
+            let err = Manifest::parse(text, "m", Path::new("m.json"))
+                .expect_err(text)
+                .to_string();
+            assert!(
+                err.contains(&format!("the key \"{key}\" appears twice")),
+                "{text}: {err}"
+            );
+            assert!(err.contains("m.json"), "{text}: {err}");
+        }
+        let same_key_in_two_objects = r#"{"inputs": [{"name": "a"}, {"name": "b"}]}"#;
+        Manifest::parse(same_key_in_two_objects, "m", Path::new("m.json")).expect("one key per object");
     }
 
     #[test]

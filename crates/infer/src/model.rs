@@ -1,8 +1,10 @@
 //! A loaded model (graph spec, manifest, session pool) and the process-wide cache of them.
 //!
-//! Models are cached per (file, manifest, provider, device, threads): every partition and
-//! every query of the process shares one [`LoadedModel`]. Replacing the `.onnx` or `.json`
-//! file on disk changes the key, so the next query loads the new version.
+//! Models are cached per (file, provider, device, threads): every partition and every query
+//! of the process shares one [`LoadedModel`]. Replacing the `.onnx` or `.json` file on disk
+//! is noticed by the next query planned, which loads the new version; queries already
+//! planned keep the version they were planned with (they hold it), and a replacement that
+//! does not load leaves the last good version serving.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,56 +63,134 @@ pub struct LoadedModel {
     max_tensor_elements: usize,
 }
 
-/// Size and modification time: enough to notice a replaced file.
+/// Size, modification time and (on Unix) inode: enough to notice a replaced file, also one
+/// renamed into place with the same size and time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FileStamp {
     path: PathBuf,
     len: u64,
     modified: Option<SystemTime>,
+    inode: Option<u64>,
 }
 
 impl FileStamp {
     fn of(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        #[cfg(unix)]
+        let inode = Some(std::os::unix::fs::MetadataExt::ino(&meta));
+        #[cfg(not(unix))]
+        let inode = None;
         Ok(Self {
             path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
             len: meta.len(),
             modified: meta.modified().ok(),
+            inode,
         })
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
+/// The stamps of a model's files as they are on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamps {
     onnx: FileStamp,
     manifest: Option<FileStamp>,
-    settings: InferenceSettings,
 }
 
-static CACHE: LazyLock<Mutex<HashMap<CacheKey, Arc<LoadedModel>>>> = LazyLock::new(Mutex::default);
+impl Stamps {
+    fn of(files: &ModelFiles) -> Result<Self> {
+        Ok(Self {
+            onnx: FileStamp::of(&files.onnx)?,
+            manifest: files.manifest.as_deref().map(FileStamp::of).transpose()?,
+        })
+    }
+}
 
-/// Returns model `name` from the registry in `settings`, loading it on first use.
+/// One model file under one set of settings: the version queries get, and a replacement
+/// on disk that did not load.
+#[derive(Default)]
+struct Slot {
+    /// The last version that loaded, and the files it was loaded from.
+    current: Option<(Stamps, Arc<LoadedModel>)>,
+    /// Files that failed to load while `current` keeps serving, and why.
+    refused: Option<(Stamps, String)>,
+}
+
+/// Loaded models by (`.onnx` path, settings): every partition and query shares one.
+static CACHE: LazyLock<Mutex<HashMap<(PathBuf, InferenceSettings), Slot>>> = LazyLock::new(Mutex::default);
+
+/// Returns model `name` from the registry in `settings`, loading it on first use and again
+/// when its files change on disk.
+///
+/// A changed model that does not load (a truncated or half-written file, not ONNX, a
+/// manifest that disagrees with the graph) is refused while the version loaded before it
+/// keeps serving: see [`load_model_status`] for the reason. A model without such a version
+/// fails with the load's error.
 ///
 /// # Errors
-/// Unknown or path-like names, unloadable files, manifests that disagree with the graph,
-/// unavailable providers.
+/// Unknown or path-like names (a deleted model among them), unloadable files, manifests
+/// that disagree with the graph, unavailable providers.
 pub fn load_model(settings: &InferenceSettings, name: &str) -> Result<Arc<LoadedModel>> {
+    load_model_status(settings, name).map(|(model, _)| model)
+}
+
+/// [`load_model`], and why the files now on disk were refused when the model returned is
+/// the last version that loaded rather than those files.
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_status(settings: &InferenceSettings, name: &str) -> Result<(Arc<LoadedModel>, Option<String>)> {
     settings.check()?;
     let files = ModelRegistry::new(&settings.models_dir).locate(name)?;
-    let key = CacheKey {
-        onnx: FileStamp::of(&files.onnx)?,
-        manifest: files.manifest.as_deref().map(FileStamp::of).transpose()?,
-        settings: settings.clone(),
-    };
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(model) = cache.get(&key) {
-        return Ok(Arc::clone(model));
+    let stamps = Stamps::of(&files)?;
+    let key = (stamps.onnx.path.clone(), settings.clone());
+    let lock = || CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(slot) = lock().get(&key) {
+        match (&slot.current, &slot.refused) {
+            (Some((loaded, model)), _) if *loaded == stamps => return Ok((Arc::clone(model), None)),
+            (Some((_, model)), Some((refused, why))) if *refused == stamps => {
+                return Ok((Arc::clone(model), Some(why.clone())));
+            }
+            _ => {}
+        }
     }
-    let model = Arc::new(LoadedModel::open(files, settings)?);
-    // Drop older versions of the same file under the same settings.
-    cache.retain(|k, _| k.onnx.path != key.onnx.path || k.settings != key.settings);
-    cache.insert(key, Arc::clone(&model));
-    Ok(model)
+    // Loaded without the lock: other models, and this one's current version, keep serving.
+    let opened = LoadedModel::open(files.clone(), settings);
+    let mut cache = lock();
+    let slot = cache.entry(key).or_default();
+    match opened {
+        Ok(model) => {
+            let model = Arc::new(model);
+            // Installed only while the files are still those it was read from, so a slow
+            // load never replaces a newer version.
+            if Stamps::of(&files).is_ok_and(|now| now == stamps) {
+                if let Some((_, old)) = &slot.current {
+                    log::info!(
+                        "model '{name}': loaded sha256:{} from {} (was sha256:{})",
+                        model.content_hash,
+                        files.onnx.display(),
+                        old.content_hash
+                    );
+                }
+                slot.current = Some((stamps, Arc::clone(&model)));
+                slot.refused = None;
+            }
+            Ok((model, None))
+        }
+        Err(error) => match &slot.current {
+            Some((_, model)) => {
+                let why = error.to_string();
+                log::warn!(
+                    "model '{name}': the files now in {} are refused ({why}); still serving sha256:{}",
+                    files.onnx.display(),
+                    model.content_hash
+                );
+                let model = Arc::clone(model);
+                slot.refused = Some((stamps, why.clone()));
+                Ok((model, Some(why)))
+            }
+            None => Err(error),
+        },
+    }
 }
 
 /// SHA-256, in lowercase hex, of the `.onnx` file's bytes followed by the manifest's bytes
@@ -120,12 +200,34 @@ pub fn load_model(settings: &InferenceSettings, name: &str) -> Result<Arc<Loaded
 /// # Errors
 /// [`Error::Io`] when a file cannot be read.
 pub fn content_hash(files: &ModelFiles) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for path in std::iter::once(&files.onnx).chain(files.manifest.as_ref()) {
-        hasher.update(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    Ok(ModelBytes::read(files)?.content_hash())
+}
+
+/// A model's files, each read once: the content hash, the manifest and every session come
+/// from these bytes, so a file replaced while the model loads cannot mix two versions.
+struct ModelBytes {
+    onnx: Arc<[u8]>,
+    manifest: Option<Vec<u8>>,
+}
+
+impl ModelBytes {
+    fn read(files: &ModelFiles) -> Result<Self> {
+        let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io(path, e));
+        Ok(Self {
+            onnx: read(&files.onnx)?.into(),
+            manifest: files.manifest.as_deref().map(read).transpose()?,
+        })
     }
-    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+
+    fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(&self.onnx);
+        if let Some(manifest) = &self.manifest {
+            hasher.update(manifest);
+        }
+        hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    }
 }
 
 impl LoadedModel {
@@ -149,11 +251,13 @@ impl LoadedModel {
     }
 
     fn open(files: ModelFiles, settings: &InferenceSettings) -> Result<Self> {
-        let content_hash = content_hash(&files)?;
+        let bytes = ModelBytes::read(&files)?;
+        let content_hash = bytes.content_hash();
         let runtime = runtime(settings.provider)?;
         let config = SessionConfig {
             model: files.name.clone(),
             path: files.onnx.clone(),
+            bytes: Arc::clone(&bytes.onnx),
             provider: settings.provider,
             device_id: settings.device_id,
             intra_threads: settings.intra_threads,
@@ -165,9 +269,12 @@ impl LoadedModel {
             path: files.onnx.clone(),
             message,
         };
-        let (manifest, manifest_source) = match &files.manifest {
-            Some(path) => (Some(Manifest::read(path, &files.name)?), ManifestSource::File),
-            None => match first.metadata().ok().and_then(|m| m.custom(METADATA_KEY)) {
+        let (manifest, manifest_source) = match (&files.manifest, &bytes.manifest) {
+            (Some(path), Some(text)) => (
+                Some(Manifest::parse_bytes(text, &files.name, path)?),
+                ManifestSource::File,
+            ),
+            _ => match first.metadata().ok().and_then(|m| m.custom(METADATA_KEY)) {
                 Some(text) => (
                     Some(Manifest::parse(&text, &files.name, &files.onnx)?),
                     ManifestSource::Metadata,

@@ -2,7 +2,8 @@
 //! the provider they run on, and their manifest's provenance.
 //!
 //! A model that cannot be loaded is still listed, with the reason in the `error` column,
-//! so one broken file never hides the others.
+//! so one broken file never hides the others. A replacement that did not load while an
+//! earlier version still serves shows that version (its `sha256`) and the reason.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use datafusion::common::plan_err;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 
-use super::model::load_model;
+use super::model::load_model_status;
 use super::registry::ModelRegistry;
 use super::spec::InputLayout;
 use crate::options::InferenceSettings;
@@ -31,6 +32,7 @@ fn schema() -> SchemaRef {
         text("inputs"),
         text("output"),
         Field::new("width", DataType::UInt32, true),
+        text("sha256"),
         text("provider"),
         text("manifest"),
         text("description"),
@@ -48,6 +50,7 @@ struct Row {
     inputs: Option<String>,
     output: Option<String>,
     width: Option<u32>,
+    sha256: Option<String>,
     provider: Option<String>,
     manifest: Option<String>,
     description: Option<String>,
@@ -57,14 +60,14 @@ struct Row {
 
 fn describe(settings: &InferenceSettings, registry: &ModelRegistry, name: &str) -> Row {
     let path = registry.dir().join(format!("{name}.onnx")).display().to_string();
-    match load_model(settings, name) {
+    match load_model_status(settings, name) {
         Err(e) => Row {
             name: name.to_string(),
             path,
             error: Some(e.to_string()),
             ..Row::default()
         },
-        Ok(model) => {
+        Ok((model, refused)) => {
             let spec = &model.spec;
             let layout = match spec.layout {
                 InputLayout::Packed { .. } => "packed",
@@ -78,11 +81,14 @@ fn describe(settings: &InferenceSettings, registry: &ModelRegistry, name: &str) 
                 inputs: Some(spec.expected_arguments()),
                 output: Some(spec.output.clone()),
                 width: u32::try_from(spec.width).ok(),
+                sha256: Some(model.content_hash.clone()),
                 provider: Some(model.active_provider().to_string()),
                 manifest: Some(model.manifest_source.as_str().to_string()),
                 description: manifest.and_then(|m| m.description.clone()),
                 training: manifest.and_then(|m| m.training.as_ref()).map(ToString::to_string),
-                error: None,
+                error: refused.map(|why| {
+                    format!("the files now on disk are refused, the version listed (sha256 above) still serves: {why}")
+                }),
             }
         }
     }
@@ -117,6 +123,7 @@ pub fn models_table(settings: &InferenceSettings) -> Result<Arc<dyn TableProvide
         strings(|r| r.inputs.as_deref()),
         strings(|r| r.output.as_deref()),
         Arc::new(rows.iter().map(|r| r.width).collect::<UInt32Array>()),
+        strings(|r| r.sha256.as_deref()),
         strings(|r| r.provider.as_deref()),
         strings(|r| r.manifest.as_deref()),
         strings(|r| r.description.as_deref()),

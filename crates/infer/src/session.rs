@@ -19,8 +19,11 @@ use crate::{Error, Result};
 pub struct SessionConfig {
     /// Model name, for messages.
     pub model: String,
-    /// The `.onnx` file.
+    /// The `.onnx` file, for messages and for the external data a graph may refer to.
     pub path: PathBuf,
+    /// The graph's bytes as read once: every session of the pool is created from them,
+    /// so a file replaced on disk while the pool grows cannot mix two versions.
+    pub bytes: Arc<[u8]>,
     /// Provider asked for.
     pub provider: Provider,
     /// CUDA device ordinal.
@@ -164,8 +167,14 @@ impl Drop for Borrowed<'_> {
 
 fn create_session(runtime: &Runtime, config: &SessionConfig) -> Result<(Session, ActiveProvider)> {
     let (mut builder, active) = runtime.session_builder(config.provider, config.device_id, config.intra_threads)?;
+    // A graph read from memory looks for external data files beside the model file.
+    if let Some(folder) = config.path.parent().and_then(Path::to_str).filter(|f| !f.is_empty()) {
+        builder = builder
+            .with_config_entry("session.model_external_initializers_file_folder_path", folder)
+            .map_err(|e| invalid_model(&config.model, &config.path, &e.into()))?;
+    }
     let session = builder
-        .commit_from_file(&config.path)
+        .commit_from_memory(&config.bytes)
         .map_err(|e| invalid_model(&config.model, &config.path, &e))?;
     Ok((session, active))
 }

@@ -59,7 +59,7 @@ pub struct InferenceUdf {
     settings: InferenceSettings,
     signature: Signature,
     /// Models resolved while planning, reused by every batch so execution does not touch
-    /// the file system; planning always resolves afresh and replaces the entry.
+    /// the file system; planning resolves an unpinned name afresh and replaces the entry.
     planned: Mutex<HashMap<String, Arc<LoadedModel>>>,
     /// On a distributed worker, its name (for errors).
     worker: Option<String>,
@@ -169,8 +169,9 @@ impl InferenceUdf {
         };
         let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
         let (base, pin) = split_pin(name);
+        // A pinned name keeps the version planning pinned, also when it is planned again.
         let model = match planned.get(name) {
-            Some(model) if !planning => Arc::clone(model),
+            Some(model) if !planning || pin.is_some() => Arc::clone(model),
             _ => {
                 let model = self.load(base, pin)?;
                 planned.insert(name.clone(), Arc::clone(&model));
@@ -257,11 +258,16 @@ impl ScalarUDFImpl for InferenceUdf {
             _ => return Ok(ExprSimplifyResult::Original(args)),
         };
         let model = self.load(&name, None)?;
-        args[0] = Expr::Literal(
-            ScalarValue::Utf8(Some(format!("{name}{PIN}{}", model.content_hash))),
-            None,
-        );
-        let udf = Arc::new(ScalarUDF::new_from_impl(self.copy()));
+        let pinned = format!("{name}{PIN}{}", model.content_hash);
+        // The pinned function holds the version it was planned with: a query keeps it to
+        // its end, whatever replaces the file meanwhile.
+        let copy = self.copy();
+        copy.planned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pinned.clone(), model);
+        args[0] = Expr::Literal(ScalarValue::Utf8(Some(pinned)), None);
+        let udf = Arc::new(ScalarUDF::new_from_impl(copy));
         Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
             ScalarFunction::new_udf(udf, args),
         )))

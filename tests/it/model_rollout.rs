@@ -1,0 +1,159 @@
+//! Rolling a model out without a restart: a model replaced in the registry (written under a
+//! temporary name, then renamed in) is used by the queries planned after the change, a
+//! query already planned finishes with the version it was planned with, a replacement that
+//! does not load leaves the last good version serving (and says why in `tabssl_models()`),
+//! and a deleted model fails new queries with a clear error.
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Float32Type;
+use datafusion::prelude::SessionContext;
+use tabssl::onnx::{Dim, ElemType, GraphBuilder};
+
+use crate::common::{context, error_of, run};
+
+/// The bytes of model `scale`: `y = x * factor`, `x` a `[N, 2]` float32 input.
+fn scale_model(factor: f32) -> Vec<u8> {
+    let mut g = GraphBuilder::new();
+    let x = g.input("x", ElemType::Float, vec![Dim::Named("N".into()), Dim::Fixed(2)]);
+    let factor = g.constant_f32("factor", vec![], vec![factor]);
+    let y = g.op("Mul", &[&x, &factor], Vec::new());
+    g.rename(&y, "y");
+    g.output("y", ElemType::Float, vec![Dim::Named("N".into()), Dim::Fixed(2)]);
+    g.into_model("scale", Vec::new()).encode()
+}
+
+/// Replaces `name` in the registry the way the roll-out recipe says: written beside it
+/// under a temporary name, then renamed over it.
+fn roll_out(dir: &Path, name: &str, bytes: &[u8]) {
+    let staged = dir.join(format!(".{name}.staged"));
+    std::fs::write(&staged, bytes).expect("staged model written");
+    std::fs::rename(&staged, dir.join(name)).expect("model renamed in");
+}
+
+/// The first embedding value of every row of `batches`.
+fn first_values(batches: &[RecordBatch]) -> Vec<f32> {
+    batches
+        .iter()
+        .flat_map(|batch| {
+            let list = batch.column(0).as_fixed_size_list();
+            (0..list.len())
+                .map(|row| list.value(row).as_primitive::<Float32Type>().value(0))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+const QUERY: &str = "SELECT embed('scale', CAST(value AS FLOAT), 1.0) FROM generate_series(1, 3)";
+
+async fn embedded(ctx: &SessionContext) -> Vec<f32> {
+    first_values(&run(ctx, QUERY).await)
+}
+
+/// `(sha256, error)` of `scale` in `tabssl_models()`.
+async fn listing(ctx: &SessionContext) -> (Option<String>, Option<String>) {
+    let batches = run(ctx, "SELECT sha256, error FROM tabssl_models() WHERE name = 'scale'").await;
+    let text = |column: usize| {
+        let array = batches[0].column(column).as_string::<i32>();
+        array.is_valid(0).then(|| array.value(0).to_string())
+    };
+    (text(0), text(1))
+}
+
+#[tokio::test]
+async fn a_planned_query_keeps_its_version_and_the_next_query_gets_the_new_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    roll_out(dir.path(), "scale.onnx", &scale_model(1.0));
+    let ctx = context(dir.path());
+    assert_eq!(embedded(&ctx).await, [1.0, 2.0, 3.0]);
+    let (old_hash, error) = listing(&ctx).await;
+    assert_eq!(error, None);
+
+    // Planned (the model pinned to its content), then the file is replaced, then run.
+    let planned = ctx
+        .sql(QUERY)
+        .await
+        .expect("planned")
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
+    roll_out(dir.path(), "scale.onnx", &scale_model(10.0));
+    let running = datafusion::physical_plan::collect(planned, ctx.task_ctx())
+        .await
+        .expect("a planned query outlives the replacement of its model");
+    assert_eq!(
+        first_values(&running),
+        [1.0, 2.0, 3.0],
+        "the version it was planned with"
+    );
+
+    assert_eq!(
+        embedded(&ctx).await,
+        [10.0, 20.0, 30.0],
+        "the next query gets the new version"
+    );
+    let (new_hash, error) = listing(&ctx).await;
+    assert_eq!(error, None);
+    assert!(
+        new_hash.is_some() && new_hash != old_hash,
+        "{old_hash:?} → {new_hash:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_replacement_is_refused_while_the_last_good_version_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    roll_out(dir.path(), "scale.onnx", &scale_model(2.0));
+    let ctx = context(dir.path());
+    assert_eq!(embedded(&ctx).await, [2.0, 4.0, 6.0]);
+    let (good_hash, _) = listing(&ctx).await;
+
+    let good = scale_model(3.0);
+    let broken: [(&str, &str, Vec<u8>, &str); 3] = [
+        (
+            "a manifest that disagrees with the graph",
+            "scale.json",
+            br#"{"output": {"width": 16}}"#.to_vec(),
+            "width 16",
+        ),
+        (
+            "truncated",
+            "scale.onnx",
+            good[..good.len() / 2].to_vec(),
+            "ONNX Runtime cannot load it",
+        ),
+        (
+            "not ONNX",
+            "scale.onnx",
+            b"these are not the bytes of a model".to_vec(),
+            "ONNX Runtime cannot load it",
+        ),
+    ];
+    for (what, file, bytes, reason) in broken {
+        roll_out(dir.path(), file, &bytes);
+        assert_eq!(
+            embedded(&ctx).await,
+            [2.0, 4.0, 6.0],
+            "{what}: the last good version serves"
+        );
+        let (hash, error) = listing(&ctx).await;
+        assert_eq!(hash, good_hash, "{what}: tabssl_models() lists the version that serves");
+        let error = error.unwrap_or_default();
+        assert!(error.contains("refused") && error.contains(reason), "{what}: {error}");
+        if file == "scale.json" {
+            std::fs::remove_file(dir.path().join(file)).expect("manifest removed");
+        }
+    }
+
+    roll_out(dir.path(), "scale.onnx", &good);
+    assert_eq!(embedded(&ctx).await, [3.0, 6.0, 9.0], "a good replacement loads");
+    assert_eq!(listing(&ctx).await.1, None, "and clears the refusal");
+
+    std::fs::remove_file(dir.path().join("scale.onnx")).expect("model deleted");
+    let error = error_of(&ctx, QUERY).await;
+    assert!(
+        error.contains("scale"),
+        "a deleted model fails new queries, naming it: {error}"
+    );
+}
