@@ -157,3 +157,99 @@ async fn a_broken_replacement_is_refused_while_the_last_good_version_serves() {
         "a deleted model fails new queries, naming it: {error}"
     );
 }
+
+/// The text values of `sql`'s first column (one batch).
+async fn metadata_of(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let batches = run(ctx, sql).await;
+    let column = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Utf8).expect("text");
+    let column = column.as_string::<i32>();
+    (0..column.len()).map(|row| column.value(row).to_string()).collect()
+}
+
+#[tokio::test]
+async fn every_embedding_names_its_model_version_in_sql_and_in_parquet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    std::fs::create_dir(&lake).expect("lake directory");
+    roll_out(dir.path(), "scale.onnx", &scale_model(1.0));
+    let ctx = context(dir.path());
+    let (first_hash, _) = listing(&ctx).await;
+
+    let batches = run(&ctx, &QUERY.replace("FROM", "AS e FROM")).await;
+    let field = batches[0].schema().field(0).clone();
+    assert_eq!(field.metadata().get("tabssl.model").map(String::as_str), Some("scale"));
+    assert_eq!(field.metadata().get("tabssl.model.sha256"), first_hash.as_ref());
+
+    let copy = |file: &str| {
+        format!(
+            "COPY (SELECT value, embed('scale', CAST(value AS FLOAT), 1.0) AS e FROM generate_series(1, 3)) TO '{}'",
+            lake.join(file).display()
+        )
+    };
+    run(&ctx, &copy("v1.parquet")).await;
+    roll_out(dir.path(), "scale.onnx", &scale_model(5.0));
+    run(&ctx, &copy("v2.parquet")).await;
+    let (second_hash, _) = listing(&ctx).await;
+    assert_ne!(first_hash, second_hash);
+
+    run(&ctx, "SET datafusion.execution.parquet.skip_metadata = false").await;
+    for (table, hash) in [("v1", &first_hash), ("v2", &second_hash)] {
+        let location = lake.join(format!("{table}.parquet"));
+        run(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{}'",
+                location.display()
+            ),
+        )
+        .await;
+        let sql = format!("SELECT arrow_metadata(e, 'tabssl.model.sha256') FROM {table}");
+        assert_eq!(
+            metadata_of(&ctx, &sql).await,
+            vec![hash.clone().expect("hash"); 3],
+            "{table}"
+        );
+    }
+    // Read as one table, files of two versions disagree on the field's metadata.
+    let lake_table = format!(
+        "CREATE EXTERNAL TABLE lake STORED AS PARQUET LOCATION '{}/'",
+        lake.display()
+    );
+    let error = error_of(&ctx, &lake_table).await;
+    assert!(error.contains("conflicting metadata"), "{error}");
+
+    // For readers that drop or merge field metadata: the hash as an ordinary column.
+    let lineage = dir.path().join("lineage");
+    std::fs::create_dir(&lineage).expect("lineage directory");
+    let copy_with_column = |file: &str| {
+        format!(
+            "COPY (SELECT value, e, arrow_metadata(e, 'tabssl.model.sha256') AS e_model FROM \
+             (SELECT value, embed('scale', CAST(value AS FLOAT), 1.0) AS e FROM generate_series(1, 3))) TO '{}'",
+            lineage.join(file).display()
+        )
+    };
+    run(&ctx, &copy_with_column("v2.parquet")).await;
+    roll_out(dir.path(), "scale.onnx", &scale_model(7.0));
+    run(&ctx, &copy_with_column("v3.parquet")).await;
+    let (third_hash, _) = listing(&ctx).await;
+    run(&ctx, "SET datafusion.execution.parquet.skip_metadata = true").await;
+    run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE lineage STORED AS PARQUET LOCATION '{}/'",
+            lineage.display()
+        ),
+    )
+    .await;
+    let sql = "SELECT e_model || ':' || CAST(count(*) AS VARCHAR) || ':' || CAST(sum(e[1]) AS VARCHAR) \
+               FROM lineage GROUP BY e_model ORDER BY min(e[1])";
+    let expected = [
+        format!("{}:3:30.0", second_hash.expect("hash")),
+        format!("{}:3:42.0", third_hash.expect("hash")),
+    ];
+    assert_eq!(
+        metadata_of(&ctx, sql).await,
+        expected,
+        "rows of each version, told apart by the column"
+    );
+}

@@ -34,7 +34,7 @@ pub use registry::ModelRegistry;
 pub use runtime::{ActiveProvider, Flavor, ORT_VERSION, Runtime, RuntimeLocator, runtime, set_locator};
 pub use spread::{RULE_NAME, with_spread_inference, without_spread_inference};
 pub use tabssl_functions::options::{InferenceSettings, Provider, TabsslOptions};
-pub use udf::{InferenceKind, InferenceUdf, embed_udf, predict_udf};
+pub use udf::{InferenceKind, InferenceUdf, MODEL_NAME_KEY, MODEL_SHA256_KEY, embed_udf, predict_udf};
 
 // What the modules share from the functions crate, under the paths they use.
 use tabssl_functions::{Error, Result, literal, options};

@@ -65,6 +65,12 @@ pub struct InferenceUdf {
     worker: Option<String>,
 }
 
+/// Field metadata key of an `embed`/`predict` output: the name of the model that made it.
+pub const MODEL_NAME_KEY: &str = "tabssl.model";
+/// Field metadata key of an `embed`/`predict` output: the content hash (SHA-256 of the
+/// `.onnx` and manifest bytes, as `tabssl_models()` lists it) of the version that made it.
+pub const MODEL_SHA256_KEY: &str = "tabssl.model.sha256";
+
 /// What separates a model name from the content hash it is pinned to:
 /// `'adult_vime@sha256:<64 hex digits>'`.
 pub const PIN: &str = "@sha256:";
@@ -238,11 +244,13 @@ impl ScalarUDFImpl for InferenceUdf {
         let arg_types: Vec<DataType> = features.iter().map(|f| f.data_type().clone()).collect();
         let name = args.scalar_arguments.first().copied().flatten();
         let (model, _) = self.model_for(name, &arg_types, true)?;
-        Ok(Arc::new(Field::new(
-            self.name(),
-            self.output_type(model.spec.width)?,
-            true,
-        )))
+        let lineage = HashMap::from([
+            (MODEL_NAME_KEY.to_string(), model.files.name.clone()),
+            (MODEL_SHA256_KEY.to_string(), model.content_hash.clone()),
+        ]);
+        Ok(Arc::new(
+            Field::new(self.name(), self.output_type(model.spec.width)?, true).with_metadata(lineage),
+        ))
     }
 
     /// Pins the model to its content: `'name'` becomes `'name@sha256:<hash>'` while the
