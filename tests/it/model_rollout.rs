@@ -14,7 +14,7 @@ use tabssl::onnx::{Dim, ElemType, GraphBuilder};
 use crate::common::{context, error_of, run};
 
 /// The bytes of model `scale`: `y = x * factor`, `x` a `[N, 2]` float32 input.
-fn scale_model(factor: f32) -> Vec<u8> {
+pub fn scale_model(factor: f32) -> Vec<u8> {
     let mut g = GraphBuilder::new();
     let x = g.input("x", ElemType::Float, vec![Dim::Named("N".into()), Dim::Fixed(2)]);
     let factor = g.constant_f32("factor", vec![], vec![factor]);
@@ -26,7 +26,7 @@ fn scale_model(factor: f32) -> Vec<u8> {
 
 /// Replaces `name` in the registry the way the roll-out recipe says: written beside it
 /// under a temporary name, then renamed over it.
-fn roll_out(dir: &Path, name: &str, bytes: &[u8]) {
+pub fn roll_out(dir: &Path, name: &str, bytes: &[u8]) {
     let staged = dir.join(format!(".{name}.staged"));
     std::fs::write(&staged, bytes).expect("staged model written");
     std::fs::rename(&staged, dir.join(name)).expect("model renamed in");

@@ -8,4 +8,5 @@ mod exchange;
 mod harness;
 mod load;
 mod queries;
+mod rollout;
 mod security;
