@@ -154,6 +154,19 @@ fn part_rows(dir: &Path) -> Vec<(i64, String, Vec<f32>)> {
             .unwrap_or_else(|e| panic!("{name} is not a complete Parquet file: {e}"))
             .build()
             .expect("reader");
+        // Lineage: each part names the model version behind its embeddings.
+        let schema = arrow::array::RecordBatchReader::schema(&reader);
+        let lineage = schema.field_with_name("e").expect("embedding column").metadata();
+        assert_eq!(
+            lineage.get("tabssl.model").map(String::as_str),
+            Some("mlp_packed"),
+            "{name}"
+        );
+        let hash = lineage.get("tabssl.model.sha256").map_or("", String::as_str);
+        assert!(
+            hash.len() == 64 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{name}: {hash:?}"
+        );
         for batch in reader {
             rows.extend(batch_rows(&batch.expect("batch")));
         }
