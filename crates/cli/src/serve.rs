@@ -60,6 +60,13 @@ pub struct ServeArgs {
     /// Rows a session may hold in ingested tables (and bind as parameters at once).
     #[arg(long, value_name = "ROWS", default_value_t = Limits::default().max_ingest_rows)]
     max_ingest_rows: usize,
+    /// Client connections held at once; one more is closed as soon as it is accepted.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may send nothing while it runs no call before the server closes
+    /// it (its session and ingested tables with it).
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().idle_timeout.as_secs_f64())]
+    idle_timeout: f64,
     /// Seconds running calls may take after SIGTERM before they are cut off.
     #[arg(long, value_name = "SECONDS", default_value_t = ServeOptions::default().grace.as_secs_f64())]
     grace: f64,
@@ -95,6 +102,8 @@ impl ServeArgs {
             query_timeout: seconds("--query-timeout", self.query_timeout)?,
             max_message_bytes: self.max_message_bytes,
             max_ingest_rows: self.max_ingest_rows,
+            max_connections: self.max_connections,
+            idle_timeout: seconds("--idle-timeout", self.idle_timeout)?,
         };
         limits.check()?;
         Ok(ServeOptions {

@@ -39,6 +39,10 @@ pub enum Setting {
     MaxMessageBytes,
     /// The most rows a client may ingest in one call.
     MaxIngestRows,
+    /// The client connections a server holds at once.
+    MaxConnections,
+    /// How long a server keeps a connection that sends nothing and runs no call.
+    IdleTimeout,
     /// The bearer tokens a server accepts.
     Tokens,
     /// A server's TLS certificate and key.
@@ -83,6 +87,8 @@ impl Setting {
             Self::QueryTimeout => "query_timeout",
             Self::MaxMessageBytes => "max_message_bytes",
             Self::MaxIngestRows => "max_ingest_rows",
+            Self::MaxConnections => "max_connections",
+            Self::IdleTimeout => "idle_timeout",
             Self::Tokens => "tokens",
             Self::Tls => "tls",
             Self::SetupSql => "statements run on the server's context before serve",
@@ -115,6 +121,8 @@ impl Setting {
             Self::QueryTimeout => "--query-timeout",
             Self::MaxMessageBytes => "--max-message-bytes",
             Self::MaxIngestRows => "--max-ingest-rows",
+            Self::MaxConnections => "--max-connections",
+            Self::IdleTimeout => "--idle-timeout",
             Self::Tokens => "--token-file or TABSSL_TOKEN",
             Self::Tls => "--tls-cert and --tls-key",
             Self::SetupSql => "--sql-file",

@@ -1,9 +1,10 @@
 //! What every client call runs under: a slot among `max_concurrent_queries`, a deadline,
 //! and a log line when it ends (peer, SQL hash, rows, milliseconds, outcome).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -22,6 +23,37 @@ pub struct Admission {
     slots: Arc<Semaphore>,
     limits: Limits,
     running: Arc<AtomicUsize>,
+    in_flight: Arc<CallsInFlight>,
+}
+
+/// The calls each client connection is running, so an idle connection is told apart
+/// from one waiting for a slow answer.
+#[derive(Debug, Default)]
+pub struct CallsInFlight(Mutex<HashMap<SocketAddr, usize>>);
+
+impl CallsInFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start(&self, peer: SocketAddr) {
+        *self.lock().entry(peer).or_default() += 1;
+    }
+
+    fn end(&self, peer: SocketAddr) {
+        let mut calls = self.lock();
+        if let Some(count) = calls.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                calls.remove(&peer);
+            }
+        }
+    }
+
+    /// Whether the connection from `peer` runs a call.
+    pub fn any(&self, peer: SocketAddr) -> bool {
+        self.lock().contains_key(&peer)
+    }
 }
 
 impl Admission {
@@ -31,7 +63,13 @@ impl Admission {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_queries)),
             limits,
             running: Arc::new(AtomicUsize::new(0)),
+            in_flight: Arc::default(),
         }
+    }
+
+    /// The calls each connection is running.
+    pub fn in_flight(&self) -> Arc<CallsInFlight> {
+        Arc::clone(&self.in_flight)
     }
 
     /// The limits calls run under.
@@ -66,9 +104,13 @@ impl Admission {
                 ))
             })?;
         self.running.fetch_add(1, Ordering::Relaxed);
+        if let Some(peer) = call.peer {
+            self.in_flight.start(peer);
+        }
         Ok(Call {
             _permit: permit,
             running: Arc::clone(&self.running),
+            in_flight: Arc::clone(&self.in_flight),
             deadline: tokio::time::Instant::now() + limits.query_timeout,
             timeout: limits.query_timeout,
             log: call,
@@ -140,6 +182,7 @@ impl Drop for CallLog {
 pub struct Call {
     _permit: OwnedSemaphorePermit,
     running: Arc<AtomicUsize>,
+    in_flight: Arc<CallsInFlight>,
     deadline: tokio::time::Instant,
     timeout: Duration,
     /// The call's log line.
@@ -149,6 +192,9 @@ pub struct Call {
 impl Drop for Call {
     fn drop(&mut self) {
         self.running.fetch_sub(1, Ordering::Relaxed);
+        if let Some(peer) = self.log.peer {
+            self.in_flight.end(peer);
+        }
     }
 }
 

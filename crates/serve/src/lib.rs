@@ -50,6 +50,11 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Rows a session may hold in ingested tables (and bind as parameters at once).
     pub max_ingest_rows: usize,
+    /// Client connections held at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a connection may send nothing while it runs no call before the server
+    /// closes it (and drops its session and ingested tables).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -61,6 +66,8 @@ impl Default for Limits {
             query_timeout: Duration::from_secs(300),
             max_message_bytes: 64 << 20,
             max_ingest_rows: 10_000_000,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -81,6 +88,8 @@ impl Limits {
             (Setting::QueryTimeout, self.query_timeout.is_zero(), "positive"),
             (Setting::MaxMessageBytes, self.max_message_bytes < 1024, "at least 1024"),
             (Setting::MaxIngestRows, self.max_ingest_rows == 0, "positive"),
+            (Setting::MaxConnections, self.max_connections == 0, "positive"),
+            (Setting::IdleTimeout, self.idle_timeout.is_zero(), "positive"),
         ];
         match too_small.iter().find(|(_, bad, _)| *bad) {
             Some((setting, _, expected)) => Err(Error::invalid(format!("{setting} must be {expected}"))),

@@ -695,7 +695,12 @@ pub async fn serve(
     }
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<FlightServiceServer<TabsslFlightSql>>().await;
-    let incoming = listener::incoming(listener, Arc::clone(&service.sessions));
+    let incoming = listener::incoming(
+        listener,
+        Arc::clone(&service.sessions),
+        service.admission.in_flight(),
+        &options.limits,
+    );
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(options.limits.max_message_bytes)
         .max_encoding_message_size(options.limits.max_message_bytes);

@@ -276,3 +276,71 @@ async fn shutdown_under_load_loses_no_completed_answer() {
         stopping.elapsed()
     );
 }
+
+/// Reads from a raw connection until the server closes it; `false` if it stays open for
+/// `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // The server's HTTP/2 preface or a GOAWAY: keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_capped_and_closed_but_a_waiting_call_keeps_its_own() {
+    let server = Server::start_with(ServeOptions {
+        limits: Limits {
+            max_connections: 3,
+            idle_timeout: Duration::from_millis(400),
+            ..Limits::default()
+        },
+        ..options()
+    })
+    .await;
+    // Three silent connections take every slot: the fourth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(server.address).await.expect("connects"));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut extra = tokio::net::TcpStream::connect(server.address)
+        .await
+        .expect("the kernel accepts");
+    assert!(
+        closed_within(&mut extra, Duration::from_millis(300)).await,
+        "a connection past max_connections is closed at once"
+    );
+    // The silent ones are closed after the idle timeout, which frees their slots.
+    for stream in &mut idle {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).await,
+            "an idle connection is closed"
+        );
+    }
+    let mut client = server.client().await;
+    assert_eq!(
+        query(&mut client, "SELECT 1 AS one").await.num_rows(),
+        1,
+        "slots were freed"
+    );
+    drop(client);
+
+    // A call waiting for its input sends nothing for longer than the idle timeout, and
+    // its connection stays open: the exchange finishes with every row.
+    let (mut output, release) = held_exchange(&server).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    drop(release);
+    let mut rest = 0;
+    while let Some(batch) = output.next().await {
+        rest += batch.expect("the exchange survives the idle timeout").num_rows();
+    }
+    assert_eq!(rest, 0, "every row came with the first batch");
+    server.stop().await;
+}
