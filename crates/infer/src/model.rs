@@ -115,8 +115,14 @@ struct Slot {
     refused: Option<(Stamps, String)>,
 }
 
-/// Loaded models by (`.onnx` path, settings): every partition and query shares one.
-static CACHE: LazyLock<Mutex<HashMap<(PathBuf, InferenceSettings), Slot>>> = LazyLock::new(Mutex::default);
+/// A model file under one set of settings: its `.onnx` path and the settings.
+type SlotKey = (PathBuf, InferenceSettings);
+
+/// Loaded models: every partition and query shares one.
+static CACHE: LazyLock<Mutex<HashMap<SlotKey, Slot>>> = LazyLock::new(Mutex::default);
+
+/// One lock per model file and settings, held while that model loads.
+static LOADERS: LazyLock<Mutex<HashMap<SlotKey, Arc<Mutex<()>>>>> = LazyLock::new(Mutex::default);
 
 /// Returns model `name` from the registry in `settings`, loading it on first use and again
 /// when its files change on disk.
@@ -144,16 +150,34 @@ pub fn load_model_status(settings: &InferenceSettings, name: &str) -> Result<(Ar
     let stamps = Stamps::of(&files)?;
     let key = (stamps.onnx.path.clone(), settings.clone());
     let lock = || CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(slot) = lock().get(&key) {
+    let cached = || {
+        let cache = lock();
+        let slot = cache.get(&key)?;
         match (&slot.current, &slot.refused) {
-            (Some((loaded, model)), _) if *loaded == stamps => return Ok((Arc::clone(model), None)),
+            (Some((loaded, model)), _) if *loaded == stamps => Some((Arc::clone(model), None)),
             (Some((_, model)), Some((refused, why))) if *refused == stamps => {
-                return Ok((Arc::clone(model), Some(why.clone())));
+                Some((Arc::clone(model), Some(why.clone())))
             }
-            _ => {}
+            _ => None,
         }
+    };
+    if let Some(found) = cached() {
+        return Ok(found);
     }
-    // Loaded without the lock: other models, and this one's current version, keep serving.
+    // One load per model file at a time: queries planned meanwhile wait for it instead of
+    // loading the same version again. Loaded without the cache's lock, so other models, and
+    // this one's current version in running queries, keep serving.
+    let loader = Arc::clone(
+        LOADERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default(),
+    );
+    let _loading = loader.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = cached() {
+        return Ok(found);
+    }
     let opened = LoadedModel::open(files.clone(), settings);
     let mut cache = lock();
     let slot = cache.entry(key).or_default();
