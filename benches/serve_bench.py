@@ -86,13 +86,13 @@ def timed_process(command):
     return seconds, usage.ru_utime + usage.ru_stime
 
 
-def start_server(tabssl, work, extra):
+def start_server(tabssl, work, extra, models=os.path.join(ROOT, "models")):
     tokens = os.path.join(work, "tokens.txt")
     with open(tokens, "w") as f:
         f.write(TOKEN + "\n")
     log = open(os.path.join(work, "server.log"), "w+")
     process = subprocess.Popen(
-        [tabssl, "serve", "--listen", "127.0.0.1:0", "--models", os.path.join(ROOT, "models"),
+        [tabssl, "serve", "--listen", "127.0.0.1:0", "--models", models,
          "--token-file", tokens, *extra], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 60
     while time.time() < deadline:
