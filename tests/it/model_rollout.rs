@@ -2,7 +2,8 @@
 //! temporary name, then renamed in) is used by the queries planned after the change, a
 //! query already planned finishes with the version it was planned with, a replacement that
 //! does not load leaves the last good version serving (and says why in `tabssl_models()`),
-//! and a deleted model fails new queries with a clear error.
+//! a running `tabssl stream` (one query) keeps its version to its end, and a deleted model
+//! fails new queries with a clear error. Every output names the version that made it.
 
 use std::path::Path;
 
@@ -251,5 +252,74 @@ async fn every_embedding_names_its_model_version_in_sql_and_in_parquet() {
         metadata_of(&ctx, sql).await,
         expected,
         "rows of each version, told apart by the column"
+    );
+}
+
+/// Reads NDJSON lines from the stream's stdout until `count` rows came; returns each row's
+/// `x` and first embedding value.
+fn read_rows(lines: &mut impl Iterator<Item = std::io::Result<String>>, count: usize) -> Vec<(f64, f64)> {
+    (0..count)
+        .map(|_| {
+            let line = lines.next().expect("a row").expect("a line");
+            let row: serde_json::Value = serde_json::from_str(&line).expect("NDJSON");
+            (row["x"].as_f64().expect("x"), row["e"][0].as_f64().expect("e[0]"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_running_stream_keeps_its_version_through_good_and_broken_replacements() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    roll_out(dir.path(), "scale.onnx", &scale_model(1.0));
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"fields": [{"name": "x", "type": "Float64"}]}"#).expect("schema");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tabssl"))
+        .args(["stream", "--models", &dir.path().display().to_string()])
+        .args(["--schema", &schema.display().to_string(), "--batch-ms", "20"])
+        .args([
+            "--sql",
+            "SELECT x, embed('scale', CAST(x AS FLOAT), 1.0) AS e FROM input",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tabssl stream starts");
+    // A stream that stops answering is killed, so the reads below end instead of hanging.
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+        }
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut send = |from: usize| {
+        let text: String = (from..from + 5).map(|x| format!("{{\"x\": {x}}}\n")).collect();
+        stdin.write_all(text.as_bytes()).expect("written");
+        stdin.flush().expect("flushed");
+    };
+    let mut rows = Vec::new();
+    send(1);
+    rows.extend(read_rows(&mut lines, 5));
+    roll_out(dir.path(), "scale.onnx", &scale_model(10.0));
+    send(6);
+    rows.extend(read_rows(&mut lines, 5));
+    roll_out(dir.path(), "scale.onnx", b"garbage");
+    send(11);
+    rows.extend(read_rows(&mut lines, 5));
+    drop(send);
+    drop(stdin);
+    let output = child.wait_with_output().expect("the stream ends");
+    let _ = finished.send(());
+    watchdog.join().expect("watchdog");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let expected: Vec<(f64, f64)> = (1..=15).map(|x| (f64::from(x), f64::from(x))).collect();
+    assert_eq!(
+        rows, expected,
+        "every row embedded by the version the stream started with"
     );
 }
