@@ -310,7 +310,6 @@ fn a_running_stream_keeps_its_version_through_good_and_broken_replacements() {
     roll_out(dir.path(), "scale.onnx", b"garbage");
     send(11);
     rows.extend(read_rows(&mut lines, 5));
-    drop(send);
     drop(stdin);
     let output = child.wait_with_output().expect("the stream ends");
     let _ = finished.send(());
