@@ -322,3 +322,30 @@ fn a_running_stream_keeps_its_version_through_good_and_broken_replacements() {
         "every row embedded by the version the stream started with"
     );
 }
+
+#[tokio::test]
+async fn a_plan_pinned_to_the_version_just_replaced_still_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    roll_out(dir.path(), "scale.onnx", &scale_model(1.0));
+    let ctx = context(dir.path());
+    assert_eq!(embedded(&ctx).await, [1.0, 2.0, 3.0]);
+    let first = listing(&ctx).await.0.expect("hash");
+    roll_out(dir.path(), "scale.onnx", &scale_model(2.0));
+    assert_eq!(embedded(&ctx).await, [2.0, 4.0, 6.0]);
+    let second = listing(&ctx).await.0.expect("hash");
+
+    // What a coordinator not yet rolled out sends a worker: the name pinned to its version.
+    let pinned = |hash: &str| QUERY.replace("'scale'", &format!("'scale@sha256:{hash}'"));
+    assert_eq!(first_values(&run(&ctx, &pinned(&first)).await), [1.0, 2.0, 3.0]);
+    assert_eq!(first_values(&run(&ctx, &pinned(&second)).await), [2.0, 4.0, 6.0]);
+
+    // One version back is kept, not more.
+    roll_out(dir.path(), "scale.onnx", &scale_model(3.0));
+    assert_eq!(embedded(&ctx).await, [3.0, 6.0, 9.0]);
+    assert_eq!(first_values(&run(&ctx, &pinned(&second)).await), [2.0, 4.0, 6.0]);
+    let error = error_of(&ctx, &pinned(&first)).await;
+    assert!(
+        error.contains(&first),
+        "a version no longer held is refused, naming it: {error}"
+    );
+}

@@ -113,6 +113,9 @@ struct Slot {
     current: Option<(Stamps, Arc<LoadedModel>)>,
     /// Files that failed to load while `current` keeps serving, and why.
     refused: Option<(Stamps, String)>,
+    /// The version `current` replaced, kept for plans pinned to it (a coordinator not yet
+    /// rolled out, a query planned just before the replacement).
+    previous: Option<Arc<LoadedModel>>,
 }
 
 /// A model file under one set of settings: its `.onnx` path and the settings.
@@ -195,7 +198,10 @@ pub fn load_model_status(settings: &InferenceSettings, name: &str) -> Result<(Ar
                         old.content_hash
                     );
                 }
-                slot.current = Some((stamps, Arc::clone(&model)));
+                let replaced = slot.current.replace((stamps, Arc::clone(&model)));
+                if let Some((_, old)) = replaced.filter(|(_, old)| old.content_hash != model.content_hash) {
+                    slot.previous = Some(old);
+                }
                 slot.refused = None;
             }
             Ok((model, None))
@@ -215,6 +221,27 @@ pub fn load_model_status(settings: &InferenceSettings, name: &str) -> Result<(Ar
             None => Err(error),
         },
     }
+}
+
+/// Model `name` at the version with content hash `sha256`: the one on disk, or the version
+/// it replaced while that is still held in memory (so a plan pinned to it, from a
+/// coordinator whose registry is not yet rolled out, still runs). `Ok(None)` when neither
+/// has that hash.
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_version(settings: &InferenceSettings, name: &str, sha256: &str) -> Result<Option<Arc<LoadedModel>>> {
+    let (current, _) = load_model_status(settings, name)?;
+    if current.content_hash == sha256 {
+        return Ok(Some(current));
+    }
+    let key = (FileStamp::of(&current.files.onnx)?.path, settings.clone());
+    let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(cache
+        .get(&key)
+        .and_then(|slot| slot.previous.as_ref())
+        .filter(|previous| previous.content_hash == sha256)
+        .map(Arc::clone))
 }
 
 /// SHA-256, in lowercase hex, of the `.onnx` file's bytes followed by the manifest's bytes

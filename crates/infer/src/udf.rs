@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-use super::model::{LoadedModel, load_model};
+use super::model::{LoadedModel, load_model, load_model_version};
 use super::spec::Arguments;
 use super::tensors::{embedding_array, prediction_array};
 use crate::Error;
@@ -60,7 +60,9 @@ pub struct InferenceUdf {
     signature: Signature,
     /// Models resolved while planning, reused by every batch so execution does not touch
     /// the file system; planning resolves an unpinned name afresh and replaces the entry.
-    planned: Mutex<HashMap<String, Arc<LoadedModel>>>,
+    /// One entry per model (keyed by its name without a pin: the name as written, and the
+    /// model), so a long-lived function never holds more than one version of a model.
+    planned: Mutex<HashMap<String, (String, Arc<LoadedModel>)>>,
     /// On a distributed worker, its name (for errors).
     worker: Option<String>,
 }
@@ -135,12 +137,19 @@ impl InferenceUdf {
             .map_or_else(|| "in this process".to_string(), |worker| format!("on worker {worker}"))
     }
 
-    /// Loads `model` from the registry; a pinned model must have the pinned content hash.
+    /// Loads `model` from the registry; a pinned model must have the pinned content hash
+    /// (the version on disk, or the one it replaced while that is still in memory).
     fn load(&self, model: &str, pin: Option<&str>) -> Result<Arc<LoadedModel>> {
-        let loaded = load_model(&self.settings, model).map_err(|error| match &self.worker {
+        let on_worker = |error: Error| match &self.worker {
             Some(worker) => Error::invalid(format!("on worker {worker}: {error}")),
             None => error,
-        })?;
+        };
+        if let Some(planned) = pin
+            && let Some(pinned) = load_model_version(&self.settings, model, planned).map_err(on_worker)?
+        {
+            return Ok(pinned);
+        }
+        let loaded = load_model(&self.settings, model).map_err(on_worker)?;
         match pin {
             Some(planned) if planned != loaded.content_hash => Err(Error::ModelMismatch {
                 model: model.to_string(),
@@ -176,11 +185,11 @@ impl InferenceUdf {
         let mut planned = self.planned.lock().unwrap_or_else(PoisonError::into_inner);
         let (base, pin) = split_pin(name);
         // A pinned name keeps the version planning pinned, also when it is planned again.
-        let model = match planned.get(name) {
-            Some(model) if !planning || pin.is_some() => Arc::clone(model),
+        let model = match planned.get(base) {
+            Some((written, model)) if written == name && (!planning || pin.is_some()) => Arc::clone(model),
             _ => {
                 let model = self.load(base, pin)?;
-                planned.insert(name.clone(), Arc::clone(&model));
+                planned.insert(base.to_string(), (name.clone(), Arc::clone(&model)));
                 model
             }
         };
@@ -273,7 +282,7 @@ impl ScalarUDFImpl for InferenceUdf {
         copy.planned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(pinned.clone(), model);
+            .insert(name, (pinned.clone(), model));
         args[0] = Expr::Literal(ScalarValue::Utf8(Some(pinned)), None);
         let udf = Arc::new(ScalarUDF::new_from_impl(copy));
         Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
