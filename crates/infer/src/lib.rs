@@ -24,7 +24,7 @@ pub(crate) mod tensors;
 pub(crate) mod udf;
 
 pub use manifest::Manifest;
-pub use model::{LoadedModel, content_hash, load_model, load_model_status, load_model_version};
+pub use model::{LoadedModel, content_hash, load_model, load_model_status, replaced_version};
 pub use models_table::{ModelsTableFunction, models_table};
 pub use registration::{
     aggregate_functions, new_context, new_context_with_config, register, register_all, run_statements,

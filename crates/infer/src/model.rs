@@ -81,12 +81,17 @@ impl FileStamp {
         #[cfg(not(unix))]
         let inode = None;
         Ok(Self {
-            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            path: canonical(path),
             len: meta.len(),
             modified: meta.modified().ok(),
             inode,
         })
     }
+}
+
+/// `path` with symbolic links and `..` resolved (as it is when it cannot be): the cache key.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The stamps of a model's files as they are on disk.
@@ -223,25 +228,18 @@ pub fn load_model_status(settings: &InferenceSettings, name: &str) -> Result<(Ar
     }
 }
 
-/// Model `name` at the version with content hash `sha256`: the one on disk, or the version
-/// it replaced while that is still held in memory (so a plan pinned to it, from a
-/// coordinator whose registry is not yet rolled out, still runs). `Ok(None)` when neither
-/// has that hash.
-///
-/// # Errors
-/// As [`load_model`].
-pub fn load_model_version(settings: &InferenceSettings, name: &str, sha256: &str) -> Result<Option<Arc<LoadedModel>>> {
-    let (current, _) = load_model_status(settings, name)?;
-    if current.content_hash == sha256 {
-        return Ok(Some(current));
-    }
-    let key = (FileStamp::of(&current.files.onnx)?.path, settings.clone());
+/// The version that `current` (as [`load_model`] returned it) replaced, when its content
+/// hash is `sha256` and it is still held in memory: so a plan pinned to it (from a
+/// coordinator whose registry is not yet rolled out) still runs.
+pub fn replaced_version(settings: &InferenceSettings, current: &LoadedModel, sha256: &str) -> Option<Arc<LoadedModel>> {
+    let key = (canonical(&current.files.onnx), settings.clone());
     let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(cache
-        .get(&key)
-        .and_then(|slot| slot.previous.as_ref())
+    cache
+        .get(&key)?
+        .previous
+        .as_ref()
         .filter(|previous| previous.content_hash == sha256)
-        .map(Arc::clone))
+        .map(Arc::clone)
 }
 
 /// SHA-256, in lowercase hex, of the `.onnx` file's bytes followed by the manifest's bytes

@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
-use super::model::{LoadedModel, load_model, load_model_version};
+use super::model::{LoadedModel, load_model, replaced_version};
 use super::spec::Arguments;
 use super::tensors::{embedding_array, prediction_array};
 use crate::Error;
@@ -140,25 +140,22 @@ impl InferenceUdf {
     /// Loads `model` from the registry; a pinned model must have the pinned content hash
     /// (the version on disk, or the one it replaced while that is still in memory).
     fn load(&self, model: &str, pin: Option<&str>) -> Result<Arc<LoadedModel>> {
-        let on_worker = |error: Error| match &self.worker {
+        let loaded = load_model(&self.settings, model).map_err(|error| match &self.worker {
             Some(worker) => Error::invalid(format!("on worker {worker}: {error}")),
             None => error,
-        };
-        if let Some(planned) = pin
-            && let Some(pinned) = load_model_version(&self.settings, model, planned).map_err(on_worker)?
-        {
-            return Ok(pinned);
-        }
-        let loaded = load_model(&self.settings, model).map_err(on_worker)?;
+        })?;
         match pin {
-            Some(planned) if planned != loaded.content_hash => Err(Error::ModelMismatch {
-                model: model.to_string(),
-                location: self.location(),
-                planned: planned.to_string(),
-                local: loaded.content_hash.clone(),
-                path: loaded.files.onnx.display().to_string(),
-            }
-            .into()),
+            Some(planned) if planned != loaded.content_hash => replaced_version(&self.settings, &loaded, planned)
+                .ok_or_else(|| {
+                    Error::ModelMismatch {
+                        model: model.to_string(),
+                        location: self.location(),
+                        planned: planned.to_string(),
+                        local: loaded.content_hash.clone(),
+                        path: loaded.files.onnx.display().to_string(),
+                    }
+                    .into()
+                }),
             _ => Ok(loaded),
         }
     }

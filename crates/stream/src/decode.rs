@@ -326,7 +326,7 @@ impl RecordDecoder {
 
 /// Whether a JSON text nests arrays and objects deeper than `limit`. Counting the opening
 /// brackets first makes the common case (a flat record) one vectorised scan.
-pub fn json_nesting_exceeds(record: &[u8], limit: usize) -> bool {
+fn json_nesting_exceeds(record: &[u8], limit: usize) -> bool {
     if memchr::memchr2_iter(b'{', b'[', record).count() <= limit {
         return false;
     }
